@@ -1,0 +1,480 @@
+"""Typed configuration: discovery, `${ENV}` interpolation, strict validation.
+
+Every error names the file and the key path, e.g. `camctl.yaml: cameras.cam_2.transprot: unknown key`.
+Validation does no I/O beyond reading the file: cameras are not contacted here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NoReturn, cast
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import yaml
+
+from camctl.demo_spec import DemoSpec, parse_demo_url
+from camctl.errors import ConfigError
+from camctl.paths import default_data_dir
+from camctl.secrets import Secret, mask_url, redact
+from camctl.units import parse_duration, parse_size
+
+Transport = Literal["tcp", "udp", "auto"]
+TRANSPORTS: tuple[Transport, ...] = ("tcp", "udp", "auto")
+BUILTIN_DEMO = "<built-in demo config>"
+DEFAULT_TIMEOUT = 10.0
+
+_CAMERA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    id: str
+    url: str  # credentials removed; see connect_url()
+    username: str | None = None
+    password: Secret | None = None
+    transport: Transport = "tcp"
+    timeout: float = DEFAULT_TIMEOUT
+    name: str = ""
+    enabled: bool = True
+    analysis_fps: float | None = None
+    slug: str = ""
+
+    @property
+    def is_demo(self) -> bool:
+        return self.url.startswith("demo:")
+
+    @property
+    def demo(self) -> DemoSpec:
+        return parse_demo_url(self.url)
+
+    @property
+    def display_url(self) -> str:
+        """The URL for people and logs: the password is always masked."""
+        if self.is_demo:
+            return self.url
+        return mask_url(self.url, self.username, self.password is not None)
+
+    def connect_url(self) -> str:
+        """The URL handed to FFmpeg, credentials included: never print it."""
+        if self.is_demo or self.username is None:
+            return self.url
+        parts = urlsplit(self.url)
+        userinfo = quote(self.username, safe="")
+        if self.password is not None:
+            userinfo += ":" + quote(self.password.reveal(), safe="")
+        return urlunsplit((parts.scheme, f"{userinfo}@{parts.netloc}", parts.path, parts.query, ""))
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    max_age: float | None = 86400.0
+    max_bytes: int | None = None
+    min_free: int | None = 5 * 10**9
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    root: Path = field(default_factory=lambda: default_data_dir() / "recordings")
+    segment_seconds: float = 60.0
+    retention: RetentionConfig = RetentionConfig()
+
+
+@dataclass(frozen=True)
+class NatsConfig:
+    url: str | None = None  # None: camctl starts an embedded nats-server
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    listen: str = "0.0.0.0:8080"
+    public_url: str = "http://127.0.0.1:8080"
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]") or "0.0.0.0"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str  # the file it came from, or BUILTIN_DEMO
+    cameras: dict[str, CameraConfig]
+    storage: StorageConfig = StorageConfig()
+    nats: NatsConfig = NatsConfig()
+    http: HttpConfig = HttpConfig()
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        """Look a camera up by id or slug (`cam_1` or `cam1`)."""
+        for cam in self.cameras.values():
+            if camera_id in (cam.id, cam.slug):
+                return cam
+        known = ", ".join(self.cameras) or "none"
+        raise ConfigError(f"unknown camera {camera_id!r} (known: {known})")
+
+    def select(self, camera_ids: list[str] | None) -> list[CameraConfig]:
+        """The named cameras, or every enabled one when none are named."""
+        if camera_ids:
+            return [self.camera(c) for c in camera_ids]
+        return [c for c in self.cameras.values() if c.enabled]
+
+
+def find_config_file(explicit: Path | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """--config, then $CAMCTL_CONFIG, then ./camctl.yaml, then /etc/camctl/camctl.yaml; None: demo."""
+    env = os.environ if environ is None else environ
+    for named, how in ((explicit, "--config"), (env.get("CAMCTL_CONFIG") or None, "$CAMCTL_CONFIG")):
+        if named is not None:
+            path = Path(named)
+            if not path.is_file():
+                raise ConfigError(f"{path}: config file not found (given by {how})")
+            return path
+    for candidate in (Path("camctl.yaml"), Path("/etc/camctl/camctl.yaml")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(explicit: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if environ is None else environ
+    path = find_config_file(explicit, env)
+    if path is None:
+        return demo_config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    return parse_config(text, str(path), env)
+
+
+def demo_config() -> Config:
+    """Four synthetic cameras, no network, recordings in the user's data directory."""
+    patterns = ("testsrc2", "smptehdbars", "life", "testsrc")
+    cams = {
+        f"cam_{i}": CameraConfig(
+            id=f"cam_{i}",
+            url=f"demo:?size=1280x720&fps=15&pattern={patterns[i - 1]}",
+            name=f"Demo camera {i}",
+            slug=f"cam{i}",
+        )
+        for i in range(1, 5)
+    }
+    return Config(
+        source=BUILTIN_DEMO,
+        cameras=cams,
+        http=HttpConfig(listen="127.0.0.1:8080", public_url="http://127.0.0.1:8080"),
+    )
+
+
+def parse_config(text: str, source: str = "camctl.yaml", environ: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if environ is None else environ
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{source}: {where}{problem}") from None
+    return _Parser(source, env).config({} if data is None else data)
+
+
+class _Parser:
+    """Walks the parsed YAML, interpolating and checking each value against its key path."""
+
+    def __init__(self, source: str, environ: Mapping[str, str]) -> None:
+        self.source = source
+        self.environ = environ
+
+    def fail(self, path: str, message: str) -> NoReturn:
+        raise ConfigError(f"{self.source}: {path}: {message}" if path else f"{self.source}: {message}")
+
+    # --- generic readers -------------------------------------------------------------------
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping, got {_type_name(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                self.fail(path, f"keys must be strings, got {key!r}")
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                more = f" (did you mean {hint[0]}?)" if hint else f" (known: {', '.join(allowed)})"
+                self.fail(_join(path, key), "unknown key" + more)
+        return cast(dict[str, Any], value)
+
+    def text(self, value: Any, path: str) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.fail(path, f"expected a string, got {_type_name(value)}")
+        return self.interpolate(str(value), path) if isinstance(value, str) else str(value)
+
+    def optional_text(self, value: Any, path: str) -> str | None:
+        return None if value is None else self.text(value, path)
+
+    def number(self, value: Any, path: str, low: float, high: float) -> float:
+        raw = self.text(value, path) if isinstance(value, str) else value
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            number = float(raw)
+        except (TypeError, ValueError):
+            self.fail(path, f"expected a number, got {_type_name(value)} {value!r}")
+        if not low <= number <= high:
+            self.fail(path, f"{number:g} is out of range ({low:g} to {high:g})")
+        return number
+
+    def boolean(self, value: Any, path: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            text = self.interpolate(value, path).strip().lower()
+            if text in ("true", "yes", "on", "1"):
+                return True
+            if text in ("false", "no", "off", "0"):
+                return False
+        self.fail(path, f"expected true or false, got {value!r}")
+
+    def duration(self, value: Any, path: str) -> float | None:
+        if value is None:
+            return None
+        try:
+            return parse_duration(self.text(value, path))
+        except ValueError as exc:
+            self.fail(path, str(exc))
+
+    def size(self, value: Any, path: str) -> int | None:
+        if value is None:
+            return None
+        try:
+            return parse_size(self.text(value, path))
+        except ValueError as exc:
+            self.fail(path, str(exc))
+
+    def interpolate(self, text: str, path: str) -> str:
+        def replace(m: re.Match[str]) -> str:
+            if m[0] == "$$":
+                return "$"
+            name, default = m[1], m[2]
+            value = self.environ.get(name)
+            if value:
+                return value
+            if default is not None:
+                return default
+            if value is not None:
+                return value
+            self.fail(path, f"environment variable {name} is not set (use ${{{name}:-default}})")
+
+        return _ENV_REF.sub(replace, text)
+
+    # --- sections -------------------------------------------------------------------------
+
+    def config(self, data: Any) -> Config:
+        top = self.mapping(data, "", ("defaults", "cameras", "storage", "nats", "http"))
+        defaults = self.camera_defaults(top.get("defaults", {}))
+        cams_raw = top.get("cameras")
+        if cams_raw is None or cams_raw == {}:
+            self.fail("cameras", "no cameras configured (add at least one under cameras:)")
+        if not isinstance(cams_raw, dict):
+            self.fail("cameras", f"expected a mapping of camera id to settings, got {_type_name(cams_raw)}")
+        cameras: dict[str, CameraConfig] = {}
+        for cam_id, raw in cams_raw.items():
+            cam = self.camera(str(cam_id), raw, defaults)
+            clash = next((c.id for c in cameras.values() if cam.slug in (c.id, c.slug)), None)
+            if clash:
+                self.fail(f"cameras.{cam.id}", f"slug {cam.slug!r} collides with camera {clash}")
+            cameras[cam.id] = cam
+        return Config(
+            source=self.source,
+            cameras=cameras,
+            storage=self.storage(top.get("storage", {})),
+            nats=self.nats(top.get("nats", {})),
+            http=self.http(top.get("http", {})),
+        )
+
+    def camera_defaults(self, raw: Any) -> dict[str, Any]:
+        path = "defaults"
+        m = self.mapping(raw or {}, path, ("username", "password", "transport", "timeout"))
+        return {
+            "username": self.optional_text(m.get("username"), f"{path}.username"),
+            "password": self.password(m.get("password"), f"{path}.password"),
+            "transport": self.transport(m.get("transport", "tcp"), f"{path}.transport"),
+            "timeout": self.timeout(m.get("timeout"), f"{path}.timeout", DEFAULT_TIMEOUT),
+        }
+
+    def camera(self, cam_id: str, raw: Any, defaults: dict[str, Any]) -> CameraConfig:
+        path = f"cameras.{cam_id}"
+        if not _CAMERA_ID.fullmatch(cam_id):
+            self.fail(path, "camera ids use letters, digits, _ and - (they name files and NATS subjects)")
+        if isinstance(raw, str):  # shorthand: `cam_1: rtsp://...`
+            raw = {"url": raw}
+        keys = ("url", "name", "username", "password", "transport", "timeout", "enabled", "analysis_fps", "slug")
+        m = self.mapping(raw, path, keys)
+        if "url" not in m:
+            self.fail(f"{path}.url", "missing (rtsp://host:554/stream or demo:)")
+        url = self.text(m["url"], f"{path}.url").strip()
+        url, url_user, url_password = self.camera_url(url, f"{path}.url")
+        if url_user is not None and ("username" in m or "password" in m):
+            self.fail(path, "credentials are both in the url and in username/password: keep one")
+        username = url_user if url_user is not None else self.optional_text(m.get("username"), f"{path}.username")
+        password = url_password or self.password(m.get("password"), f"{path}.password")
+        if url_user is None and "username" not in m:
+            username = defaults["username"]
+        if url_user is None and "password" not in m:
+            password = defaults["password"]
+        if url.startswith("demo:"):
+            username, password = None, None
+        slug = self.text(m["slug"], f"{path}.slug") if "slug" in m else cam_id.replace("_", "").lower()
+        if not _CAMERA_ID.fullmatch(slug):
+            self.fail(f"{path}.slug", "use letters, digits, _ and -")
+        fps = m.get("analysis_fps")
+        return CameraConfig(
+            id=cam_id,
+            url=url,
+            username=username,
+            password=password,
+            transport=self.transport(m.get("transport", defaults["transport"]), f"{path}.transport"),
+            timeout=self.timeout(m.get("timeout"), f"{path}.timeout", defaults["timeout"]),
+            name=self.text(m.get("name", cam_id), f"{path}.name"),
+            enabled=self.boolean(m.get("enabled", True), f"{path}.enabled"),
+            analysis_fps=None if fps is None else self.number(fps, f"{path}.analysis_fps", 0.1, 120),
+            slug=slug,
+        )
+
+    def camera_url(self, url: str, path: str) -> tuple[str, str | None, Secret | None]:
+        """Validates the URL and splits credentials out of it: (url, username, password)."""
+        scheme = url.partition(":")[0].lower()
+        if scheme == "demo":
+            try:
+                parse_demo_url(url)
+            except ValueError as exc:
+                self.fail(path, str(exc))
+            return url, None, None
+        shown = redact(mask_url(url)) if "://" in url else url
+        if scheme not in ("rtsp", "rtsps"):
+            self.fail(path, f"{shown!r} is not an rtsp://, rtsps:// or demo: URL")
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            self.fail(path, f"{shown!r} is not a valid URL (bad port?)")
+        if not parts.hostname:
+            self.fail(path, f"{shown!r} has no host")
+        netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        if port is not None:
+            netloc += f":{port}"
+        clean = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+        user = parts.username
+        password = Secret(unquote(parts.password)) if parts.password is not None else None
+        redact.register(password)
+        return clean, unquote(user) if user is not None else None, password
+
+    def password(self, value: Any, path: str) -> Secret | None:
+        text = self.optional_text(value, path)
+        if text is None:
+            return None
+        secret = Secret(text)
+        redact.register(secret)
+        return secret
+
+    def transport(self, value: Any, path: str) -> Transport:
+        text = self.text(value, path).strip().lower()
+        if text not in TRANSPORTS:
+            self.fail(path, f"{text!r} is not one of {', '.join(TRANSPORTS)}")
+        return cast(Transport, text)
+
+    def timeout(self, value: Any, path: str, default: float) -> float:
+        seconds = self.duration(value, path)
+        if seconds is None:
+            return default
+        if not 0.1 <= seconds <= 600:
+            self.fail(path, "must be between 100ms and 10m")
+        return seconds
+
+    def storage(self, raw: Any) -> StorageConfig:
+        m = self.mapping(raw or {}, "storage", ("root", "segment_seconds", "retention"))
+        base = StorageConfig()
+        root = Path(self.text(m["root"], "storage.root")).expanduser() if "root" in m else base.root
+        seg = m.get("segment_seconds")
+        r = self.mapping(m.get("retention") or {}, "storage.retention", ("max_age", "max_bytes", "min_free"))
+        dflt = RetentionConfig()
+        retention = RetentionConfig(
+            max_age=self.duration(r["max_age"], "storage.retention.max_age") if "max_age" in r else dflt.max_age,
+            max_bytes=self.size(r["max_bytes"], "storage.retention.max_bytes") if "max_bytes" in r else None,
+            min_free=self.size(r["min_free"], "storage.retention.min_free") if "min_free" in r else dflt.min_free,
+        )
+        return StorageConfig(
+            root=root,
+            segment_seconds=base.segment_seconds if seg is None else self.number(seg, "storage.segment_seconds", 2, 3600),
+            retention=retention,
+        )
+
+    def nats(self, raw: Any) -> NatsConfig:
+        m = self.mapping(raw or {}, "nats", ("url",))
+        url = self.optional_text(m.get("url"), "nats.url")
+        if url:
+            for one in url.split(","):
+                if urlsplit(one.strip()).scheme not in ("nats", "tls", "ws", "wss"):
+                    self.fail("nats.url", f"{redact(one.strip())!r} is not a nats://, tls://, ws:// or wss:// URL")
+        return NatsConfig(url=url or None)
+
+    def http(self, raw: Any) -> HttpConfig:
+        m = self.mapping(raw or {}, "http", ("listen", "public_url"))
+        listen = self.text(m.get("listen", HttpConfig.listen), "http.listen")
+        host, sep, port = listen.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            self.fail("http.listen", f"{listen!r} is not HOST:PORT (e.g. 0.0.0.0:8080)")
+        public = m.get("public_url")
+        if public is None:
+            shown_host = "127.0.0.1" if host.strip("[]") in ("", "0.0.0.0", "::") else host
+            public_url = f"http://{shown_host}:{port}"
+        else:
+            public_url = self.text(public, "http.public_url").rstrip("/")
+            if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).hostname:
+                self.fail("http.public_url", f"{public_url!r} is not an http:// or https:// URL")
+        return HttpConfig(listen=listen, public_url=public_url)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def effective_config(config: Config) -> dict[str, Any]:
+    """The config as plain data for `config show`: passwords masked, defaults filled in."""
+    return {
+        "source": config.source,
+        "cameras": {
+            cam.id: {
+                "url": cam.display_url,
+                "name": cam.name,
+                "slug": cam.slug,
+                "username": cam.username,
+                "password": "***" if cam.password is not None else None,
+                "transport": cam.transport,
+                "timeout": cam.timeout,
+                "enabled": cam.enabled,
+                "analysis_fps": cam.analysis_fps,
+            }
+            for cam in config.cameras.values()
+        },
+        "storage": {
+            "root": str(config.storage.root),
+            "segment_seconds": config.storage.segment_seconds,
+            "retention": {
+                "max_age": config.storage.retention.max_age,
+                "max_bytes": config.storage.retention.max_bytes,
+                "min_free": config.storage.retention.min_free,
+            },
+        },
+        "nats": {"url": redact(config.nats.url) if config.nats.url else None},
+        "http": {"listen": config.http.listen, "public_url": config.http.public_url},
+    }

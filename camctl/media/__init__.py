@@ -1,0 +1,1 @@
+"""Everything that touches PyAV: sources, decoding, JPEG. Import submodules explicitly."""

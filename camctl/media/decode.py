@@ -1,0 +1,42 @@
+"""Decoding: a low-latency decoder for a source, and the first picture of a stream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import av
+import av.video
+
+from camctl.errors import CameraTimeout
+from camctl.media.source import StreamInfo
+
+
+def open_decoder(info: StreamInfo, threads: int = 1) -> av.VideoCodecContext:
+    """A software decoder that hands each frame out as soon as its packet is in (no reordering delay)."""
+    dec = av.CodecContext.create(info.codec, "r")
+    assert isinstance(dec, av.VideoCodecContext)
+    if info.extradata:
+        dec.extradata = info.extradata
+    dec.flags |= av.codec.context.Flags.low_delay
+    dec.thread_count = threads
+    dec.thread_type = "SLICE"  # frame threads would hold frames back
+    return dec
+
+
+def first_frame(
+    packets: Iterable[av.Packet], decoder: av.VideoCodecContext, camera_id: str, deadline: float
+) -> tuple[av.VideoFrame, list[av.Packet]]:
+    """Decodes from the first keyframe; returns the first picture and the packets read from it on."""
+    used: list[av.Packet] = []
+    for packet in packets:
+        if not used and not packet.is_keyframe:
+            if time.monotonic() > deadline:
+                break
+            continue
+        used.append(packet)
+        for frame in decoder.decode(packet):
+            return frame, used
+        if time.monotonic() > deadline:
+            break
+    raise CameraTimeout(camera_id, "no decodable keyframe before the deadline")

@@ -1,0 +1,131 @@
+"""Camera sources: an RTSP camera or a synthetic `demo:` camera, both yielding H.264/H.265 packets.
+
+Everything downstream (probe, snapshot, and later recording and ingest) reads the same
+`Source.packets()` iterator, so the demo exercises the same code path as a real camera.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import Self
+
+import av
+import av.error
+
+from camctl.config import CameraConfig
+from camctl.errors import AuthFailed, CameraError, CameraTimeout, CameraUnreachable
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    codec: str  # FFmpeg decoder name: h264, hevc
+    profile: str | None
+    width: int  # 0 when the camera does not announce it; the first decoded frame tells
+    height: int
+    claimed_fps: float | None  # what the camera announces; probe measures the real rate
+    time_base: Fraction
+    extradata: bytes | None
+    transport: str  # tcp, udp, auto, or demo
+
+
+class Source(ABC):
+    camera: CameraConfig
+    info: StreamInfo
+
+    @abstractmethod
+    def packets(self) -> Iterator[av.Packet]:
+        """Video packets in arrival order, never empty ones; raises CameraError on failure."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_source(camera: CameraConfig, timeout: float | None = None) -> Source:
+    """Connect to the camera; raises AuthFailed, CameraTimeout or CameraUnreachable."""
+    if camera.is_demo:
+        from camctl.media.demo import DemoSource
+
+        return DemoSource(camera)
+    return RtspSource(camera, camera.timeout if timeout is None else timeout)
+
+
+class RtspSource(Source):
+    def __init__(self, camera: CameraConfig, timeout: float) -> None:
+        self.camera = camera
+        self.timeout = timeout
+        options = {
+            # Open at once from the SDP instead of buffering a second of video to guess at
+            # parameters: the first keyframe then reaches us as soon as the camera sends it.
+            "analyzeduration": "0",
+            "probesize": "32",
+            "fpsprobesize": "0",
+            "timeout": str(int(timeout * 1_000_000)),  # socket I/O timeout, microseconds
+        }
+        if camera.transport != "auto":
+            options["rtsp_transport"] = camera.transport
+        started = time.monotonic()
+        try:
+            self.container = av.open(camera.connect_url(), options=options, timeout=(timeout, timeout))
+        except av.error.FFmpegError as exc:
+            raise self._error(exc, time.monotonic() - started, "connecting") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise CameraUnreachable(camera.id, "the stream has no video track", camera.display_url)
+        self.stream = self.container.streams.video[0]
+        ctx = self.stream.codec_context
+        rate = self.stream.average_rate or self.stream.base_rate
+        self.info = StreamInfo(
+            codec=ctx.name,
+            profile=ctx.profile,
+            width=ctx.width,
+            height=ctx.height,
+            claimed_fps=float(rate) if rate else None,
+            time_base=self.stream.time_base or Fraction(1, 90000),
+            extradata=ctx.extradata,
+            transport=camera.transport,
+        )
+
+    def packets(self) -> Iterator[av.Packet]:
+        started = time.monotonic()
+        try:
+            for packet in self.container.demux(self.stream):
+                if packet.size:
+                    yield packet
+                started = time.monotonic()
+        except av.error.FFmpegError as exc:
+            raise self._error(exc, time.monotonic() - started, "reading") from None
+        raise CameraUnreachable(self.camera.id, "the camera ended the stream", self.camera.display_url)
+
+    def close(self) -> None:
+        self.container.close()
+
+    def _error(self, exc: av.error.FFmpegError, elapsed: float, doing: str) -> CameraError:
+        """Maps FFmpeg's error to ours; FFmpeg's own text carries the URL, so only strerror is kept."""
+        cam, where = self.camera.id, self.camera.display_url
+        if isinstance(exc, av.error.HTTPUnauthorizedError):
+            return AuthFailed(cam, "authentication refused", where)
+        if isinstance(exc, av.error.HTTPForbiddenError):
+            return AuthFailed(cam, "access forbidden (403)", where)
+        if isinstance(exc, av.error.HTTPNotFoundError):
+            return CameraUnreachable(cam, "no such stream on the camera (404)", where)
+        if isinstance(exc, av.error.ConnectionRefusedError):
+            return CameraUnreachable(cam, "connection refused", where)
+        if elapsed >= self.timeout * 0.95 or isinstance(exc, (av.error.ExitError, TimeoutError)):
+            return CameraTimeout(cam, f"no answer within {self.timeout:g}s while {doing}", where)
+        if isinstance(exc, av.error.EOFError):
+            return CameraUnreachable(cam, "the camera ended the stream", where)
+        reason = (exc.strerror or type(exc).__name__).strip().rstrip(".").lower()
+        return CameraUnreachable(cam, f"{reason} while {doing}", where)
