@@ -12,11 +12,11 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
-import click
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from camctl import __version__
 from camctl.config import Config, effective_config, load_config
@@ -28,14 +28,14 @@ from camctl.secrets import redact
 class CamctlGroup(TyperGroup):
     """The one error boundary: domain errors become one line and their exit status."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except CamctlError as exc:
             _report(ctx, exc, str(exc))
             ctx.exit(exc.exit_status)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, typer.Exit):
-            raise
+        except (TyperException, typer.Exit, typer.Abort):
+            raise  # usage errors, --help and exits: Typer renders them
         except KeyboardInterrupt:
             error_line("interrupted")
             ctx.exit(130)
@@ -48,7 +48,7 @@ class CamctlGroup(TyperGroup):
             ctx.exit(ExitStatus.ERROR)
 
 
-def _report(ctx: click.Context, exc: BaseException, line: str) -> None:
+def _report(ctx: Any, exc: BaseException, line: str) -> None:
     state = ctx.obj if isinstance(ctx.obj, State) else None
     if state is not None and state.debug:
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
@@ -97,7 +97,9 @@ def main_options(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", "-c", metavar="PATH",
+            "--config",
+            "-c",
+            metavar="PATH",
             help="Config file. Default: $CAMCTL_CONFIG, ./camctl.yaml, /etc/camctl/camctl.yaml, else the demo.",
         ),
     ] = None,
@@ -123,12 +125,12 @@ def _setup_logging(debug: bool) -> None:
 
 
 def _state(ctx: typer.Context) -> State:
-    assert isinstance(ctx.obj, State)
-    return ctx.obj
+    """The root options; subcommand contexts inherit ctx.obj from the root."""
+    return cast(State, ctx.obj)
 
 
 CameraArgs = Annotated[
-    list[str] | None, typer.Argument(metavar="[CAM]...", help="Camera ids or slugs (default: all enabled).")
+    list[str] | None, typer.Argument(metavar="CAM", help="Camera ids or slugs (default: all enabled).")
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 
@@ -139,9 +141,12 @@ def probe(
     cameras: CameraArgs = None,
     json_out: JsonFlag = False,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", "-t", metavar="S", min=0.1, help="Seconds to connect and get a picture.")
+        float | None,
+        typer.Option("--timeout", "-t", metavar="S", min=0.1, help="Seconds to connect and get a picture."),
     ] = None,
-    seconds: Annotated[float, typer.Option("--seconds", metavar="S", min=0.2, help="Seconds of video to measure.")] = 2.0,
+    seconds: Annotated[
+        float, typer.Option("--seconds", metavar="S", min=0.2, help="Seconds of video to measure.")
+    ] = 2.0,
 ) -> None:
     """Check cameras: reachable, credentials accepted, codec, resolution, and the fps, bitrate and
     keyframe interval measured over the stream (not just announced).
@@ -164,6 +169,10 @@ def probe(
         print_json([r.to_json() for r in results])
     else:
         console().print(probe_table(results))
+        # The table may wrap a reason; each failure also gets one whole line, as errors do.
+        for r in results:
+            if not r.online:
+                error_line(f"{r.camera_id}: {r.error} ({r.url})")
     raise typer.Exit(probe_exit_status(results))
 
 
@@ -188,22 +197,20 @@ def snapshot(
     """
     from camctl.commands.snapshot import cold_snapshot
 
-    to_stdout = output is None or str(output) == "-"
-    if to_stdout and sys.stdout.isatty():
+    if output is not None and str(output) == "-":
+        output = None
+    if output is None and sys.stdout.isatty():
         raise UsageError(
             f"not writing a JPEG to the terminal: redirect it (camctl snapshot {camera} > {camera}.jpg) or use -o FILE"
         )
     cam = _state(ctx).config.camera(camera)
     shot = cold_snapshot(cam, quality, width, timeout)
-    if to_stdout:
+    if output is None:
         sys.stdout.buffer.write(shot.jpeg)
         sys.stdout.buffer.flush()
         return
-    assert output is not None
     _write_atomically(output, shot.jpeg)
-    console(stderr=True).print(
-        f"{cam.id}: {shot.width}x{shot.height} JPEG, {len(shot.jpeg) / 1000:.0f} KB -> {output}"
-    )
+    console(stderr=True).print(f"{cam.id}: {shot.width}x{shot.height} JPEG, {len(shot.jpeg) / 1000:.0f} KB -> {output}")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -222,7 +229,7 @@ def config_check(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 
     [dim]Example: camctl --config /etc/camctl/camctl.yaml config check[/dim]
     """
-    cfg = _state(ctx.find_root()).config
+    cfg = _state(ctx).config
     if json_out:
         print_json({"ok": True, "source": cfg.source, "cameras": list(cfg.cameras)})
     else:
@@ -232,7 +239,7 @@ def config_check(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 @config_app.command("show")
 def config_show(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Print the effective config (defaults filled in, ${ENV} resolved, passwords masked)."""
-    data = effective_config(_state(ctx.find_root()).config)
+    data = effective_config(_state(ctx).config)
     if json_out:
         print_json(data)
         return

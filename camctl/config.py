@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NoReturn, cast
+from typing import Any, Literal, cast
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import yaml
@@ -108,7 +108,7 @@ class HttpConfig:
 class Config:
     source: str  # the file it came from, or BUILTIN_DEMO
     cameras: dict[str, CameraConfig]
-    storage: StorageConfig = StorageConfig()
+    storage: StorageConfig = field(default_factory=StorageConfig)
     nats: NatsConfig = NatsConfig()
     http: HttpConfig = HttpConfig()
 
@@ -192,26 +192,26 @@ class _Parser:
         self.source = source
         self.environ = environ
 
-    def fail(self, path: str, message: str) -> NoReturn:
-        raise ConfigError(f"{self.source}: {path}: {message}" if path else f"{self.source}: {message}")
+    def error(self, path: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {path}: {message}" if path else f"{self.source}: {message}")
 
     # --- generic readers -------------------------------------------------------------------
 
     def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(value, dict):
-            self.fail(path, f"expected a mapping, got {_type_name(value)}")
+            raise self.error(path, f"expected a mapping, got {_type_name(value)}")
         for key in value:
             if not isinstance(key, str):
-                self.fail(path, f"keys must be strings, got {key!r}")
+                raise self.error(path, f"keys must be strings, got {key!r}")
             if key not in allowed:
                 hint = difflib.get_close_matches(key, allowed, n=1)
                 more = f" (did you mean {hint[0]}?)" if hint else f" (known: {', '.join(allowed)})"
-                self.fail(_join(path, key), "unknown key" + more)
+                raise self.error(_join(path, key), "unknown key" + more)
         return cast(dict[str, Any], value)
 
     def text(self, value: Any, path: str) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            self.fail(path, f"expected a string, got {_type_name(value)}")
+            raise self.error(path, f"expected a string, got {_type_name(value)}")
         return self.interpolate(str(value), path) if isinstance(value, str) else str(value)
 
     def optional_text(self, value: Any, path: str) -> str | None:
@@ -224,9 +224,9 @@ class _Parser:
                 raise ValueError
             number = float(raw)
         except (TypeError, ValueError):
-            self.fail(path, f"expected a number, got {_type_name(value)} {value!r}")
+            raise self.error(path, f"expected a number, got {_type_name(value)} {value!r}") from None
         if not low <= number <= high:
-            self.fail(path, f"{number:g} is out of range ({low:g} to {high:g})")
+            raise self.error(path, f"{number:g} is out of range ({low:g} to {high:g})")
         return number
 
     def boolean(self, value: Any, path: str) -> bool:
@@ -238,7 +238,7 @@ class _Parser:
                 return True
             if text in ("false", "no", "off", "0"):
                 return False
-        self.fail(path, f"expected true or false, got {value!r}")
+        raise self.error(path, f"expected true or false, got {value!r}")
 
     def duration(self, value: Any, path: str) -> float | None:
         if value is None:
@@ -246,7 +246,7 @@ class _Parser:
         try:
             return parse_duration(self.text(value, path))
         except ValueError as exc:
-            self.fail(path, str(exc))
+            raise self.error(path, str(exc)) from None
 
     def size(self, value: Any, path: str) -> int | None:
         if value is None:
@@ -254,7 +254,7 @@ class _Parser:
         try:
             return parse_size(self.text(value, path))
         except ValueError as exc:
-            self.fail(path, str(exc))
+            raise self.error(path, str(exc)) from None
 
     def interpolate(self, text: str, path: str) -> str:
         def replace(m: re.Match[str]) -> str:
@@ -268,7 +268,7 @@ class _Parser:
                 return default
             if value is not None:
                 return value
-            self.fail(path, f"environment variable {name} is not set (use ${{{name}:-default}})")
+            raise self.error(path, f"environment variable {name} is not set (use ${{{name}:-default}})")
 
         return _ENV_REF.sub(replace, text)
 
@@ -279,15 +279,15 @@ class _Parser:
         defaults = self.camera_defaults(top.get("defaults", {}))
         cams_raw = top.get("cameras")
         if cams_raw is None or cams_raw == {}:
-            self.fail("cameras", "no cameras configured (add at least one under cameras:)")
+            raise self.error("cameras", "no cameras configured (add at least one under cameras:)")
         if not isinstance(cams_raw, dict):
-            self.fail("cameras", f"expected a mapping of camera id to settings, got {_type_name(cams_raw)}")
+            raise self.error("cameras", f"expected a mapping of camera id to settings, got {_type_name(cams_raw)}")
         cameras: dict[str, CameraConfig] = {}
         for cam_id, raw in cams_raw.items():
             cam = self.camera(str(cam_id), raw, defaults)
             clash = next((c.id for c in cameras.values() if cam.slug in (c.id, c.slug)), None)
             if clash:
-                self.fail(f"cameras.{cam.id}", f"slug {cam.slug!r} collides with camera {clash}")
+                raise self.error(f"cameras.{cam.id}", f"slug {cam.slug!r} collides with camera {clash}")
             cameras[cam.id] = cam
         return Config(
             source=self.source,
@@ -310,17 +310,17 @@ class _Parser:
     def camera(self, cam_id: str, raw: Any, defaults: dict[str, Any]) -> CameraConfig:
         path = f"cameras.{cam_id}"
         if not _CAMERA_ID.fullmatch(cam_id):
-            self.fail(path, "camera ids use letters, digits, _ and - (they name files and NATS subjects)")
+            raise self.error(path, "camera ids use letters, digits, _ and - (they name files and NATS subjects)")
         if isinstance(raw, str):  # shorthand: `cam_1: rtsp://...`
             raw = {"url": raw}
         keys = ("url", "name", "username", "password", "transport", "timeout", "enabled", "analysis_fps", "slug")
         m = self.mapping(raw, path, keys)
         if "url" not in m:
-            self.fail(f"{path}.url", "missing (rtsp://host:554/stream or demo:)")
+            raise self.error(f"{path}.url", "missing (rtsp://host:554/stream or demo:)")
         url = self.text(m["url"], f"{path}.url").strip()
         url, url_user, url_password = self.camera_url(url, f"{path}.url")
         if url_user is not None and ("username" in m or "password" in m):
-            self.fail(path, "credentials are both in the url and in username/password: keep one")
+            raise self.error(path, "credentials are both in the url and in username/password: keep one")
         username = url_user if url_user is not None else self.optional_text(m.get("username"), f"{path}.username")
         password = url_password or self.password(m.get("password"), f"{path}.password")
         if url_user is None and "username" not in m:
@@ -331,7 +331,7 @@ class _Parser:
             username, password = None, None
         slug = self.text(m["slug"], f"{path}.slug") if "slug" in m else cam_id.replace("_", "").lower()
         if not _CAMERA_ID.fullmatch(slug):
-            self.fail(f"{path}.slug", "use letters, digits, _ and -")
+            raise self.error(f"{path}.slug", "use letters, digits, _ and -")
         fps = m.get("analysis_fps")
         return CameraConfig(
             id=cam_id,
@@ -353,18 +353,18 @@ class _Parser:
             try:
                 parse_demo_url(url)
             except ValueError as exc:
-                self.fail(path, str(exc))
+                raise self.error(path, str(exc)) from None
             return url, None, None
         shown = redact(mask_url(url)) if "://" in url else url
         if scheme not in ("rtsp", "rtsps"):
-            self.fail(path, f"{shown!r} is not an rtsp://, rtsps:// or demo: URL")
+            raise self.error(path, f"{shown!r} is not an rtsp://, rtsps:// or demo: URL")
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError:
-            self.fail(path, f"{shown!r} is not a valid URL (bad port?)")
+            raise self.error(path, f"{shown!r} is not a valid URL (bad port?)") from None
         if not parts.hostname:
-            self.fail(path, f"{shown!r} has no host")
+            raise self.error(path, f"{shown!r} has no host")
         netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
         if port is not None:
             netloc += f":{port}"
@@ -385,15 +385,15 @@ class _Parser:
     def transport(self, value: Any, path: str) -> Transport:
         text = self.text(value, path).strip().lower()
         if text not in TRANSPORTS:
-            self.fail(path, f"{text!r} is not one of {', '.join(TRANSPORTS)}")
-        return cast(Transport, text)
+            raise self.error(path, f"{text!r} is not one of {', '.join(TRANSPORTS)}")
+        return text
 
     def timeout(self, value: Any, path: str, default: float) -> float:
         seconds = self.duration(value, path)
         if seconds is None:
             return default
         if not 0.1 <= seconds <= 600:
-            self.fail(path, "must be between 100ms and 10m")
+            raise self.error(path, "must be between 100ms and 10m")
         return seconds
 
     def storage(self, raw: Any) -> StorageConfig:
@@ -410,7 +410,9 @@ class _Parser:
         )
         return StorageConfig(
             root=root,
-            segment_seconds=base.segment_seconds if seg is None else self.number(seg, "storage.segment_seconds", 2, 3600),
+            segment_seconds=(
+                base.segment_seconds if seg is None else self.number(seg, "storage.segment_seconds", 2, 3600)
+            ),
             retention=retention,
         )
 
@@ -420,7 +422,8 @@ class _Parser:
         if url:
             for one in url.split(","):
                 if urlsplit(one.strip()).scheme not in ("nats", "tls", "ws", "wss"):
-                    self.fail("nats.url", f"{redact(one.strip())!r} is not a nats://, tls://, ws:// or wss:// URL")
+                    shown = redact(one.strip())
+                    raise self.error("nats.url", f"{shown!r} is not a nats://, tls://, ws:// or wss:// URL")
         return NatsConfig(url=url or None)
 
     def http(self, raw: Any) -> HttpConfig:
@@ -428,7 +431,7 @@ class _Parser:
         listen = self.text(m.get("listen", HttpConfig.listen), "http.listen")
         host, sep, port = listen.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            self.fail("http.listen", f"{listen!r} is not HOST:PORT (e.g. 0.0.0.0:8080)")
+            raise self.error("http.listen", f"{listen!r} is not HOST:PORT (e.g. 0.0.0.0:8080)")
         public = m.get("public_url")
         if public is None:
             shown_host = "127.0.0.1" if host.strip("[]") in ("", "0.0.0.0", "::") else host
@@ -436,7 +439,7 @@ class _Parser:
         else:
             public_url = self.text(public, "http.public_url").rstrip("/")
             if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).hostname:
-                self.fail("http.public_url", f"{public_url!r} is not an http:// or https:// URL")
+                raise self.error("http.public_url", f"{public_url!r} is not an http:// or https:// URL")
         return HttpConfig(listen=listen, public_url=public_url)
 
 

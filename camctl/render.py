@@ -52,7 +52,12 @@ def probe_table(results: Sequence[ProbeResult]) -> Any:
             fps += f" [yellow](claims {r.claimed_fps:g})[/yellow]"
         gop = f"{r.gop} ({r.gop_seconds:g}s)" if r.gop and r.gop_seconds else "> window"
         table.add_row(
-            r.camera_id, "[green]✔ online[/green]", f"{r.codec} {r.width}x{r.height}", fps,
-            f"{_num(r.bitrate_kbps, '{:.0f}')} kb/s", gop, f"{_num(r.first_frame_ms, '{:.0f}')} ms",
+            r.camera_id,
+            "[green]✔ online[/green]",
+            f"{r.codec} {r.width}x{r.height}",
+            fps,
+            f"{_num(r.bitrate_kbps, '{:.0f}')} kb/s",
+            gop,
+            f"{_num(r.first_frame_ms, '{:.0f}')} ms",
         )
     return table

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import cast
 
 import av
 import av.video
 
 from camctl.errors import CameraTimeout
-from camctl.media.source import StreamInfo
+from camctl.media.source import Packet, StreamInfo
 
 
 def open_decoder(info: StreamInfo, threads: int = 1) -> av.VideoCodecContext:
     """A software decoder that hands each frame out as soon as its packet is in (no reordering delay)."""
-    dec = av.CodecContext.create(info.codec, "r")
-    assert isinstance(dec, av.VideoCodecContext)
+    dec = cast(av.VideoCodecContext, av.CodecContext.create(info.codec, "r"))
     if info.extradata:
         dec.extradata = info.extradata
     dec.flags |= av.codec.context.Flags.low_delay
@@ -25,10 +25,10 @@ def open_decoder(info: StreamInfo, threads: int = 1) -> av.VideoCodecContext:
 
 
 def first_frame(
-    packets: Iterable[av.Packet], decoder: av.VideoCodecContext, camera_id: str, deadline: float
-) -> tuple[av.VideoFrame, list[av.Packet]]:
+    packets: Iterable[Packet], decoder: av.VideoCodecContext, camera_id: str, deadline: float
+) -> tuple[av.VideoFrame, list[Packet]]:
     """Decodes from the first keyframe; returns the first picture and the packets read from it on."""
-    used: list[av.Packet] = []
+    used: list[Packet] = []
     for packet in packets:
         if not used and not packet.is_keyframe:
             if time.monotonic() > deadline:

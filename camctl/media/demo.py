@@ -10,7 +10,7 @@ import av
 from av.video.frame import PictureType
 
 from camctl.config import CameraConfig
-from camctl.media.source import Source, StreamInfo
+from camctl.media.source import Packet, Source, StreamInfo
 
 
 class DemoSource(Source):
@@ -47,15 +47,14 @@ class DemoSource(Source):
             transport="demo",
         )
 
-    def packets(self) -> Iterator[av.Packet]:
+    def packets(self) -> Iterator[Packet]:
         started = time.monotonic()
-        for number, frame in enumerate(self.input.decode(video=0)):
+        for number, raw in enumerate(self.input.decode(video=0)):
             # A camera delivers frame n at n/fps after it started: wait for that moment.
             delay = started + number / self.spec.fps - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            if frame.format.name != "yuv420p":
-                frame = frame.reformat(format="yuv420p")
+            frame = raw if raw.format.name == "yuv420p" else raw.reformat(format="yuv420p")
             frame.pts, frame.time_base = number, self.time_base
             frame.pict_type = PictureType.NONE  # lavfi marks every frame I: let x264 choose
             for packet in self.encoder.encode(frame):

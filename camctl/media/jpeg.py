@@ -29,7 +29,6 @@ def encode_jpeg(frame: av.VideoFrame, quality: int = DEFAULT_QUALITY, width: int
     out_w, out_h = scaled_size(frame.width, frame.height, width)
     picture = frame.reformat(width=out_w, height=out_h, format="yuvj420p")
     enc = av.CodecContext.create("mjpeg", "w")
-    assert isinstance(enc, av.VideoCodecContext)
     enc.width, enc.height, enc.pix_fmt = out_w, out_h, "yuvj420p"
     enc.time_base = Fraction(1, 25)
     enc.qmin = enc.qmax = quality_to_qscale(quality)

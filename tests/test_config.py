@@ -1,0 +1,153 @@
+"""Config: the documented keys, ${ENV} interpolation, and one clear line naming file and key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from camctl.config import BUILTIN_DEMO, effective_config, find_config_file, load_config, parse_config
+from camctl.errors import ConfigError
+
+SEED_CONFIG = """
+defaults: {username: admin, password: password, transport: tcp}
+cameras:
+  cam_1:
+    url: rtsp://192.168.1.101:554/stream
+    username: admin
+    password: ${CAM1_PASSWORD:-password}
+  cam_2:
+    url: rtsp://192.168.1.102:554/stream
+storage:
+  root: /mnt/ssd/recordings
+  segment_seconds: 60
+  retention: {max_age: 24h, max_bytes: null, min_free: 5GB}
+nats: {url: null}
+http: {listen: "0.0.0.0:8080", public_url: "http://stream-manager:8080"}
+"""
+
+
+def test_issue_example_parses_with_every_key() -> None:
+    cfg = parse_config(SEED_CONFIG, "camctl.yaml", environ={"CAM1_PASSWORD": "hunter22"})
+    cam = cfg.cameras["cam_1"]
+    assert cam.url == "rtsp://192.168.1.101:554/stream"
+    assert cam.password is not None and cam.password.reveal() == "hunter22"
+    assert cam.slug == "cam1" and cam.transport == "tcp"
+    assert cfg.cameras["cam_2"].username == "admin"  # from defaults
+    assert cfg.storage.root == Path("/mnt/ssd/recordings")
+    assert cfg.storage.segment_seconds == 60
+    assert cfg.storage.retention.max_age == 24 * 3600
+    assert cfg.storage.retention.max_bytes is None
+    assert cfg.storage.retention.min_free == 5 * 10**9
+    assert cfg.nats.url is None
+    assert (cfg.http.host, cfg.http.port, cfg.http.public_url) == ("0.0.0.0", 8080, "http://stream-manager:8080")
+
+
+def test_env_default_used_when_variable_unset() -> None:
+    cfg = parse_config(SEED_CONFIG, environ={})
+    assert cfg.cameras["cam_1"].password is not None
+    assert cfg.cameras["cam_1"].password.reveal() == "password"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        (
+            "cameras:\n  cam_2:\n    url: rtsp://h/x\n    transprot: tcp\n",
+            "camctl.yaml: cameras.cam_2.transprot: unknown key (did you mean transport?)",
+        ),
+        ("cameras: {cam_1: {url: 'http://h/x'}}\n", "camctl.yaml: cameras.cam_1.url: 'http://h/x' is not an rtsp://"),
+        (
+            "cameras: {cam_1: {url: 'rtsp://h/x', transport: quic}}\n",
+            "camctl.yaml: cameras.cam_1.transport: 'quic' is not one of tcp, udp, auto",
+        ),
+        (
+            "cameras: {c: 'demo:'}\nstorage: {retention: {max_age: 24x}}\n",
+            "camctl.yaml: storage.retention.max_age: bad duration '24x'",
+        ),
+        (
+            "cameras: {c: 'demo:'}\nstorage: {retention: {min_free: lots}}\n",
+            "camctl.yaml: storage.retention.min_free: bad size 'lots'",
+        ),
+        (
+            "cameras: {c: 'demo:'}\nstorage: {segment_seconds: soon}\n",
+            "camctl.yaml: storage.segment_seconds: expected a number",
+        ),
+        (
+            "cameras: {c: 'demo:'}\nstorage: {segment_seconds: 0}\n",
+            "camctl.yaml: storage.segment_seconds: 0 is out of range",
+        ),
+        (
+            "cameras: {c: {url: '${NOPE_NOT_SET}'}}\n",
+            "camctl.yaml: cameras.c.url: environment variable NOPE_NOT_SET is not set",
+        ),
+        ("cameras: {c: 'demo:?size=10x10'}\n", "camctl.yaml: cameras.c.url: bad demo size '10x10'"),
+        ("cameras: {c: 'demo:?colour=red'}\n", "camctl.yaml: cameras.c.url: unknown demo parameter 'colour'"),
+        ("cameras: {'cam 1': 'demo:'}\n", "camctl.yaml: cameras.cam 1: camera ids use letters"),
+        ("cameras: {c: 'demo:'}\nhttp: {listen: '8080'}\n", "camctl.yaml: http.listen: '8080' is not HOST:PORT"),
+        ("cameras: {c: 'demo:'}\nnats: {url: 'http://x'}\n", "camctl.yaml: nats.url: 'http://x' is not a nats://"),
+        ("cameras: {c: 'demo:'}\ncameraz: {}\n", "camctl.yaml: cameraz: unknown key (did you mean cameras?)"),
+        ("cameras: [1, 2]\n", "camctl.yaml: cameras: expected a mapping"),
+        ("cameras: {}\n", "camctl.yaml: cameras: no cameras configured"),
+        ("cameras: {c: 'demo:'\n", "camctl.yaml: line 2:"),
+        (
+            "cameras: {c: {url: 'rtsp://u:pw@h/x', password: other}}\n",
+            "camctl.yaml: cameras.c: credentials are both in the url and in username/password",
+        ),
+    ],
+)
+def test_bad_config_names_file_and_key_path(yaml_text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(yaml_text, "camctl.yaml", environ={})
+    assert str(err.value).startswith(message), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_credentials_in_url_are_split_out_and_masked() -> None:
+    cfg = parse_config("cameras: {c: 'rtsp://bob:p%40ss:w0rd@10.1.2.3:8554/live'}\n", environ={})
+    cam = cfg.cameras["c"]
+    assert cam.url == "rtsp://10.1.2.3:8554/live"
+    assert cam.username == "bob"
+    assert cam.password is not None and cam.password.reveal() == "p@ss:w0rd"
+    assert cam.display_url == "rtsp://bob:***@10.1.2.3:8554/live"
+    assert cam.connect_url() == "rtsp://bob:p%40ss%3Aw0rd@10.1.2.3:8554/live"
+    assert "w0rd" not in repr(cam) and "w0rd" not in str(effective_config(cfg))
+
+
+def test_dollar_escape_and_literal_dollar_in_password() -> None:
+    cfg = parse_config("cameras: {c: {url: 'rtsp://h/x', password: 'a$b$${X}'}}\n", environ={"X": "no"})
+    assert cfg.cameras["c"].password is not None
+    assert cfg.cameras["c"].password.reveal() == "a$b${X}"
+
+
+def test_camera_lookup_by_id_or_slug_and_unknown_camera() -> None:
+    cfg = parse_config("cameras: {cam_1: 'demo:', cam_2: 'demo:'}\n", environ={})
+    assert cfg.camera("cam1").id == "cam_1"
+    with pytest.raises(ConfigError, match=r"unknown camera 'cam_9' \(known: cam_1, cam_2\)"):
+        cfg.camera("cam_9")
+
+
+def test_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    explicit, from_env, local = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "camctl.yaml"
+    for f in (explicit, from_env, local):
+        f.write_text("cameras: {c: 'demo:'}\n")
+    assert find_config_file(explicit, {"CAMCTL_CONFIG": str(from_env)}) == explicit
+    assert find_config_file(None, {"CAMCTL_CONFIG": str(from_env)}) == from_env
+    assert find_config_file(None, {}) == Path("camctl.yaml")
+    local.unlink()
+    if not Path("/etc/camctl/camctl.yaml").exists():
+        assert find_config_file(None, {}) is None
+        assert load_config(None, {}).source == BUILTIN_DEMO
+    with pytest.raises(ConfigError, match="config file not found"):
+        find_config_file(tmp_path / "missing.yaml", {})
+
+
+def test_demo_config_has_four_demo_cameras_in_user_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CAMCTL_DATA_DIR", str(tmp_path / "data"))
+    from camctl.config import demo_config
+
+    cfg = demo_config()
+    assert list(cfg.cameras) == ["cam_1", "cam_2", "cam_3", "cam_4"]
+    assert all(c.is_demo for c in cfg.cameras.values())
+    assert cfg.storage.root == tmp_path / "data" / "recordings"
