@@ -1,0 +1,98 @@
+"""The CLI surface: config check/show, help, version, error lines and exit codes, documentation."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from camctl.cli import app
+from tests.conftest import Result
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_config_check_typo_exits_2_naming_file_and_key(camctl: Callable[..., Result], tmp_path: Path) -> None:
+    cfg = tmp_path / "camctl.yaml"
+    cfg.write_text("cameras:\n  cam_2:\n    url: rtsp://127.0.0.1:8554/cam2\n    transprot: tcp\n")
+    result = camctl("config", "check")  # found as ./camctl.yaml
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip() == "camctl: camctl.yaml: cameras.cam_2.transprot: unknown key (did you mean transport?)"
+    )
+    for other in (("probe",), ("snapshot", "cam_2")):
+        assert camctl(*other).returncode == 2  # every command refuses a bad config the same way
+
+
+def test_config_check_ok_and_json(camctl: Callable[..., Result], tmp_path: Path) -> None:
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text("cameras:\n  door: rtsp://127.0.0.1:8554/door\n  yard: 'demo:'\n")
+    result = camctl("config", "check", "--json", CAMCTL_CONFIG=str(cfg))
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {"ok": True, "source": str(cfg), "cameras": ["door", "yard"]}
+
+
+def test_config_show_masks_passwords(camctl: Callable[..., Result], tmp_path: Path) -> None:
+    cfg = tmp_path / "camctl.yaml"
+    cfg.write_text(
+        "defaults: {username: admin, password: '${CAM_PW:-fallback-pw}'}\n"
+        "cameras:\n  cam_1: rtsp://bob:url-pw-123@127.0.0.1:8554/cam1\n  cam_2: rtsp://127.0.0.1:8554/cam2\n"
+        "nats: {url: 'nats://user:nats-pw-456@127.0.0.1:4222'}\n"
+    )
+    shown = camctl("config", "show", CAM_PW="env-pw-789")
+    as_json = camctl("config", "show", "--json", CAM_PW="env-pw-789")
+    for result in (shown, as_json):
+        assert result.returncode == 0, result.stderr
+        for secret in ("url-pw-123", "nats-pw-456", "env-pw-789"):
+            assert secret not in result.text
+    data = json.loads(as_json.stdout)
+    assert data["cameras"]["cam_1"]["url"] == "rtsp://bob:***@127.0.0.1:8554/cam1"
+    assert data["cameras"]["cam_2"]["password"] == "***"
+    assert data["nats"]["url"] == "nats://user:***@127.0.0.1:4222"
+    assert "url: rtsp://bob:***@127.0.0.1:8554/cam1" in shown.text
+
+
+def test_missing_explicit_config_exits_2(camctl: Callable[..., Result], tmp_path: Path) -> None:
+    result = camctl("config", "check", config=tmp_path / "nope.yaml")
+    assert result.returncode == 2
+    assert "nope.yaml: config file not found (given by --config)" in result.stderr
+
+
+def test_usage_errors_exit_2_and_version(camctl: Callable[..., Result]) -> None:
+    assert camctl("probe", "--bogus").returncode == 2
+    assert camctl("snapshot").returncode == 2
+    version = camctl("--version")
+    assert version.returncode == 0 and re.fullmatch(r"camctl \d+\.\d+\.\d+\n", version.text)
+
+
+def _command_names() -> list[str]:
+    from typer.main import get_command
+
+    root = get_command(app)
+    names: list[str] = []
+    for name, cmd in root.commands.items():  # type: ignore[attr-defined]
+        sub = getattr(cmd, "commands", None)
+        names += [f"{name} {s}" for s in sub] if sub else [name]
+    return names
+
+
+def test_every_command_has_help_with_an_example_and_is_in_the_readme(camctl: Callable[..., Result]) -> None:
+    readme = (REPO / "README.md").read_text()
+    names = _command_names()
+    assert {"probe", "snapshot", "config check", "config show"} <= set(names)
+    for name in names:
+        result = camctl(*name.split(), "--help")
+        assert result.returncode == 0 and "Usage:" in result.text
+        assert f"camctl {name}" in readme, f"README lacks an example of `camctl {name}`"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "scripts/test" in readme and "scripts/test" in ci
+
+
+def test_example_config_in_recipes_is_valid(camctl: Callable[..., Result]) -> None:
+    result = camctl("config", "check", config=REPO / "recipes" / "camctl.example.yaml")
+    assert result.returncode == 0, result.stderr
