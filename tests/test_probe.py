@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import Result
 from tests.harness import FakeCameras
 
-PASSWORD = "Sup3r-secret"  # noqa: S105 - a test camera's password
+PASSWORD = "Sup3r-secret"
 
 
 def write_config(tmp_path: Path, cameras: str, name: str = "camctl.yaml") -> Path:

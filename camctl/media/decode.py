@@ -27,16 +27,17 @@ def open_decoder(info: StreamInfo, threads: int = 1) -> av.VideoCodecContext:
 def first_frame(
     packets: Iterable[Packet], decoder: av.VideoCodecContext, camera_id: str, deadline: float
 ) -> tuple[av.VideoFrame, list[Packet]]:
-    """Decodes from the first keyframe; returns the first picture and the packets read from it on."""
+    """Decodes from the first keyframe; returns the first picture and the packets read from it on.
+
+    RTSP flags a packet holding only parameter sets as "key", so the picture itself must be a
+    keyframe too: a decoder fed from mid-GOP would otherwise hand out a grey, smeared frame."""
     used: list[Packet] = []
     for packet in packets:
-        if not used and not packet.is_keyframe:
-            if time.monotonic() > deadline:
-                break
-            continue
-        used.append(packet)
-        for frame in decoder.decode(packet):
-            return frame, used
+        if used or packet.is_keyframe:
+            used.append(packet)
+            for frame in decoder.decode(packet):
+                if frame.key_frame:
+                    return frame, used
         if time.monotonic() > deadline:
             break
     raise CameraTimeout(camera_id, "no decodable keyframe before the deadline")
