@@ -245,7 +245,7 @@ def config_show(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         return
     import yaml
 
-    sys.stdout.write(redact(yaml.safe_dump(data, sort_keys=False, allow_unicode=True)))
+    sys.stdout.write(yaml.safe_dump(redact.data(data), sort_keys=False, allow_unicode=True))
 
 
 def main() -> None:

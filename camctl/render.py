@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def print_json(data: Any) -> None:
     """JSON for scripts: passwords are masked even if one slipped into a value."""
-    sys.stdout.write(redact(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
+    sys.stdout.write(json.dumps(redact.data(data), indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 

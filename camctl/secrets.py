@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
@@ -54,6 +55,17 @@ class Redactor:
         for value in sorted(self._known, key=len, reverse=True):
             text = text.replace(value, MASK)
         return text
+
+    def data(self, value: Any) -> Any:
+        """Masks every string value of JSON-like data, leaving keys alone (a key named
+        `password` is not a secret, even where some camera's password is the word "password")."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {k: self.data(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.data(v) for v in value]
+        return value
 
 
 redact = Redactor()

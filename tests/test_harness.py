@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import av
 import av.error
 import pytest
 
-from tests.harness import FakeCameras, NatsServer
+from tests.harness import REPO, FakeCameras, NatsServer
 
 
 def _first_packet(url: str) -> av.Packet:
@@ -50,3 +54,28 @@ def test_nats_server_round_trip(nats_server: NatsServer) -> None:
             await nc.close()
 
     assert asyncio.run(round_trip()) == b"hello"
+
+
+def test_missing_gstreamer_fails_under_ci_instead_of_skipping(tmp_path: Path) -> None:
+    """Under CI=true a missing test component is a failure with the install hint, never a skip."""
+    env = {**os.environ, "CI": "true", "CAMCTL_GST_PYTHON": str(tmp_path / "no-python")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_harness.py::test_fake_camera_goes_down_and_comes_back",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout
+    assert "1 error" in proc.stdout and "skipped" not in proc.stdout  # fails in its fixture
+    assert "apt-get install -y python3-gi gir1.2-gst-rtsp-server-1.0" in proc.stdout

@@ -21,3 +21,13 @@ def test_mask_url() -> None:
     assert mask_url("rtsp://10.0.0.1:554/s", "admin", True) == "rtsp://admin:***@10.0.0.1:554/s"
     assert mask_url("rtsp://a:b@h/s") == "rtsp://a:***@h/s"
     assert mask_url("rtsp://h/s") == "rtsp://h/s"
+
+
+def test_structured_output_masks_values_not_keys() -> None:
+    r = Redactor()
+    r.register(Secret("password"))
+    assert r.data({"password": "password", "url": ["rtsp://a:b@h/"], "n": 1}) == {
+        "password": "***",
+        "url": ["rtsp://a:***@h/"],
+        "n": 1,
+    }

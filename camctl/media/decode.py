@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import cast
 
 import av
+import av.error
 import av.video
 
 from camctl.errors import CameraTimeout
@@ -35,7 +36,11 @@ def first_frame(
     for packet in packets:
         if used or packet.is_keyframe:
             used.append(packet)
-            for frame in decoder.decode(packet):
+            try:
+                frames = decoder.decode(packet)
+            except av.error.FFmpegError:
+                frames = []  # a damaged packet: the next keyframe will do
+            for frame in frames:
                 if frame.key_frame:
                     return frame, used
         if time.monotonic() > deadline:
