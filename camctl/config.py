@@ -156,7 +156,7 @@ def load_config(explicit: Path | None = None, environ: Mapping[str, str] | None 
 
 def demo_config() -> Config:
     """Four synthetic cameras, no network, recordings in the user's data directory."""
-    patterns = ("testsrc2", "smptehdbars", "life", "testsrc")
+    patterns = ("testsrc2", "smptehdbars", "testsrc", "rgbtestsrc")
     cams = {
         f"cam_{i}": CameraConfig(
             id=f"cam_{i}",

@@ -26,12 +26,15 @@ class DemoSource(Source):
         enc.bit_rate = spec.bitrate
         enc.gop_size = spec.keyframe_interval
         enc.max_b_frames = 0
-        gop = spec.keyframe_interval
+        gop, kbps = spec.keyframe_interval, spec.bitrate // 1000
         # Headers repeated in-band at every keyframe, as RTSP cameras send them.
         enc.options = {
             "preset": "ultrafast",
             "tune": "zerolatency",
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1",
+            # A VBV cap keeps the bitrate near its target whatever the pattern, as a camera's CBR does.
+            "x264-params": (
+                f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1:vbv-maxrate={kbps}:vbv-bufsize={kbps}"
+            ),
         }
         enc.thread_count = 1
         enc.open()
