@@ -40,8 +40,9 @@ class CamctlGroup(TyperGroup):
             error_line("interrupted")
             ctx.exit(130)
         except BrokenPipeError:
-            # The reader went away (`camctl snapshot cam_1 | head -c 10`): not our failure.
-            sys.stderr.close()
+            # The reader went away (`camctl snapshot cam_1 | head -c 10`): say nothing more, and
+            # point stdout at /dev/null so that the flush at exit does not complain either.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(ExitStatus.ERROR)
         except Exception as exc:  # noqa: BLE001 - the last resort: no traceback unless --debug
             _report(ctx, exc, f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)")
