@@ -72,7 +72,7 @@ class State:
 app = typer.Typer(
     cls=CamctlGroup,
     name="camctl",
-    help="Camera stream manager: probe, snapshot and (soon) record RTSP cameras.\n\n"
+    help="Camera stream manager: probe cameras, take snapshots, prune recordings.\n\n"
     "With no config file, camctl runs four built-in demo cameras (no network needed).",
     no_args_is_help=True,
     add_completion=False,
@@ -222,6 +222,46 @@ def _write_atomically(path: Path, data: bytes) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show what would go; delete nothing.")] = False,
+    json_out: JsonFlag = False,
+    max_age: Annotated[str | None, typer.Option(metavar="D", help="Override storage.retention.max_age (24h).")] = None,
+    max_bytes: Annotated[
+        str | None, typer.Option(metavar="B", help="Override storage.retention.max_bytes (500GB).")
+    ] = None,
+    min_free: Annotated[
+        str | None, typer.Option(metavar="B", help="Override storage.retention.min_free (5GB).")
+    ] = None,
+) -> None:
+    """Delete the oldest whole segments until the retention limits hold (age, total size, free space).
+
+    Safe beside a running recorder: the newest segment of each camera is never touched. Idempotent,
+    for a systemd timer or cron.
+
+    [dim]Examples: camctl prune --dry-run;  camctl prune --max-age 12h --json[/dim]
+    """
+    import time
+
+    from camctl.commands.prune import limits_from, prune_report
+
+    cfg = _state(ctx).config
+    limits = limits_from(cfg.storage.retention, max_age, max_bytes, min_free)
+    report = prune_report(cfg.storage.root, limits, time.time(), dry_run)
+    if json_out:
+        print_json(report)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    out = console()
+    for item in report["deleted"]:
+        out.print(f"{verb} {item['path']} ({item['reason']})")
+    out.print(
+        f"{verb} {len(report['deleted'])} segment(s), {report['freed_human']}; "
+        f"{report['kept']} kept in {cfg.storage.root}"
+    )
 
 
 @config_app.command("check")

@@ -1,0 +1,182 @@
+"""Where segments live on disk, and the retention that makes the disk a circular buffer.
+
+The disk is the truth: a segment is a file `<root>/<cam>/<YYYY-MM-DD>/<HH>/<cam>_<YYYYMMDDTHHMMSSZ>.mp4`
+whose name carries its camera and UTC start. Scanning the tree rebuilds every index.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from camctl.errors import StorageError
+
+_NAME = re.compile(r"(?P<cam>[A-Za-z0-9][A-Za-z0-9_-]{0,63})_(?P<ts>\d{8}T\d{6}Z)\.mp4")
+_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+@dataclass(frozen=True, order=True)
+class Segment:
+    start: float  # UTC epoch seconds, from the file name
+    camera_id: str
+    path: Path
+    size: int
+    mtime: float = 0.0  # when it was last written: its end, once finished
+
+
+def segment_path(root: Path, camera_id: str, start: datetime) -> Path:
+    utc = start.astimezone(UTC)
+    return root / camera_id / f"{utc:%Y-%m-%d}" / f"{utc:%H}" / f"{camera_id}_{utc:{_STAMP}}.mp4"
+
+
+def parse_segment_name(name: str) -> tuple[str, float] | None:
+    """(camera id, UTC start) from a segment file name, or None for any other file."""
+    m = _NAME.fullmatch(name)
+    if not m:
+        return None
+    try:
+        start = datetime.strptime(m["ts"], _STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return m["cam"], start.timestamp()
+
+
+def scan_segments(root: Path) -> list[Segment]:
+    """Every segment under root, oldest first. Other files are ignored, never touched."""
+    found: list[Segment] = []
+    if not root.is_dir():
+        return found
+    for cam_dir in _dirs(root):
+        for day in _dirs(cam_dir):
+            for hour in _dirs(day):
+                with os.scandir(hour) as entries:
+                    for entry in entries:
+                        parsed = parse_segment_name(entry.name)
+                        if parsed is None or parsed[0] != cam_dir.name or not entry.is_file(follow_symlinks=False):
+                            continue
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:  # pruned meanwhile by someone else
+                            continue
+                        found.append(Segment(parsed[1], parsed[0], Path(entry.path), st.st_size, st.st_mtime))
+    found.sort()
+    return found
+
+
+def _dirs(path: Path) -> list[Path]:
+    with os.scandir(path) as entries:
+        return sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_age: float | None = None  # seconds
+    max_bytes: int | None = None  # all cameras together
+    min_free: int | None = None  # bytes that must stay free on the filesystem
+
+
+@dataclass
+class RetentionPlan:
+    delete: list[Segment] = field(default_factory=list)
+    reasons: dict[Path, str] = field(default_factory=dict)  # path -> max_age | max_bytes | min_free
+    kept: int = 0  # segments that stay
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(s.size for s in self.delete)
+
+
+def plan_retention(segments: list[Segment], limits: Limits, now: float, free_bytes: int | None) -> RetentionPlan:
+    """Which whole segments to delete, oldest first, so that every limit holds again.
+
+    The newest segment of each camera is never chosen: it may be the one being written."""
+    newest: dict[str, Segment] = {}
+    for seg in segments:  # oldest first, so the last one seen per camera is its newest
+        newest[seg.camera_id] = seg
+    ends = _segment_ends(segments)
+    candidates = [s for s in segments if newest[s.camera_id] is not s]
+    plan = RetentionPlan()
+    total = sum(s.size for s in segments)
+    freed = 0
+
+    def take(seg: Segment, reason: str) -> None:
+        nonlocal freed
+        plan.delete.append(seg)
+        plan.reasons[seg.path] = reason
+        freed += seg.size
+
+    newer: list[Segment] = []
+    for seg in candidates:
+        if limits.max_age is not None and ends[seg.path] <= now - limits.max_age:
+            take(seg, "max_age")
+        else:
+            newer.append(seg)
+    for seg in newer:  # oldest first, until the size limits hold
+        if limits.max_bytes is not None and total - freed > limits.max_bytes:
+            take(seg, "max_bytes")
+        elif limits.min_free is not None and free_bytes is not None and free_bytes + freed < limits.min_free:
+            take(seg, "min_free")
+        else:
+            break
+    plan.kept = len(segments) - len(plan.delete)
+    return plan
+
+
+def _segment_ends(segments: Iterable[Segment]) -> dict[Path, float]:
+    """A segment ends when it was last written, and at the latest where the camera's next one starts
+    (after an outage the next may start much later). The newest never ends: it never expires."""
+    ends: dict[Path, float] = {}
+    last: dict[str, Segment] = {}
+    for seg in segments:
+        if seg.camera_id in last:
+            prev = last[seg.camera_id]
+            ends[prev.path] = min(seg.start, max(prev.mtime, prev.start))
+        last[seg.camera_id] = seg
+    for seg in last.values():
+        ends[seg.path] = float("inf")
+    return ends
+
+
+def free_space(path: Path) -> int:
+    """Bytes free for this user on the filesystem holding path (or its nearest existing parent)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def apply_plan(plan: RetentionPlan, root: Path) -> int:
+    """Deletes the planned segments (already-gone files are fine: prune is idempotent) and the
+    day/hour folders left empty. Returns the bytes freed."""
+    freed = 0
+    for seg in plan.delete:
+        try:
+            seg.path.unlink()
+            freed += seg.size
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StorageError(f"cannot delete {seg.path}: {exc.strerror or exc}") from None
+        for folder in (seg.path.parent, seg.path.parent.parent):
+            if folder == root or root not in folder.parents:
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty (or gone): leave it
+    return freed
+
+
+def prune(
+    root: Path, limits: Limits, now: float, free_probe: Callable[[Path], int] = free_space, dry_run: bool = False
+) -> RetentionPlan:
+    segments = scan_segments(root)
+    plan = plan_retention(segments, limits, now, free_probe(root) if limits.min_free is not None else None)
+    if not dry_run:
+        apply_plan(plan, root)
+    return plan
