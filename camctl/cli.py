@@ -1,7 +1,7 @@
 """The Typer app: parse, call one plain function, render, map errors to exit codes.
 
 Exit codes: 0 ok, 1 unexpected, 2 usage/config, 3 camera unreachable/timeout,
-4 authentication refused, 5 storage (not writable / full).
+4 authentication refused, 5 storage (not writable / full), 6 no footage in the requested range.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class State:
 app = typer.Typer(
     cls=CamctlGroup,
     name="camctl",
-    help="Camera stream manager: probe cameras, take snapshots, prune recordings.\n\n"
+    help="Camera stream manager: probe cameras, take snapshots, record a rolling buffer, export clips.\n\n"
     "With no config file, camctl runs four built-in demo cameras (no network needed).",
     no_args_is_help=True,
     add_completion=False,
@@ -236,13 +236,16 @@ def prune(
     min_free: Annotated[
         str | None, typer.Option(metavar="B", help="Override storage.retention.min_free (5GB).")
     ] = None,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Delete nothing; tell how many hours fit at the measured bitrates.")
+    ] = False,
 ) -> None:
     """Delete the oldest whole segments until the retention limits hold (age, total size, free space).
 
     Safe beside a running recorder: the newest segment of each camera is never touched. Idempotent,
     for a systemd timer or cron.
 
-    [dim]Examples: camctl prune --dry-run;  camctl prune --max-age 12h --json[/dim]
+    [dim]Examples: camctl prune --dry-run;  camctl prune --max-age 12h --json;  camctl prune --plan[/dim]
     """
     import time
 
@@ -250,6 +253,9 @@ def prune(
 
     cfg = _state(ctx).config
     limits = limits_from(cfg.storage.retention, max_age, max_bytes, min_free)
+    if plan:
+        _print_plan(cfg, limits, json_out)
+        return
     report = prune_report(cfg.storage.root, limits, time.time(), dry_run)
     if json_out:
         print_json(report)
@@ -262,6 +268,193 @@ def prune(
         f"{verb} {len(report['deleted'])} segment(s), {report['freed_human']}; "
         f"{report['kept']} kept in {cfg.storage.root}"
     )
+
+
+def _print_plan(cfg: Config, limits: Any, json_out: bool) -> None:
+    import time
+
+    from camctl.commands.prune import capacity_plan
+    from camctl.config import RetentionConfig
+    from camctl.storage import free_space
+    from camctl.units import format_size
+
+    retention = RetentionConfig(limits.max_age, limits.max_bytes, limits.min_free)
+    report = capacity_plan(cfg.storage.root, retention, free_space(cfg.storage.root), time.time())
+    if json_out:
+        print_json(report)
+        return
+    out = console()
+    if not report["cameras"]:
+        out.print(f"no recent recordings in {cfg.storage.root} to measure; run camctl record for a few minutes")
+        return
+    for cam, m in report["cameras"].items():
+        out.print(f"{cam}: {m['bitrate_kbps']:.0f} kbit/s, {format_size(m['bytes_per_hour'])}/hour")
+    out.print(
+        f"all cameras: {format_size(report['bytes_per_hour'])}/hour; room for recordings "
+        f"{format_size(report['budget_bytes'])} (recorded {format_size(report['recordings_bytes'])} "
+        f"+ free {format_size(report['free_bytes'])} - min_free): {report['hours_fit']:.1f} h"
+    )
+    if report["enough"] is False:
+        error_line(
+            f"warning: {report['hours_fit']:.1f} h fit, fewer than the {report['target_hours']:g} h kept by max_age: "
+            "the oldest footage will go early (add disk, lower the bitrate, or record fewer cameras)"
+        )
+
+
+@app.command()
+def record(
+    ctx: typer.Context,
+    cameras: CameraArgs = None,
+    duration: Annotated[
+        str | None, typer.Option("--duration", "-d", metavar="D", help="Stop after this long (e.g. 90s, 1h).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary when stopping.")] = False,
+) -> None:
+    """Record cameras into the rolling buffer: stream copy into MP4 segments of storage.segment_seconds,
+    cut at keyframes, with retention after every segment. Runs until SIGTERM/SIGINT (or --duration);
+    a stopped camera is retried with backoff and the gap is journalled.
+
+    Exit 0 when every camera recorded; 5 when storage is not writable; 3/4 when a camera never came up.
+
+    [dim]Examples: camctl record;  camctl record cam_1 cam_2 --duration 10m[/dim]
+    """
+    from camctl.commands.record import record_cameras, record_exit_status
+    from camctl.units import parse_duration
+
+    cfg = _state(ctx).config
+    selected = cfg.select(cameras)
+    try:
+        seconds = parse_duration(duration) if duration is not None else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    logging.getLogger("camctl.record").setLevel(logging.INFO)
+    limits = _limits(cfg)
+    recorders = record_cameras(selected, cfg.storage, limits, seconds)
+    summary = [
+        {
+            "camera_id": r.camera.id,
+            "segments": r.status.segments,
+            "frames": r.status.frames,
+            "dropped_frames": r.status.dropped_frames,
+            "reconnects": r.status.reconnects,
+            "gaps": len(r.status.gaps),
+            "error": r.status.error,
+        }
+        for r in recorders
+    ]
+    if json_out:
+        print_json({"root": str(cfg.storage.root), "cameras": summary})
+    else:
+        for item in summary:
+            problem = f"; last error: {item['error']}" if item["error"] else ""
+            error_line(
+                f"{item['camera_id']}: {item['segments']} segment(s), {item['frames']} frames, "
+                f"{item['gaps']} gap(s){problem}"
+            )
+    raise typer.Exit(record_exit_status(recorders))
+
+
+def _limits(cfg: Config) -> Any:
+    from camctl.storage import Limits
+
+    r = cfg.storage.retention
+    return Limits(r.max_age, r.max_bytes, r.min_free)
+
+
+def _time_window(start: str | None, end: str | None) -> tuple[float | None, float | None]:
+    import time
+
+    from camctl.units import parse_time
+
+    now = time.time()
+    try:
+        return (
+            parse_time(start, now) if start is not None else None,
+            parse_time(end, now) if end is not None else None,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+FromOption = Annotated[
+    str | None, typer.Option("--from", metavar="T", help="Start: ISO 8601 (2026-11-24T18:00:00Z), -10m, or now.")
+]
+ToOption = Annotated[str | None, typer.Option("--to", metavar="T", help="End: ISO 8601, -5m, or now.")]
+
+
+@app.command()
+def recordings(
+    ctx: typer.Context,
+    camera: Annotated[str | None, typer.Argument(metavar="[CAM]", help="One camera (default: all).")] = None,
+    start: FromOption = None,
+    end: ToOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List recorded segments (start, end, frames, bytes) and gaps with their reasons, per camera.
+
+    Rebuilt from the files on every call: the disk is the truth.
+
+    [dim]Examples: camctl recordings cam_1 --from -1h;  camctl recordings --json[/dim]
+    """
+    from camctl.recording.index import build_index, index_json
+    from camctl.render import recordings_table
+
+    cfg = _state(ctx).config
+    ids = [cfg.camera(camera).id] if camera is not None else None
+    low, high = _time_window(start, end)
+    indexes = [i.window(low, high) for i in build_index(cfg.storage.root, ids).values()]
+    if json_out:
+        print_json({"root": str(cfg.storage.root), "cameras": [index_json(i) for i in indexes]})
+        return
+    if not indexes:
+        console().print(f"no recordings in {cfg.storage.root}")
+        return
+    console().print(recordings_table(indexes))
+
+
+@app.command()
+def clip(
+    ctx: typer.Context,
+    camera: Annotated[str, typer.Argument(metavar="CAM", help="Camera id or slug.")],
+    start: Annotated[str, typer.Option("--from", metavar="T", help="Start: ISO 8601 or relative (-10m).")],
+    end: Annotated[str, typer.Option("--to", metavar="T", help="End: ISO 8601, relative (-5m), or now.")] = "now",
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="The MP4 to write.")] = Path(
+        "clip.mp4"
+    ),
+    json_out: JsonFlag = False,
+) -> None:
+    """Export recorded footage of one camera into one MP4 (stream copy, fast start), from the keyframe
+    at or before --from up to --to. Gaps inside the range are reported. Exit 6 when the range holds
+    no footage.
+
+    [dim]Examples: camctl clip cam_2 --from -10m -o door.mp4;
+    camctl clip cam_1 --from 2026-11-24T18:00:00Z --to 2026-11-24T18:05:00Z -o 1800.mp4[/dim]
+    """
+    from camctl.recording.clip import export_clip
+    from camctl.recording.index import build_index
+
+    cfg = _state(ctx).config
+    cam = cfg.camera(camera)
+    low, high = _time_window(start, end)
+    if low is None or high is None or high <= low:
+        raise UsageError("--to must be after --from")
+    if output.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise UsageError(f"{output}: the clip is an MP4: name it .mp4")
+    index = build_index(cfg.storage.root, [cam.id])[cam.id]
+    result = export_clip(index, low, high, output)
+    if json_out:
+        print_json(result.to_json())
+        return
+    from camctl.units import format_duration, format_size, iso_time
+
+    console(stderr=True).print(
+        f"{cam.id}: {format_duration(result.end - result.start)} from {iso_time(result.start)}, "
+        f"{result.frames} frames, {format_size(result.bytes)} -> {output}"
+    )
+    for gap in result.gaps:
+        error_line(
+            f"gap: {iso_time(gap.start)} to {iso_time(gap.end)} ({format_duration(gap.end - gap.start)}): {gap.reason}"
+        )
 
 
 @config_app.command("check")

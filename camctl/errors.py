@@ -12,6 +12,7 @@ class ExitStatus(IntEnum):
     UNREACHABLE = 3  # camera unreachable or timed out
     AUTH = 4  # authentication refused
     STORAGE = 5  # storage not writable or full
+    NO_FOOTAGE = 6  # nothing recorded in the requested range
 
 
 class CamctlError(Exception):
@@ -30,6 +31,10 @@ class UsageError(CamctlError):
 
 class StorageError(CamctlError):
     exit_status = ExitStatus.STORAGE
+
+
+class NoFootage(CamctlError):
+    exit_status = ExitStatus.NO_FOOTAGE
 
 
 class CameraError(CamctlError):

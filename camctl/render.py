@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from camctl.commands.probe import ProbeResult
+    from camctl.recording.index import CameraIndex, SegmentRecord
 
 
 def print_json(data: Any) -> None:
@@ -24,7 +25,10 @@ def print_json(data: Any) -> None:
 def console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    out = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not out.is_terminal:
+        out.width = 160  # a file or pipe has no width: do not wrap tables at rich's 80 columns
+    return out
 
 
 def error_line(message: str) -> None:
@@ -60,4 +64,62 @@ def probe_table(results: Sequence[ProbeResult]) -> Any:
             gop,
             f"{_num(r.first_frame_ms, '{:.0f}')} ms",
         )
+    return table
+
+
+def recordings_table(indexes: Sequence[CameraIndex]) -> Any:
+    """Continuous spans and gaps per camera (times in UTC, like the file names); --json lists
+    every segment."""
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    from camctl.recording.index import GAP_TOLERANCE
+    from camctl.units import format_size
+
+    def when(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    def length(seconds: float) -> str:
+        h, rest = divmod(round(seconds), 3600)
+        return f"{h}h{rest // 60:02d}m{rest % 60:02d}s" if h else f"{rest // 60}m{rest % 60:02d}s"
+
+    table = Table(title="camctl recordings (UTC)", title_justify="left", header_style="bold")
+    for name in ("camera", "from", "to", "length", "segments", "frames", "size", "note"):
+        table.add_column(name, justify="right" if name in ("length", "segments", "frames", "size") else "left")
+    for index in indexes:
+        rows: list[tuple[float, tuple[str, ...]]] = []
+        span: list[SegmentRecord] = []
+        spans: list[list[SegmentRecord]] = []
+        for seg in index.segments:
+            if span and seg.start - span[-1].end > GAP_TOLERANCE:
+                spans.append(span)
+                span = []
+            span.append(seg)
+        spans += [span] if span else []
+        for run in spans:
+            first, last = run[0], run[-1]
+            note = "" if all(s.journalled for s in run) else "[yellow]being written or cut short[/yellow]"
+            frames, size = str(sum(s.frames for s in run)), format_size(sum(s.bytes for s in run))
+            span_row = (when(first.start), when(last.end), length(last.end - first.start), str(len(run)), frames)
+            rows.append((first.start, (*span_row, size, note)))
+        for gap in index.gaps:
+            rows.append(
+                (
+                    gap.start,
+                    (
+                        when(gap.start),
+                        when(gap.end),
+                        length(gap.end - gap.start),
+                        "",
+                        "",
+                        "",
+                        f"[red]gap: {gap.reason}[/red]",
+                    ),
+                )
+            )
+        if not rows:
+            table.add_row(index.camera_id, "-", "-", "", "", "", "", "nothing recorded")
+        for n, (_t, cells) in enumerate(sorted(rows)):
+            table.add_row(index.camera_id if n == 0 else "", *cells)
     return table

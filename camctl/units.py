@@ -88,3 +88,27 @@ def format_duration(seconds: float) -> str:
     if seconds % 60 == 0 and seconds:
         return f"{seconds / 60:g}m"
     return f"{seconds:g}s"
+
+
+def iso_time(epoch: float) -> str:
+    """UTC ISO 8601 with milliseconds: 2026-11-24T18:00:00.000Z."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str, now: float) -> float:
+    """A moment as epoch seconds: ISO 8601 (no zone: local time), `now`, or relative to now
+    like `-10m`, `-1h30m`, `-90s`."""
+    from datetime import datetime
+
+    text = value.strip()
+    if text.lower() == "now":
+        return now
+    if text.startswith("-"):
+        return now - parse_duration(text[1:])
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time (use ISO 8601 like 2026-11-24T18:00:00Z, or -10m, or now)") from None
+    return moment.timestamp()  # naive: the host's local time, as a person types it

@@ -43,3 +43,42 @@ def prune_report(root: Path, limits: Limits, now: float, dry_run: bool) -> dict[
         "freed_human": format_size(plan.freed_bytes),
         "kept": plan.kept,
     }
+
+
+def capacity_plan(
+    root: Path, retention: RetentionConfig, free_bytes: int, now: float, window: float = 3600.0
+) -> dict[str, Any]:
+    """How many hours of recording fit, from the bitrates measured over the last `window` seconds."""
+    from camctl.recording.index import build_index
+
+    cameras: dict[str, dict[str, Any]] = {}
+    used = 0
+    for cam, index in build_index(root).items():
+        used += sum(s.bytes for s in index.segments)
+        recent = [s for s in index.segments if s.end >= now - window and s.duration > 0]
+        seconds = sum(s.duration for s in recent)
+        if seconds > 0:
+            rate = sum(s.bytes for s in recent) / seconds  # bytes per second
+            cameras[cam] = {
+                "bitrate_kbps": round(rate * 8 / 1000, 1),
+                "bytes_per_hour": round(rate * 3600),
+                "measured_seconds": round(seconds, 1),
+            }
+    per_hour = sum(c["bytes_per_hour"] for c in cameras.values())
+    budget = used + free_bytes - (retention.min_free or 0)
+    if retention.max_bytes is not None:
+        budget = min(budget, retention.max_bytes)
+    budget = max(0, budget)
+    hours = budget / per_hour if per_hour else None
+    target = (retention.max_age or 0) / 3600 or None
+    return {
+        "root": str(root),
+        "cameras": cameras,
+        "bytes_per_hour": per_hour,
+        "recordings_bytes": used,
+        "free_bytes": free_bytes,
+        "budget_bytes": budget,
+        "hours_fit": None if hours is None else round(hours, 1),
+        "target_hours": target,
+        "enough": None if hours is None or target is None else hours >= target,
+    }

@@ -1,0 +1,97 @@
+"""`camctl record`: every selected camera into the rolling buffer until stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+from camctl.config import CameraConfig, StorageConfig
+from camctl.errors import ExitStatus, StorageError
+from camctl.recording.recorder import CameraRecorder
+from camctl.recording.retention import RetentionRunner
+from camctl.storage import Limits
+
+log = logging.getLogger("camctl.record")
+
+STOP_GRACE = 3.0  # seconds for the recorders to close their segments after SIGTERM
+
+
+def check_writable(root: Path) -> None:
+    """Fails early (exit 5) when the recordings folder cannot be created or written."""
+    probe = root / f".camctl-write-test.{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise StorageError(f"cannot write recordings to {root}: {(exc.strerror or str(exc)).lower()}") from None
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT ask for a clean stop; a second one is not needed (we stop within seconds)."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: finishing segments", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def record_cameras(
+    cameras: list[CameraConfig], storage: StorageConfig, limits: Limits, duration: float | None
+) -> list[CameraRecorder]:
+    """Records until SIGTERM/SIGINT or `duration` seconds; returns the recorders for a summary."""
+    check_writable(storage.root)
+    retention = RetentionRunner(storage.root, limits)
+    retention.run(force=False)
+    recorders = [
+        CameraRecorder(
+            cam,
+            storage.root,
+            storage.segment_seconds,
+            on_segment=lambda _info: retention.run(),
+            on_storage_error=lambda _exc: retention.run(force=True),
+        )
+        for cam in cameras
+    ]
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        for rec in recorders:
+            rec.start()
+        log.info("recording %d camera(s) into %s", len(recorders), storage.root)
+        stop.wait(duration)
+        stop_all(recorders)
+    return recorders
+
+
+def stop_all(recorders: list[CameraRecorder], grace: float = STOP_GRACE) -> None:
+    for rec in recorders:
+        rec.stop()
+    deadline = time.monotonic() + grace
+    for rec in recorders:
+        if not rec.join(max(0.0, deadline - time.monotonic())):
+            rec.finalize()  # stuck reading a silent camera: close its segment from here
+
+
+def record_exit_status(recorders: list[CameraRecorder]) -> ExitStatus:
+    """0 when every camera recorded something; else the worst camera problem."""
+    if all(r.status.segments > 0 for r in recorders):
+        return ExitStatus.OK
+    if any(r.status.failure == "storage" for r in recorders):
+        return ExitStatus.STORAGE
+    if any(r.status.failure == "auth" for r in recorders):
+        return ExitStatus.AUTH
+    return ExitStatus.UNREACHABLE

@@ -1,0 +1,162 @@
+"""Export a time range of one camera into a single MP4, by stream copy across segment files.
+
+The clip starts at the keyframe at or before the requested start (a clip cannot start decoding
+mid-GOP), so it may begin up to one keyframe interval early. Timestamps keep wall-clock spacing:
+a gap inside the range stays a gap in the clip, and is reported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+
+from camctl.errors import NoFootage, StorageError
+from camctl.recording.index import CameraIndex, SegmentRecord
+from camctl.recording.journal import Gap
+from camctl.units import iso_time
+
+TIME_BASE = Fraction(1, 90000)
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    camera_id: str
+    path: Path
+    start: float  # wall clock of the first frame in the clip
+    end: float
+    frames: int
+    bytes: int
+    segments: int
+    gaps: list[Gap]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "camera_id": self.camera_id,
+            "path": str(self.path),
+            "start": iso_time(self.start),
+            "end": iso_time(self.end),
+            "duration": round(self.end - self.start, 3),
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "segments": self.segments,
+            "gaps": [
+                {
+                    "from": iso_time(g.start),
+                    "to": iso_time(g.end),
+                    "duration": round(g.end - g.start, 3),
+                    "reason": g.reason,
+                }
+                for g in self.gaps
+            ],
+        }
+
+
+def export_clip(
+    index: CameraIndex,
+    start: float,
+    end: float,
+    output: Path,
+    progress: Callable[[float], None] = lambda _fraction: None,
+) -> ClipResult:
+    window = index.window(start, end)
+    if not window.segments:
+        raise NoFootage(_no_footage(index, start, end))
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.part")
+    try:
+        writer = _ClipWriter(tmp, window.segments[0])
+        try:
+            for n, record in enumerate(window.segments):
+                writer.copy(record, start, end)
+                progress((n + 1) / len(window.segments))
+        finally:
+            writer.close()
+        if writer.frames == 0:
+            raise NoFootage(_no_footage(index, start, end))
+        tmp.replace(output)
+    except OSError as exc:
+        raise StorageError(f"cannot write {output}: {(exc.strerror or str(exc)).lower()}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ClipResult(
+        index.camera_id,
+        output,
+        writer.first_t or start,
+        writer.last_end,
+        writer.frames,
+        output.stat().st_size,
+        len(window.segments),
+        window.gaps,
+    )
+
+
+class _ClipWriter:
+    def __init__(self, path: Path, first: SegmentRecord) -> None:
+        self.frames = 0
+        self.first_t: float | None = None
+        self.last_end = 0.0
+        self._pending: list[tuple[float, Any, Fraction]] = []  # the GOP before the clip's start
+        try:
+            self.container: Any = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+            with av.open(str(first.path)) as template:
+                self.stream: Any = self.container.add_stream_from_template(template.streams.video[0])
+        except av.error.FFmpegError as exc:
+            raise StorageError(f"cannot start the clip from {first.path}: {exc.strerror or exc}") from None
+        self.stream.time_base = TIME_BASE
+
+    def copy(self, record: SegmentRecord, start: float, end: float) -> None:
+        try:
+            with av.open(str(record.path)) as container:
+                stream = container.streams.video[0]
+                tb = stream.time_base or TIME_BASE
+                for packet in container.demux(stream):
+                    if packet.dts is None:
+                        continue
+                    t = record.start + float(packet.dts * tb)
+                    if t >= end:
+                        return
+                    if t < start and self.first_t is None:
+                        if packet.is_keyframe:
+                            self._pending.clear()
+                        self._pending.append((t, packet, tb))
+                        continue
+                    for early_t, early, early_tb in self._pending:
+                        self._mux(early_t, early, early_tb)
+                    self._pending.clear()
+                    self._mux(t, packet, tb)
+        except av.error.FFmpegError:
+            return  # a segment cut short by a crash: keep what it had
+
+    def _mux(self, t: float, packet: Any, tb: Fraction) -> None:
+        if self.first_t is None:
+            if not packet.is_keyframe:
+                return  # only start on a keyframe
+            self.first_t = t
+        offset = packet.pts - packet.dts if packet.pts is not None else 0
+        packet.dts = round((t - self.first_t) / TIME_BASE)
+        packet.pts = packet.dts + round(offset * tb / TIME_BASE)
+        packet.duration = round((packet.duration or 0) * tb / TIME_BASE)
+        packet.time_base = TIME_BASE
+        packet.stream = self.stream
+        self.container.mux(packet)
+        self.frames += 1
+        self.last_end = t + float(packet.duration * TIME_BASE)
+
+    def close(self) -> None:
+        self.container.close()
+
+
+def _no_footage(index: CameraIndex, start: float, end: float) -> str:
+    span = f"{iso_time(start)} to {iso_time(end)}"
+    if not index.segments:
+        return f"{index.camera_id}: nothing recorded (no segments)"
+    return (
+        f"{index.camera_id}: no footage from {span} "
+        f"(recorded: {iso_time(index.segments[0].start)} to {iso_time(index.segments[-1].end)})"
+    )

@@ -1,0 +1,136 @@
+"""One segment file: fragmented MP4, stream copy, readable up to its last fragment at any moment.
+
+Fragments are cut at every keyframe and at least every second, and flushed to the file as they
+are cut: a SIGKILL or power loss costs at most the fragment in progress. Closing writes the
+fragment index (mfra), so a finished file seeks fast and shows its true duration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+
+from camctl.errors import StorageError
+from camctl.media.access_units import AccessUnit
+from camctl.storage import segment_path
+
+TIME_BASE = Fraction(1, 90000)
+# empty_moov + frag_keyframe: playable from the first fragment; delay_moov: the codec headers (SPS/PPS)
+# are taken from the first keyframe when the camera's SDP did not carry them.
+MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+delay_moov"
+START_TAG = "camctl-start="
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    camera_id: str
+    path: Path
+    start: float  # wall clock of the first frame
+    end: float  # wall clock where the last frame ends
+    frames: int
+    bytes: int
+    codec: str
+
+    def to_json(self, root: Path) -> dict[str, Any]:
+        return {
+            "type": "segment",
+            "file": str(self.path.relative_to(root / self.camera_id)),
+            "start": round(self.start, 6),
+            "end": round(self.end, 6),
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "codec": self.codec,
+        }
+
+
+class SegmentWriter:
+    def __init__(
+        self, root: Path, camera_id: str, codec: str, width: int, height: int, start: float, extradata: bytes | None
+    ) -> None:
+        self.camera_id = camera_id
+        self.codec = codec
+        self.start = start
+        self.frames = 0
+        self.end = start
+        self.path = _free_path(root, camera_id, start)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.container: Any = av.open(
+                str(self.path),
+                "w",
+                format="mp4",
+                options={"movflags": MOVFLAGS, "frag_duration": "1000000", "flush_packets": "1"},
+            )
+        except (OSError, av.error.FFmpegError) as exc:
+            raise _storage_error(self.path, exc) from None
+        self.container.metadata["comment"] = f"{START_TAG}{start:.6f} camera={camera_id}"
+        self.stream: Any = self.container.add_mux_stream(codec, width=width, height=height)
+        self.stream.time_base = TIME_BASE
+        # The first frame also carries the SDP's parameter sets (Annex B), for cameras that send
+        # them only there: the muxer builds the MP4 codec header from that first frame.
+        self._prefix = extradata if extradata and extradata.startswith((b"\0\0\1", b"\0\0\0\1")) else b""
+
+    def write(self, au: AccessUnit, t: float, duration: float) -> None:
+        """Adds one frame placed at wall-clock t (seconds); duration is that of this frame."""
+        packet = av.Packet(self._prefix + au.data if self._prefix else au.data)
+        self._prefix = b""
+        dts = round((t - self.start) / TIME_BASE)
+        packet.dts = dts
+        packet.pts = dts + max(0, round(au.composition_offset / TIME_BASE))
+        packet.duration = max(1, round(duration / TIME_BASE))
+        packet.time_base = TIME_BASE
+        packet.is_keyframe = au.key
+        packet.stream = self.stream
+        try:
+            self.container.mux(packet)
+        except (OSError, av.error.FFmpegError) as exc:
+            raise _storage_error(self.path, exc) from None
+        self.frames += 1
+        self.end = t + duration
+
+    def close(self) -> SegmentInfo:
+        """Finishes the file (last fragment and index). Safe to call after a write error."""
+        try:
+            self.container.close()
+        except (OSError, av.error.FFmpegError) as exc:
+            raise _storage_error(self.path, exc) from None
+        finally:
+            self.container = _Closed()
+        return SegmentInfo(self.camera_id, self.path, self.start, self.end, self.frames, _size(self.path), self.codec)
+
+
+class _Closed:
+    def mux(self, _packet: object) -> None:
+        raise StorageError("segment already closed")
+
+    def close(self) -> None:
+        return None
+
+
+def _free_path(root: Path, camera_id: str, start: float) -> Path:
+    """The segment's path; a name is never reused (two starts within one second: the next second),
+    so an existing recording is never overwritten."""
+    second = int(start)
+    while True:
+        path = segment_path(root, camera_id, datetime.fromtimestamp(second, UTC))
+        if not path.exists():
+            return path
+        second += 1
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _storage_error(path: Path, exc: BaseException) -> StorageError:
+    reason = getattr(exc, "strerror", None) or type(exc).__name__
+    return StorageError(f"cannot write {path}: {str(reason).rstrip('.').lower()}")
