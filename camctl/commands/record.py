@@ -55,7 +55,8 @@ def record_cameras(
 ) -> list[CameraRecorder]:
     """Records until SIGTERM/SIGINT or `duration` seconds; returns the recorders for a summary."""
     check_writable(storage.root)
-    retention = RetentionRunner(storage.root, limits)
+    # Once per segment round: after each camera's segment would scan the tree N times a round.
+    retention = RetentionRunner(storage.root, limits, interval=storage.segment_seconds / 2)
     retention.run(force=False)
     recorders = [
         CameraRecorder(

@@ -74,7 +74,7 @@ def read_journal(root: Path, camera_id: str) -> tuple[dict[str, dict[str, Any]],
     gaps: list[Gap] = []
     try:
         lines = journal_path(root, camera_id).read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
+    except OSError:  # none yet, or unreadable: the files alone still tell what is recorded
         return segments, gaps
     for line in lines:
         try:

@@ -1,0 +1,217 @@
+"""`camctl record` against real fake-cameras: continuity, crash safety, outages, SIGTERM, clips."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from camctl.recording.index import build_index, measure_segment
+from tests.conftest import Result
+from tests.harness import FakeCameras
+from tests.recording_helpers import (
+    Recorder,
+    ReferenceClient,
+    contiguous_in,
+    longest_match,
+    iter_pairs,
+    segment_files,
+    segment_frames,
+    slices_of,
+    wait_for,
+)
+
+FPS = 30
+GOP = 15  # half a second
+
+
+def record_config(tmp_path: Path, url: str, segment_seconds: float = 2, extra: str = "") -> Path:
+    path = tmp_path / "camctl.yaml"
+    path.write_text(
+        f"cameras:\n  cam_1: {url}\n"
+        f"storage:\n  root: {tmp_path / 'rec'}\n  segment_seconds: {segment_seconds}\n{extra}"
+    )
+    return path
+
+
+def journal(root: Path, camera_id: str = "cam_1") -> list[dict[str, object]]:
+    path = root / camera_id / "recordings.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_record_is_continuous_across_segment_boundaries_and_stops_on_sigterm(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=1, size="640x360", fps=FPS, gop=GOP, bitrate=800)
+    config = record_config(tmp_path, cams.url("cam1"))
+    root = tmp_path / "rec"
+    with ReferenceClient(cams.url("cam1")) as reference, Recorder(config, tmp_path / "data") as rec:
+        # Four boundaries at 2 s: wait until the fifth segment is being written.
+        wait_for("5 segments", lambda: len(segment_files(root, "cam_1")) >= 5, timeout=30)
+        status, took = rec.terminate()
+    assert status == 0, rec.stderr
+    assert took < 5, f"SIGTERM took {took:.1f}s"
+
+    files = segment_files(root, "cam_1")
+    entries = [e for e in journal(root) if e["type"] == "segment"]
+    assert len(entries) == len(files) >= 5, "every segment, the last one included, was finalised"
+    recorded: list[str] = []
+    for path, entry in zip(files, entries, strict=True):
+        frames = segment_frames(path)
+        assert frames[0][1], f"{path.name} does not start with a keyframe"
+        assert len(frames) == entry["frames"]
+        # The file's own timeline matches the journal: start + duration == end.
+        duration = frames[-1][0] + 1 / FPS
+        assert abs(float(entry["start"]) + duration - float(entry["end"])) < 0.02  # type: ignore[arg-type]
+        recorded += slices_of(frames)
+    for prev, nxt in iter_pairs(entries):
+        assert abs(float(nxt["start"]) - float(prev["end"])) < 0.005, "segments are contiguous in wall-clock time"  # type: ignore[arg-type]
+
+    # Every frame the camera sent while recording is in exactly one segment, in order: the
+    # recording is one contiguous run of what the reference client received (a lost or doubled
+    # frame at any boundary breaks the run).
+    assert contiguous_in(recorded, reference.slices), (
+        f"a frame is missing or doubled: only the first {longest_match(recorded, reference.slices)} of "
+        f"{len(recorded)} recorded slices match the camera's stream (segments: {[e['frames'] for e in entries]})"
+    )
+
+    listing = camctl("--config", str(config), "recordings", "cam_1", "--json")
+    assert listing.returncode == 0, listing.stderr
+    cam = json.loads(listing.text)["cameras"][0]
+    assert [s["frames"] for s in cam["segments"]] == [e["frames"] for e in entries]
+    assert all(s["complete"] for s in cam["segments"]) and cam["gaps"] == []
+
+    # A clip across the second boundary: from 1 s before it to 1 s after, starting at the
+    # keyframe at or before --from, so at most one GOP longer than asked.
+    boundary = float(entries[1]["end"])  # type: ignore[arg-type]
+    out = tmp_path / "clip.mp4"
+    clip = camctl(
+        "--config", str(config), "clip", "cam_1", "--from", _iso(boundary - 1), "--to", _iso(boundary + 1),
+        "-o", str(out), "--json",
+    )  # fmt: skip
+    assert clip.returncode == 0, clip.stderr
+    info = json.loads(clip.text)
+    assert 2.0 - 0.05 <= info["duration"] <= 2.0 + GOP / FPS + 0.05
+    start, duration, frames = measure_segment(out, 0)
+    assert abs(duration - info["duration"]) < 0.05 and frames == info["frames"]
+    clip_slices = slices_of(segment_frames(out))
+    assert contiguous_in(clip_slices, recorded), "the clip is the recorded frames, in order"
+
+    nothing = camctl("--config", str(config), "clip", "cam_1", "--from", "2020-01-01T00:00:00Z", "--to",
+                     "2020-01-01T00:10:00Z", "-o", str(tmp_path / "none.mp4"))  # fmt: skip
+    assert nothing.returncode == 6
+    assert "no footage" in nothing.stderr and "Traceback" not in nothing.stderr
+
+
+def _iso(epoch: float) -> str:
+    from camctl.units import iso_time
+
+    return iso_time(epoch)
+
+
+def test_sigkill_mid_segment_leaves_a_playable_file_missing_at_most_a_second(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=1, size="640x360", fps=FPS, gop=FPS * 2, bitrate=800)  # GOP 2 s > fragment
+    config = record_config(tmp_path, cams.url("cam1"), segment_seconds=60)
+    root = tmp_path / "rec"
+    with Recorder(config, tmp_path / "data") as rec:
+        path = wait_for("the first segment", lambda: (segment_files(root, "cam_1") or [None])[0], timeout=20)
+        start, _d, _f = wait_for("its start", lambda: measure_segment(path, 0)[2] and measure_segment(path, 0), 10)
+        wait_for("4.5 s of recording", lambda: time.time() - start >= 4.5, timeout=20)
+        rec.proc.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        rec.proc.wait(10)
+    start, duration, frames = measure_segment(path, 0)
+    lost = (killed_at - start) - duration
+    assert lost <= 1.5, f"lost {lost:.2f}s of video"
+    assert frames >= (killed_at - start - 1.5) * FPS
+    # The torn file decodes up to its last complete fragment.
+    frames_read = segment_frames(path)
+    assert len(frames_read) == frames and frames_read[0][1]
+    listing = json.loads(camctl("--config", str(config), "recordings", "--json").text)
+    (seg,) = listing["cameras"][0]["segments"]
+    assert seg["complete"] is False and seg["frames"] == frames
+
+
+def test_outage_is_journalled_as_a_gap_and_recording_resumes(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=1, size="640x360", fps=FPS, gop=GOP, bitrate=800)
+    config = record_config(tmp_path, cams.url("cam1"))
+    root = tmp_path / "rec"
+    with Recorder(config, tmp_path / "data") as rec:
+        wait_for("recording", lambda: segment_files(root, "cam_1"), timeout=20)
+        time.sleep(1.0)  # let it record for a while: the outage is mid-segment
+        down_at = time.time()
+        cams.down("cam1")
+        wait_for("the segment closed", lambda: [e for e in journal(root) if e["type"] == "segment"], timeout=10)
+        time.sleep(2.0)  # stay down for a while: the recorder retries meanwhile
+        cams.up("cam1")
+        up_at = time.time()
+        wait_for("a gap in the journal", lambda: [e for e in journal(root) if e["type"] == "gap"], timeout=40)
+        resumed = wait_for("two segments after the outage", lambda: len(segment_files(root, "cam_1")) >= 3, 30)
+        status, _took = rec.terminate()
+    assert resumed and status == 0, rec.stderr
+    (gap,) = [e for e in journal(root) if e["type"] == "gap"]
+    assert down_at - 1.0 <= float(gap["from"]) <= down_at + 0.5  # type: ignore[arg-type]
+    assert float(gap["to"]) >= up_at  # type: ignore[arg-type]
+    assert gap["reason"] in ("the camera ended the stream", "connection refused") or "no answer" in str(gap["reason"])
+    assert "offline" in rec.stderr and "retrying in" in rec.stderr
+    index = build_index(root)["cam_1"]
+    assert len(index.gaps) == 1
+    assert index.segments[-1].start >= float(gap["to"]) - 0.01  # type: ignore[arg-type]
+
+    listing = camctl("--config", str(config), "recordings")
+    assert listing.returncode == 0 and "gap: " in listing.text
+
+
+def test_prune_while_recording_never_touches_the_open_segment(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=1, size="640x360", fps=FPS, gop=GOP, bitrate=800)
+    config = record_config(tmp_path, cams.url("cam1"))
+    root = tmp_path / "rec"
+    with Recorder(config, tmp_path / "data") as rec:
+        wait_for("3 segments", lambda: len(segment_files(root, "cam_1")) >= 3, timeout=30)
+        pruned = camctl("--config", str(config), "prune", "--max-age", "1s", "--json")
+        assert pruned.returncode == 0, pruned.stderr
+        report = json.loads(pruned.text)
+        assert report["deleted"], "old segments were deleted"
+        left = segment_files(root, "cam_1")
+        deleted = {Path(d["path"]) for d in report["deleted"]}
+        assert left and not deleted & set(left)
+        open_one = left[-1]
+        wait_for("the next segment", lambda: segment_files(root, "cam_1")[-1] != open_one, timeout=10)
+        status, _took = rec.terminate()
+    assert status == 0, rec.stderr
+    # The segment that was open during the prune was finished normally, with all its frames.
+    entry = next(e for e in journal(root) if e["type"] == "segment" and str(e["file"]).endswith(open_one.name))
+    assert len(segment_frames(open_one)) == entry["frames"]
+
+
+def test_record_applies_retention_inline(tmp_path: Path, camctl: Callable[..., Result]) -> None:
+    """max_age of 3 s with 2 s segments: after 9 s only the newest few are left, without any timer."""
+    config = record_config(
+        tmp_path, '"demo:?size=320x240&fps=15&gop=15"', extra="  retention: {max_age: 3s, min_free: null}\n"
+    )
+    result = camctl("--config", str(config), "record", "--duration", "9s", "--json", timeout=40)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.text)["cameras"][0]
+    files = segment_files(tmp_path / "rec", "cam_1")
+    assert summary["segments"] >= 4 and len(files) <= 3
+    assert "retention: deleted" in result.stderr
+
+
+def test_storage_not_writable_exits_5(tmp_path: Path, camctl: Callable[..., Result]) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    config = tmp_path / "camctl.yaml"
+    config.write_text(f'cameras:\n  cam_1: "demo:"\nstorage:\n  root: {blocker / "rec"}\n')
+    result = camctl("--config", str(config), "record", "--duration", "2s")
+    assert result.returncode == 5
+    assert result.stderr.strip().splitlines()[-1].startswith("camctl: cannot write recordings to")
+    clip = camctl("--config", str(config), "clip", "cam_1", "--from", "-1m", "-o", str(blocker / "x.mp4"))
+    assert clip.returncode in (5, 6) and "Traceback" not in clip.stderr
