@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -45,7 +45,7 @@ def length_prefixed_nal_units(data: bytes) -> list[bytes]:
 
 def slice_ids(units: list[bytes]) -> list[str]:
     """H.264 coded slices (non-IDR and IDR) as short hashes: one per frame for these cameras."""
-    return [hashlib.sha1(u).hexdigest()[:16] for u in units if u and (u[0] & 0x1F) in H264_SLICES]
+    return [hashlib.blake2b(u, digest_size=8).hexdigest() for u in units if u and (u[0] & 0x1F) in H264_SLICES]
 
 
 def slices_of(frames: list[tuple[float, bool, str]]) -> list[str]:
@@ -173,7 +173,3 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
 
 def segment_files(root: Path, camera_id: str) -> list[Path]:
     return sorted((root / camera_id).rglob(f"{camera_id}_*.mp4"))
-
-
-def iter_pairs(items: list[Any]) -> Iterator[tuple[Any, Any]]:
-    return zip(items, items[1:], strict=False)

@@ -96,3 +96,20 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_example_config_in_recipes_is_valid(camctl: Callable[..., Result]) -> None:
     result = camctl("config", "check", config=REPO / "recipes" / "camctl.example.yaml")
     assert result.returncode == 0, result.stderr
+
+
+def test_prune_timer_recipe_runs_prune_every_10_minutes() -> None:
+    import configparser
+
+    def unit(name: str) -> configparser.ConfigParser:
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.read_string((REPO / "recipes" / name).read_text())
+        return parser
+
+    service, timer = unit("camctl-prune.service"), unit("camctl-prune.timer")
+    exec_start = service["Service"]["ExecStart"].split()
+    assert service["Service"]["Type"] == "oneshot" and exec_start[-1] == "prune" and "camctl" in exec_start[0]
+    assert timer["Timer"]["OnUnitActiveSec"] == "10min" and timer["Install"]["WantedBy"] == "timers.target"
+    readme = (REPO / "README.md").read_text()
+    assert "camctl-prune.timer" in readme and "*/10 * * * * camctl" in readme

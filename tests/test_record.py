@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import av
+
+from camctl.config import parse_config
+from camctl.errors import StorageError
 from camctl.recording.index import build_index, measure_segment
+from camctl.recording.recorder import CameraRecorder
 from tests.conftest import Result
 from tests.harness import FakeCameras
 from tests.recording_helpers import (
@@ -16,7 +22,6 @@ from tests.recording_helpers import (
     ReferenceClient,
     contiguous_in,
     longest_match,
-    iter_pairs,
     segment_files,
     segment_frames,
     slices_of,
@@ -30,8 +35,7 @@ GOP = 15  # half a second
 def record_config(tmp_path: Path, url: str, segment_seconds: float = 2, extra: str = "") -> Path:
     path = tmp_path / "camctl.yaml"
     path.write_text(
-        f"cameras:\n  cam_1: {url}\n"
-        f"storage:\n  root: {tmp_path / 'rec'}\n  segment_seconds: {segment_seconds}\n{extra}"
+        f"cameras:\n  cam_1: {url}\nstorage:\n  root: {tmp_path / 'rec'}\n  segment_seconds: {segment_seconds}\n{extra}"
     )
     return path
 
@@ -66,7 +70,7 @@ def test_record_is_continuous_across_segment_boundaries_and_stops_on_sigterm(
         duration = frames[-1][0] + 1 / FPS
         assert abs(float(entry["start"]) + duration - float(entry["end"])) < 0.02  # type: ignore[arg-type]
         recorded += slices_of(frames)
-    for prev, nxt in iter_pairs(entries):
+    for prev, nxt in itertools.pairwise(entries):
         assert abs(float(nxt["start"]) - float(prev["end"])) < 0.005, "segments are contiguous in wall-clock time"  # type: ignore[arg-type]
 
     # Every frame the camera sent while recording is in exactly one segment, in order: the
@@ -94,7 +98,7 @@ def test_record_is_continuous_across_segment_boundaries_and_stops_on_sigterm(
     assert clip.returncode == 0, clip.stderr
     info = json.loads(clip.text)
     assert 2.0 - 0.05 <= info["duration"] <= 2.0 + GOP / FPS + 0.05
-    start, duration, frames = measure_segment(out, 0)
+    _start, duration, frames = measure_segment(out, 0)
     assert abs(duration - info["duration"]) < 0.05 and frames == info["frames"]
     clip_slices = slices_of(segment_frames(out))
     assert contiguous_in(clip_slices, recorded), "the clip is the recorded frames, in order"
@@ -215,3 +219,48 @@ def test_storage_not_writable_exits_5(tmp_path: Path, camctl: Callable[..., Resu
     assert result.stderr.strip().splitlines()[-1].startswith("camctl: cannot write recordings to")
     clip = camctl("--config", str(config), "clip", "cam_1", "--from", "-1m", "-o", str(blocker / "x.mp4"))
     assert clip.returncode in (5, 6) and "Traceback" not in clip.stderr
+
+
+def test_h265_camera_records(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=1, size="640x360", fps=FPS, gop=GOP, bitrate=800, h265=True)
+    config = record_config(tmp_path, cams.url("cam1"))
+    result = camctl("--config", str(config), "record", "--duration", "5s", "--json", timeout=40)
+    assert result.returncode == 0, result.stderr
+    entries = [e for e in journal(tmp_path / "rec") if e["type"] == "segment"]
+    assert len(entries) >= 2 and all(e["codec"] == "hevc" for e in entries)
+    for path, entry in zip(segment_files(tmp_path / "rec", "cam_1"), entries, strict=True):
+        with av.open(str(path)) as container:
+            assert container.streams.video[0].codec_context.name == "hevc"
+            decoded = sum(1 for _ in container.decode(video=0))
+        assert decoded == entry["frames"], f"{path.name}: every recorded frame decodes"
+
+
+def test_storage_failure_keeps_recording_alive_and_resumes(tmp_path: Path) -> None:
+    """The camera's folder turns into a file (as good as a dead disk for the writer): the recorder
+    keeps its camera session, reports the error, and writes again once storage is back."""
+    camera = parse_config('cameras:\n  cam_1: "demo:?size=320x240&fps=15&gop=15"\n').cameras["cam_1"]
+    root = tmp_path / "rec"
+    failures: list[StorageError] = []
+    rec = CameraRecorder(camera, root, 2.0, on_storage_error=failures.append, storage_retry=0.5)
+    rec.start()
+    try:
+        wait_for("the first segment", lambda: segment_files(root, "cam_1"), timeout=15)
+        cam_dir, parked = root / "cam_1", tmp_path / "parked"
+        cam_dir.rename(parked)
+        cam_dir.write_text("not a folder")
+        wait_for("the storage error", lambda: rec.status.state == "storage error", timeout=10)
+        assert failures and rec.status.failure == "storage"
+        before = len(segment_files(parked, "cam_1"))
+        cam_dir.unlink()
+        parked.rename(cam_dir)
+        wait_for("recording again", lambda: rec.status.state == "recording" and rec.status.current, timeout=10)
+        current = rec.status.current
+        wait_for("a new segment", lambda: current is not None and current.exists(), timeout=5)
+    finally:
+        rec.stop()
+        assert rec.join(5)
+    assert len(segment_files(root, "cam_1")) > before, "nothing recorded before the failure was lost"
+    assert any(g.reason.startswith("storage: cannot write") for g in rec.status.gaps)
+    assert rec.status.dropped_frames > 0

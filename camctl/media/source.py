@@ -36,6 +36,7 @@ class StreamInfo:
     time_base: Fraction
     extradata: bytes | None
     transport: str  # tcp, udp, auto, or demo
+    audio: str | None = None  # the camera's audio codec, when it sends audio
 
 
 class Source(ABC):
@@ -101,6 +102,7 @@ class RtspSource(Source):
             time_base=self.stream.time_base or Fraction(1, 90000),
             extradata=ctx.extradata,
             transport=camera.transport,
+            audio=self.container.streams.audio[0].codec_context.name if self.container.streams.audio else None,
         )
 
     def packets(self) -> Iterator[Packet]:

@@ -84,6 +84,7 @@ class CameraRecorder:
         self._gap_from: float | None = time.time()
         self._gap_reason = "recording started"
         self._storage_retry_at = 0.0
+        self._warned_audio = False
         self._thread = threading.Thread(target=self._run, name=f"record-{camera.id}", daemon=True)
 
     # --- control, from the main thread -------------------------------------------------------
@@ -170,7 +171,10 @@ class CameraRecorder:
         self.timeline.restart()
         self.status.state, self.status.error = "recording", None
         log.info("%s: connected (%s %sx%s)", self.camera.id, info.codec, info.width or "?", info.height or "?")
-        for au in access_units(source.packets()):
+        if info.audio and not self._warned_audio:
+            self._warned_audio = True
+            log.warning("%s: the camera sends %s audio; camctl records video only", self.camera.id, info.audio)
+        for au in access_units(source.packets(), info.codec):
             if self._stop.is_set():
                 return
             t = self.timeline.place(au.seconds, time.time())
