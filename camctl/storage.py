@@ -6,6 +6,8 @@ whose name carries its camera and UTC start. Scanning the tree rebuilds every in
 
 from __future__ import annotations
 
+import calendar
+import contextlib
 import os
 import re
 import shutil
@@ -16,7 +18,9 @@ from pathlib import Path
 
 from camctl.errors import StorageError
 
-_NAME = re.compile(r"(?P<cam>[A-Za-z0-9][A-Za-z0-9_-]{0,63})_(?P<ts>\d{8}T\d{6}Z)\.mp4")
+_NAME = re.compile(
+    r"(?P<cam>[A-Za-z0-9][A-Za-z0-9_-]{0,63})_(?P<ts>(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z)\.mp4"
+)
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 
@@ -39,11 +43,13 @@ def parse_segment_name(name: str) -> tuple[str, float] | None:
     m = _NAME.fullmatch(name)
     if not m:
         return None
-    try:
-        start = datetime.strptime(m["ts"], _STAMP).replace(tzinfo=UTC)
-    except ValueError:
+    year, month, day, hour, minute, second = (int(v) for v in m.groups()[2:])
+    # Validated by hand: strptime costs more than the rest of a scan of thousands of names.
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour < 24 and minute < 60):
         return None
-    return m["cam"], start.timestamp()
+    if second > 59:
+        return None
+    return m["cam"], float(calendar.timegm((year, month, day, hour, minute, second)))
 
 
 def scan_segments(root: Path) -> list[Segment]:
@@ -64,7 +70,7 @@ def scan_segments(root: Path) -> list[Segment]:
                         except FileNotFoundError:  # pruned meanwhile by someone else
                             continue
                         found.append(Segment(parsed[1], parsed[0], Path(entry.path), st.st_size, st.st_mtime))
-    found.sort()
+    found.sort(key=lambda s: (s.start, s.camera_id, s.path.name))
     return found
 
 
@@ -154,6 +160,7 @@ def apply_plan(plan: RetentionPlan, root: Path) -> int:
     """Deletes the planned segments (already-gone files are fine: prune is idempotent) and the
     day/hour folders left empty. Returns the bytes freed."""
     freed = 0
+    emptied: set[Path] = set()
     for seg in plan.delete:
         try:
             seg.path.unlink()
@@ -162,13 +169,12 @@ def apply_plan(plan: RetentionPlan, root: Path) -> int:
             continue
         except OSError as exc:
             raise StorageError(f"cannot delete {seg.path}: {exc.strerror or exc}") from None
-        for folder in (seg.path.parent, seg.path.parent.parent):
-            if folder == root or root not in folder.parents:
-                break
-            try:
+        emptied.add(seg.path.parent)
+    # Hour folders, then the day folders above them, once each (not once per deleted file).
+    for folder in sorted(emptied | {f.parent for f in emptied}, key=lambda p: len(p.parts), reverse=True):
+        if folder != root and folder.is_relative_to(root):
+            with contextlib.suppress(OSError):  # not empty (or gone): leave it
                 folder.rmdir()
-            except OSError:
-                break  # not empty (or gone): leave it
     return freed
 
 

@@ -97,14 +97,18 @@ class ReferenceClient:
     def __init__(self, url: str) -> None:
         self.camera = parse_config(f"cameras:\n  ref: {url}\n").cameras["ref"]
         self.slices: list[str] = []
+        self.frames = 0  # distinct timestamps seen
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         with open_source(self.camera, timeout=10) as source:
+            last_pts = None
             for packet in source.packets():
                 self._ready.set()
+                if packet.pts is not None and packet.pts != last_pts:
+                    self.frames, last_pts = self.frames + 1, packet.pts
                 self.slices += slice_ids(annexb_nal_units(bytes(packet)))
                 if self._stop.is_set():
                     return

@@ -21,7 +21,7 @@ _START_CODE = re.compile(b"\x00\x00\x01")
 DEFAULT_TIME_BASE = Fraction(1, 90000)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AccessUnit:
     data: bytes  # Annex B, as the camera sent it
     pts: int  # in time_base
@@ -32,11 +32,11 @@ class AccessUnit:
     @property
     def seconds(self) -> float:
         """Decode time in camera seconds (cameras rarely send B-frames, but order by decode time)."""
-        return float(self.dts * self.time_base)
+        return self.dts * self.time_base.numerator / self.time_base.denominator
 
     @property
     def composition_offset(self) -> float:
-        return float((self.pts - self.dts) * self.time_base)
+        return (self.pts - self.dts) * self.time_base.numerator / self.time_base.denominator
 
 
 def has_picture(data: bytes, codec: str) -> bool:

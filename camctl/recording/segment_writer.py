@@ -21,6 +21,7 @@ from camctl.media.access_units import AccessUnit
 from camctl.storage import segment_path
 
 TIME_BASE = Fraction(1, 90000)
+TICKS = 90000  # per second: float arithmetic per frame, Fractions only where PyAV wants one
 # empty_moov + frag_keyframe: playable from the first fragment; delay_moov: the codec headers (SPS/PPS)
 # are taken from the first keyframe when the camera's SDP did not carry them.
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+delay_moov"
@@ -80,10 +81,10 @@ class SegmentWriter:
         """Adds one frame placed at wall-clock t (seconds); duration is that of this frame."""
         packet = av.Packet(self._prefix + au.data if self._prefix else au.data)
         self._prefix = b""
-        dts = round((t - self.start) / TIME_BASE)
+        dts = round((t - self.start) * TICKS)
         packet.dts = dts
-        packet.pts = dts + max(0, round(au.composition_offset / TIME_BASE))
-        packet.duration = max(1, round(duration / TIME_BASE))
+        packet.pts = dts + max(0, round(au.composition_offset * TICKS))
+        packet.duration = max(1, round(duration * TICKS))
         packet.time_base = TIME_BASE
         packet.is_keyframe = au.key
         packet.stream = self.stream
