@@ -18,9 +18,7 @@ from pathlib import Path
 
 from camctl.errors import StorageError
 
-_NAME = re.compile(
-    r"(?P<cam>[A-Za-z0-9][A-Za-z0-9_-]{0,63})_(?P<ts>(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z)\.mp4"
-)
+_NAME = re.compile(r"(?P<cam>[A-Za-z0-9][A-Za-z0-9_-]{0,63})_(?P<ts>(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z)\.mp4")
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 
