@@ -264,3 +264,15 @@ def test_storage_failure_keeps_recording_alive_and_resumes(tmp_path: Path) -> No
     assert len(segment_files(root, "cam_1")) > before, "nothing recorded before the failure was lost"
     assert any(g.reason.startswith("storage: cannot write") for g in rec.status.gaps)
     assert rec.status.dropped_frames > 0
+
+
+def test_prune_plan_tells_hours_that_fit_from_measured_bitrates(tmp_path: Path, camctl: Callable[..., Result]) -> None:
+    config = record_config(tmp_path, '"demo:?size=320x240&fps=15&gop=15&bitrate=400k"')
+    assert camctl("--config", str(config), "record", "--duration", "5s", timeout=40).returncode == 0
+    plan = camctl("--config", str(config), "prune", "--plan", "--json")
+    assert plan.returncode == 0, plan.stderr
+    report = json.loads(plan.text)
+    assert 250 <= report["cameras"]["cam_1"]["bitrate_kbps"] <= 550
+    assert report["hours_fit"] == round(report["budget_bytes"] / report["bytes_per_hour"], 1)
+    tight = camctl("--config", str(config), "prune", "--plan", "--max-bytes", "1MB")
+    assert tight.returncode == 0 and "warning:" in tight.stderr and "fewer than the 24 h" in tight.stderr
