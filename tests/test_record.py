@@ -14,7 +14,7 @@ import av
 from camctl.config import parse_config
 from camctl.errors import StorageError
 from camctl.recording.index import build_index, measure_segment
-from camctl.recording.recorder import CameraRecorder
+from camctl.recording.recorder import CameraRecorder, RecordingCamera
 from tests.conftest import Result
 from tests.harness import FakeCameras
 from tests.recording_helpers import (
@@ -243,7 +243,7 @@ def test_storage_failure_keeps_recording_alive_and_resumes(tmp_path: Path) -> No
     camera = parse_config('cameras:\n  cam_1: "demo:?size=320x240&fps=15&gop=15"\n').cameras["cam_1"]
     root = tmp_path / "rec"
     failures: list[StorageError] = []
-    rec = CameraRecorder(camera, root, 2.0, on_storage_error=failures.append, storage_retry=0.5)
+    rec = RecordingCamera(CameraRecorder(camera, root, 2.0, on_storage_error=failures.append, storage_retry=0.5))
     rec.start()
     try:
         wait_for("the first segment", lambda: segment_files(root, "cam_1"), timeout=15)

@@ -14,7 +14,7 @@ from types import FrameType
 
 from camctl.config import CameraConfig, StorageConfig
 from camctl.errors import ExitStatus, StorageError
-from camctl.recording.recorder import CameraRecorder
+from camctl.recording.recorder import CameraRecorder, RecordingCamera
 from camctl.recording.retention import RetentionRunner
 from camctl.storage import Limits
 
@@ -52,19 +52,21 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def record_cameras(
     cameras: list[CameraConfig], storage: StorageConfig, limits: Limits, duration: float | None
-) -> list[CameraRecorder]:
+) -> list[RecordingCamera]:
     """Records until SIGTERM/SIGINT or `duration` seconds; returns the recorders for a summary."""
     check_writable(storage.root)
     # Once per segment round: after each camera's segment would scan the tree N times a round.
     retention = RetentionRunner(storage.root, limits, interval=storage.segment_seconds / 2)
     retention.run(force=False)
     recorders = [
-        CameraRecorder(
-            cam,
-            storage.root,
-            storage.segment_seconds,
-            on_segment=lambda _info: retention.run(),
-            on_storage_error=lambda _exc: retention.run(force=True),
+        RecordingCamera(
+            CameraRecorder(
+                cam,
+                storage.root,
+                storage.segment_seconds,
+                on_segment=lambda _info: retention.run(),
+                on_storage_error=lambda _exc: retention.run(force=True),
+            )
         )
         for cam in cameras
     ]
@@ -78,7 +80,7 @@ def record_cameras(
     return recorders
 
 
-def stop_all(recorders: list[CameraRecorder], grace: float = STOP_GRACE) -> None:
+def stop_all(recorders: list[RecordingCamera], grace: float = STOP_GRACE) -> None:
     for rec in recorders:
         rec.stop()
     deadline = time.monotonic() + grace
@@ -87,7 +89,7 @@ def stop_all(recorders: list[CameraRecorder], grace: float = STOP_GRACE) -> None
             rec.finalize()  # stuck reading a silent camera: close its segment from here
 
 
-def record_exit_status(recorders: list[CameraRecorder]) -> ExitStatus:
+def record_exit_status(recorders: list[RecordingCamera]) -> ExitStatus:
     """0 when every camera recorded something; else the worst camera problem."""
     if all(r.status.segments > 0 for r in recorders):
         return ExitStatus.OK

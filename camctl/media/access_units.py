@@ -61,41 +61,62 @@ class _Frame:
     time_base: Fraction = DEFAULT_TIME_BASE
 
 
-def access_units(packets: Iterable[Packet], codec: str = "h264") -> Iterator[AccessUnit]:
-    """Joins packets into frames. A frame is yielded when the next one starts, so this adds one
-    frame interval of delay: fine for recording, which is not latency-critical."""
-    prefix: list[bytes] = []  # headers without a timestamp: they belong to the next frame
-    prefix_key = False
-    untimed: list[_Frame] = []  # whole pictures that came without a timestamp
-    current: _Frame | None = None
-    step = 0  # the latest frame interval, in the camera's time base
-    for packet in packets:
+class AccessUnitAssembler:
+    """Push packets in, get whole frames out. A frame comes out when the next one starts, so this
+    adds one frame interval of delay: fine for recording, which is not latency-critical."""
+
+    def __init__(self, codec: str = "h264") -> None:
+        self.codec = codec
+        self._prefix: list[bytes] = []  # headers without a timestamp: they belong to the next frame
+        self._prefix_key = False
+        self._untimed: list[_Frame] = []  # whole pictures that came without a timestamp
+        self._current: _Frame | None = None
+        self._step = 0  # the latest frame interval, in the camera's time base
+
+    def push(self, packet: Packet) -> list[AccessUnit]:
         data = bytes(packet)
         if packet.pts is None:
-            if has_picture(data, codec):
-                untimed.append(_Frame([*prefix, data], prefix_key or packet.is_keyframe))
-                prefix, prefix_key = [], False
+            if has_picture(data, self.codec):
+                self._untimed.append(_Frame([*self._prefix, data], self._prefix_key or packet.is_keyframe))
+                self._prefix, self._prefix_key = [], False
             else:
-                prefix.append(data)
-                prefix_key = prefix_key or packet.is_keyframe
-            continue
+                self._prefix.append(data)
+                self._prefix_key = self._prefix_key or packet.is_keyframe
+            return []
+        current = self._current
         if current is not None and packet.pts == current.pts:
-            current.parts += [*prefix, data]
-            current.key = current.key or prefix_key or packet.is_keyframe
-            prefix, prefix_key = [], False
-            continue
+            current.parts += [*self._prefix, data]
+            current.key = current.key or self._prefix_key or packet.is_keyframe
+            self._prefix, self._prefix_key = [], False
+            return []
+        done: list[AccessUnit] = []
         tb = packet.time_base or DEFAULT_TIME_BASE
         if current is not None:
-            step = packet.pts - current.pts if packet.pts > current.pts else step
-            yield AccessUnit(b"".join(current.parts), current.pts, current.dts, current.time_base, current.key)
+            self._step = packet.pts - current.pts if packet.pts > current.pts else self._step
+            done.append(_unit(current))
         dts = packet.dts if packet.dts is not None else packet.pts
         # Pictures that came without a time sit one frame interval apart, just before this one.
-        interval = step or round(1 / (30 * tb))
-        for n, frame in enumerate(untimed):
-            back = (len(untimed) - n) * interval
-            yield AccessUnit(b"".join(frame.parts), packet.pts - back, dts - back, tb, frame.key)
-        untimed = []
-        current = _Frame([*prefix, data], prefix_key or packet.is_keyframe, packet.pts, dts, tb)
-        prefix, prefix_key = [], False
-    if current is not None:
-        yield AccessUnit(b"".join(current.parts), current.pts, current.dts, current.time_base, current.key)
+        interval = self._step or round(1 / (30 * tb))
+        for n, frame in enumerate(self._untimed):
+            back = (len(self._untimed) - n) * interval
+            done.append(AccessUnit(b"".join(frame.parts), packet.pts - back, dts - back, tb, frame.key))
+        self._untimed = []
+        self._current = _Frame([*self._prefix, data], self._prefix_key or packet.is_keyframe, packet.pts, dts, tb)
+        self._prefix, self._prefix_key = [], False
+        return done
+
+    def flush(self) -> list[AccessUnit]:
+        """The frame still being built (end of stream)."""
+        current, self._current = self._current, None
+        return [_unit(current)] if current is not None else []
+
+
+def _unit(frame: _Frame) -> AccessUnit:
+    return AccessUnit(b"".join(frame.parts), frame.pts, frame.dts, frame.time_base, frame.key)
+
+
+def access_units(packets: Iterable[Packet], codec: str = "h264") -> Iterator[AccessUnit]:
+    assembler = AccessUnitAssembler(codec)
+    for packet in packets:
+        yield from assembler.push(packet)
+    yield from assembler.flush()

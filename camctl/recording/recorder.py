@@ -1,12 +1,12 @@
-"""Records one camera into consecutive segments, forever: connect, copy, roll, reconnect.
+"""Records one camera into consecutive segments: a consumer of the camera's shared session.
 
 Every frame received lands in exactly one segment: a segment ends just before the first keyframe
 at or after its boundary and the next one starts with that keyframe. Segment boundaries are aligned
 to the wall clock (every `segment_seconds`), frames are placed on the wall clock by the Timeline, so
-consecutive segments are contiguous in time. When the camera goes away the open segment is closed,
-the time until the first keyframe after reconnecting is journalled as a gap with its reason, and
-reconnects back off exponentially (with jitter, so that cameras behind one switch do not retry in
-lockstep).
+consecutive segments are contiguous in time. When the camera goes away the open segment is closed
+and the time until the first keyframe after reconnecting is journalled as a gap with its reason.
+When storage fails, frames are dropped (and counted) while the camera session goes on, and a new
+segment is tried every `storage_retry` seconds.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tenacity
-
 from camctl.config import CameraConfig
-from camctl.errors import AuthFailed, CameraError, StorageError
-from camctl.media.access_units import access_units
-from camctl.media.source import Source, open_source
+from camctl.errors import StorageError
+from camctl.media.access_units import AccessUnit, AccessUnitAssembler
+from camctl.media.session import DEFAULT_BACKOFF, Backoff, CameraSession
+from camctl.media.source import Packet, StreamInfo
 from camctl.recording.journal import Gap, Journal
 from camctl.recording.segment_writer import SegmentInfo, SegmentWriter
 from camctl.recording.timeline import Timeline
@@ -33,17 +32,9 @@ log = logging.getLogger("camctl.record")
 STORAGE_RETRY_SECONDS = 5.0
 
 
-@dataclass(frozen=True)
-class Backoff:
-    initial: float = 1.0
-    maximum: float = 30.0
-    auth_maximum: float = 300.0  # a refused password will not fix itself within seconds
-    jitter: float = 1.0
-
-
 @dataclass
 class RecorderStatus:
-    state: str = "starting"  # connecting, recording, offline, storage error, stopped
+    state: str = "starting"  # recording, offline, storage error, stopped
     error: str | None = None
     segments: int = 0
     frames: int = 0
@@ -62,8 +53,6 @@ class CameraRecorder:
         segment_seconds: float,
         on_segment: Callable[[SegmentInfo], None] = lambda _info: None,
         on_storage_error: Callable[[StorageError], None] = lambda _exc: None,
-        backoff: Backoff = Backoff(),
-        open_camera: Callable[[CameraConfig], Source] = open_source,
         storage_retry: float = STORAGE_RETRY_SECONDS,
     ) -> None:
         self.camera = camera
@@ -71,133 +60,88 @@ class CameraRecorder:
         self.segment_seconds = segment_seconds
         self.on_segment = on_segment
         self.on_storage_error = on_storage_error
-        self.backoff = backoff
-        self.open_camera = open_camera
         self.storage_retry = storage_retry
         self.status = RecorderStatus()
         self.journal = Journal(root, camera.id)
         self.timeline = Timeline()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()  # guards the writer: the main thread may finalise it
+        self._lock = threading.Lock()  # the session thread writes; the main thread may finalise
+        self._stopped = False
+        self._info: StreamInfo | None = None
+        self._assembler = AccessUnitAssembler()
         self._writer: SegmentWriter | None = None
         self._boundary = 0.0
         self._gap_from: float | None = time.time()
         self._gap_reason = "recording started"
         self._storage_retry_at = 0.0
         self._warned_audio = False
-        self._thread = threading.Thread(target=self._run, name=f"record-{camera.id}", daemon=True)
 
-    # --- control, from the main thread -------------------------------------------------------
+    # --- session callbacks (the camera's thread) -------------------------------------------------
 
-    def start(self) -> None:
-        self._thread.start()
+    def on_connected(self, info: StreamInfo) -> None:
+        if self._info is not None:
+            self.status.reconnects += 1
+        self._info = info
+        self._assembler = AccessUnitAssembler(info.codec)
+        self.timeline.restart()
+        if self.status.state != "storage error":
+            self.status.state, self.status.error = "recording", None
+        if info.audio and not self._warned_audio:
+            self._warned_audio = True
+            log.warning("%s: the camera sends %s audio; camctl records video only", self.camera.id, info.audio)
 
-    def stop(self) -> None:
-        self._stop.set()
+    def on_packet(self, packet: Packet, arrived: float) -> None:
+        for au in self._assembler.push(packet):
+            self._write(au, arrived)
 
-    def join(self, timeout: float) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+    def on_offline(self, reason: str, kind: str) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._close_segment(reason)
+            elif self._gap_from is None:
+                self._gap_from, self._gap_reason = time.time(), reason
+            elif self._gap_reason == "recording started":
+                self._gap_reason = reason
+        self.status.state, self.status.error, self.status.failure = "offline", reason, kind
+
+    def on_stopped(self) -> None:
+        self.finalize()
 
     def finalize(self) -> None:
-        """Closes the open segment even if the thread is stuck reading a silent camera."""
+        """Closes the open segment; safe from the main thread while the camera's thread is stuck
+        reading a silent camera, and safe to call twice."""
         if self._lock.acquire(timeout=2.0):
             try:
+                self._stopped = True
                 self._close_segment("recording stopped")
                 self._record_gap(time.time())
             finally:
                 self._lock.release()
         self.status.state = "stopped"
 
-    # --- the recording thread -----------------------------------------------------------------
+    # --- writing ------------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                source = self._connect()
-                if source is None:
-                    break
-                try:
-                    self._record(source)
-                except CameraError as exc:
-                    self._went_offline(exc.reason)
-                finally:
-                    source.close()
-        except Exception:  # a bug must not go unnoticed, nor take the other cameras down
-            log.exception("%s: recorder failed", self.camera.id)
-            self.status.error = "internal error (see log)"
-        finally:
-            self.finalize()
-
-    def _connect(self) -> Source | None:
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(CameraError),
-            wait=self._wait,
-            stop=tenacity.stop_when_event_set(self._stop),
-            sleep=self._sleep,
-            before_sleep=self._retry_log,
-            reraise=True,
-        )
-        self.status.state = "connecting"
-        try:
-            for attempt in retrying:
-                with attempt:
-                    return self.open_camera(self.camera)
-        except CameraError:
-            return None  # stopped while the camera was down
-        return None
-
-    def _sleep(self, seconds: float) -> None:
-        self._stop.wait(seconds)  # a stop request cuts the backoff short
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        ceiling = self.backoff.auth_maximum if isinstance(exc, AuthFailed) else self.backoff.maximum
-        wait = tenacity.wait_exponential_jitter(initial=self.backoff.initial, max=ceiling, jitter=self.backoff.jitter)
-        return float(wait(state))
-
-    def _retry_log(self, state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        reason = exc.reason if isinstance(exc, CameraError) else str(exc)
-        self.status.state, self.status.error = "offline", reason
-        self.status.failure = exc.kind if isinstance(exc, CameraError) else "unreachable"
-        if self._gap_from is not None and self._gap_reason == "recording started":
-            self._gap_reason = reason
-        wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning("%s: %s; retrying in %.1fs (%s)", self.camera.id, reason, wait, self.camera.display_url)
-
-    def _record(self, source: Source) -> None:
-        info = source.info
-        self.timeline.restart()
-        self.status.state, self.status.error = "recording", None
-        log.info("%s: connected (%s %sx%s)", self.camera.id, info.codec, info.width or "?", info.height or "?")
-        if info.audio and not self._warned_audio:
-            self._warned_audio = True
-            log.warning("%s: the camera sends %s audio; camctl records video only", self.camera.id, info.audio)
-        for au in access_units(source.packets(), info.codec):
-            if self._stop.is_set():
+    def _write(self, au: AccessUnit, arrived: float) -> None:
+        t = self.timeline.place(au.seconds, arrived)
+        with self._lock:
+            if self._stopped:
                 return
-            t = self.timeline.place(au.seconds, time.time())
-            with self._lock:
-                if self._stop.is_set():  # finalised meanwhile by the main thread
-                    return
-                self.status.frames += 1
-                if self._writer is not None and au.key and t >= self._boundary:
-                    self._close_segment(None)
-                writer = self._writer or self._open_segment(au.key, t, source)
-                if writer is None:
-                    self.status.dropped_frames += 1
-                    continue
-                try:
-                    writer.write(au, t, self.timeline.step)
-                except StorageError as exc:
-                    self._storage_failed(exc)
+            self.status.frames += 1
+            if self._writer is not None and au.key and t >= self._boundary:
+                self._close_segment(None)
+            writer = self._writer or self._open_segment(au.key, t)
+            if writer is None:
+                self.status.dropped_frames += 1
+                return
+            try:
+                writer.write(au, t, self.timeline.step)
+            except StorageError as exc:
+                self._storage_failed(exc)
 
-    def _open_segment(self, key: bool, t: float, source: Source) -> SegmentWriter | None:
+    def _open_segment(self, key: bool, t: float) -> SegmentWriter | None:
         """Starts a segment at a keyframe, unless storage is failing and not yet due for a retry."""
-        if not key or t < self._storage_retry_at:
+        info = self._info
+        if not key or t < self._storage_retry_at or info is None:
             return None
-        info = source.info
         try:
             self._writer = SegmentWriter(
                 self.root, self.camera.id, info.codec, info.width, info.height, t, info.extradata
@@ -253,16 +197,6 @@ class CameraRecorder:
             log.warning("%s: cannot write the journal: %s", self.camera.id, exc.strerror)
         log.info("%s: gap of %.1fs (%s)", self.camera.id, gap.end - gap.start, gap.reason)
 
-    def _went_offline(self, reason: str) -> None:
-        with self._lock:
-            if self._writer is not None:
-                self._close_segment(reason)
-            elif self._gap_from is None:
-                self._gap_from, self._gap_reason = time.time(), reason
-        self.status.state, self.status.error, self.status.failure = "offline", reason, "unreachable"
-        self.status.reconnects += 1
-        log.warning("%s: offline: %s", self.camera.id, reason)
-
     def _storage_failed(self, exc: StorageError) -> None:
         """Keeps the camera session; frames are dropped until storage works again."""
         if self._writer is not None:
@@ -277,3 +211,31 @@ class CameraRecorder:
             log.error("%s", exc)
         self.status.state, self.status.error, self.status.failure = "storage error", str(exc), "storage"
         self.on_storage_error(exc)
+
+
+class RecordingCamera:
+    """A camera session with a recorder on it: what `camctl record` runs per camera."""
+
+    def __init__(self, recorder: CameraRecorder, backoff: Backoff = DEFAULT_BACKOFF) -> None:
+        self.recorder = recorder
+        self.session = CameraSession(recorder.camera, [recorder], backoff)
+
+    @property
+    def camera(self) -> CameraConfig:
+        return self.recorder.camera
+
+    @property
+    def status(self) -> RecorderStatus:
+        return self.recorder.status
+
+    def start(self) -> None:
+        self.session.start()
+
+    def stop(self) -> None:
+        self.session.stop()
+
+    def join(self, timeout: float) -> bool:
+        return self.session.join(timeout)
+
+    def finalize(self) -> None:
+        self.recorder.finalize()

@@ -1,0 +1,177 @@
+"""One session per camera, shared by every consumer (recorder, decoder for analysis, grid).
+
+Cameras often allow only one or two RTSP sessions, so a camera is read once and each packet is
+handed to every consumer in turn, in the session's thread. The session owns connecting, the
+reconnect backoff (exponential with jitter, so that cameras behind one switch do not retry in
+lockstep; longer for a refused password, which will not fix itself within seconds) and the
+stall timeout; consumers only hear about it through the callbacks below.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import tenacity
+
+from camctl.config import CameraConfig
+from camctl.errors import AuthFailed, CameraError
+from camctl.media.source import Packet, Source, StreamInfo, open_source
+
+log = logging.getLogger("camctl.session")
+
+
+class Consumer(Protocol):
+    def on_connected(self, info: StreamInfo) -> None: ...
+
+    def on_packet(self, packet: Packet, arrived: float) -> None: ...
+
+    def on_offline(self, reason: str, kind: str) -> None:
+        """The camera could not be reached or dropped out; kind: unreachable, timeout, auth."""
+
+    def on_stopped(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Backoff:
+    initial: float = 1.0
+    maximum: float = 30.0
+    auth_maximum: float = 300.0
+    jitter: float = 1.0
+
+
+DEFAULT_BACKOFF = Backoff()
+
+
+@dataclass
+class SessionStatus:
+    online: bool = False
+    error: str | None = None
+    reconnects: int = 0  # connections after the first
+    connected_at: float | None = None  # wall clock of the latest connect
+    connects: int = 0
+    packets: int = 0
+
+
+class CameraSession:
+    def __init__(
+        self,
+        camera: CameraConfig,
+        consumers: Sequence[Consumer],
+        backoff: Backoff = DEFAULT_BACKOFF,
+        read_timeout: float | None = None,
+        open_camera: Callable[[CameraConfig, float | None], Source] = open_source,
+    ) -> None:
+        self.camera = camera
+        self.consumers = list(consumers)
+        self.backoff = backoff
+        self.read_timeout = read_timeout
+        self.open_camera = open_camera
+        self.status = SessionStatus()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                source = self._connect()
+                if source is None:
+                    break
+                try:
+                    self._read(source)
+                except CameraError as exc:
+                    self._offline(exc)
+                finally:
+                    source.close()
+        except Exception:  # a bug must not go unnoticed, nor take the other cameras down
+            log.exception("%s: camera session failed", self.camera.id)
+            self.status.error = "internal error (see log)"
+        finally:
+            self.status.online = False
+            self._notify("on_stopped")
+
+    def _connect(self) -> Source | None:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(CameraError),
+            wait=self._wait,
+            stop=tenacity.stop_when_event_set(self._stop),
+            sleep=self._sleep,
+            before_sleep=self._retry_log,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self.open_camera(self.camera, self.read_timeout)
+        except CameraError:
+            return None  # stopped while the camera was down
+        return None
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # a stop request cuts the backoff short
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        ceiling = self.backoff.auth_maximum if isinstance(exc, AuthFailed) else self.backoff.maximum
+        wait = tenacity.wait_exponential_jitter(initial=self.backoff.initial, max=ceiling, jitter=self.backoff.jitter)
+        return float(wait(state))
+
+    def _retry_log(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, CameraError):
+            self._offline(exc, quiet=True)
+            wait = state.next_action.sleep if state.next_action else 0.0
+            log.warning("%s: %s; retrying in %.1fs (%s)", self.camera.id, exc.reason, wait, self.camera.display_url)
+
+    def _read(self, source: Source) -> None:
+        info = source.info
+        self.status.online, self.status.error = True, None
+        self.status.connected_at = time.time()
+        self.status.connects += 1
+        self.status.reconnects = self.status.connects - 1
+        log.info("%s: connected (%s %sx%s)", self.camera.id, info.codec, info.width or "?", info.height or "?")
+        self._notify("on_connected", info)
+        for packet in source.packets():
+            if self._stop.is_set():
+                return
+            arrived = time.time()
+            self.status.packets += 1
+            for consumer in self.consumers:
+                try:
+                    consumer.on_packet(packet, arrived)
+                except CameraError:
+                    raise
+                except Exception:  # one consumer's bug must not starve the others
+                    log.exception("%s: %s failed on a packet", self.camera.id, type(consumer).__name__)
+
+    def _offline(self, exc: CameraError, quiet: bool = False) -> None:
+        was_online = self.status.online
+        self.status.online, self.status.error = False, exc.reason
+        if was_online and not quiet:
+            log.warning("%s: offline: %s", self.camera.id, exc.reason)
+        self._notify("on_offline", exc.reason, exc.kind)
+
+    def _notify(self, method: str, *args: object) -> None:
+        for consumer in self.consumers:
+            try:
+                getattr(consumer, method)(*args)
+            except Exception:  # one consumer's bug must not starve the others
+                log.exception("%s: %s failed in %s", self.camera.id, method, type(consumer).__name__)
