@@ -457,6 +457,24 @@ def clip(
         )
 
 
+@app.command()
+def ingest(ctx: typer.Context, cameras: CameraArgs = None) -> None:
+    """Decode cameras and hand their frames to analysis services: NATS events on
+    seguranca.camera.frame (every frame, or analysis_fps) and seguranca.camera.status (every
+    ingest.status_interval and at once on a change), the JPEG behind each event's url over HTTP
+    (http.listen: /<cam>/frame.jpg, /<cam>/stream.mjpeg, /status, /healthz, /metrics).
+    Runs until SIGTERM/SIGINT. With nats.url null it starts its own nats-server on 127.0.0.1:4222.
+
+    [dim]Examples: camctl ingest;  camctl ingest cam_1 cam_2;  curl -o f.jpg http://127.0.0.1:8080/cam1/frame.jpg[/dim]
+    """
+    from camctl.ingest.service import run_ingest
+
+    cfg = _state(ctx).config
+    logging.getLogger("camctl.ingest").setLevel(logging.INFO)
+    logging.getLogger("camctl.session").setLevel(logging.INFO)
+    run_ingest(cfg, cfg.select(cameras))
+
+
 @config_app.command("check")
 def config_check(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Validate the config; exit 2 with the file and key path of the first problem.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,13 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    status_interval: float = 5.0  # seconds between status events (and at once on any change)
+    stall_seconds: float = 5.0  # no frame for this long: offline, and reconnect
+    hardware_decode: bool = True  # NVDEC / V4L2 M2M when the box has them
+
+
+@dataclass(frozen=True)
 class NatsConfig:
     url: str | None = None  # None: camctl starts an embedded nats-server
 
@@ -111,6 +119,8 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     nats: NatsConfig = NatsConfig()
     http: HttpConfig = HttpConfig()
+    ingest: IngestConfig = IngestConfig()
+    node: str = field(default_factory=socket.gethostname)  # names this box in events (a fleet shares NATS)
 
     def camera(self, camera_id: str) -> CameraConfig:
         """Look a camera up by id or slug (`cam_1` or `cam1`)."""
@@ -275,7 +285,7 @@ class _Parser:
     # --- sections -------------------------------------------------------------------------
 
     def config(self, data: Any) -> Config:
-        top = self.mapping(data, "", ("defaults", "cameras", "storage", "nats", "http"))
+        top = self.mapping(data, "", ("defaults", "cameras", "storage", "nats", "http", "ingest", "node"))
         defaults = self.camera_defaults(top.get("defaults", {}))
         cams_raw = top.get("cameras")
         if cams_raw is None or cams_raw == {}:
@@ -295,6 +305,8 @@ class _Parser:
             storage=self.storage(top.get("storage", {})),
             nats=self.nats(top.get("nats", {})),
             http=self.http(top.get("http", {})),
+            ingest=self.ingest(top.get("ingest", {})),
+            node=self.text(top["node"], "node") if top.get("node") else socket.gethostname(),
         )
 
     def camera_defaults(self, raw: Any) -> dict[str, Any]:
@@ -416,6 +428,24 @@ class _Parser:
             retention=retention,
         )
 
+    def ingest(self, raw: Any) -> IngestConfig:
+        m = self.mapping(raw or {}, "ingest", ("status_interval", "stall_seconds", "hardware_decode"))
+        base = IngestConfig()
+
+        def seconds(key: str, default: float) -> float:
+            value = self.duration(m.get(key), f"ingest.{key}")
+            if value is None:
+                return default
+            if not 0.5 <= value <= 3600:
+                raise self.error(f"ingest.{key}", "must be between 500ms and 1h")
+            return value
+
+        return IngestConfig(
+            status_interval=seconds("status_interval", base.status_interval),
+            stall_seconds=seconds("stall_seconds", base.stall_seconds),
+            hardware_decode=self.boolean(m.get("hardware_decode", True), "ingest.hardware_decode"),
+        )
+
     def nats(self, raw: Any) -> NatsConfig:
         m = self.mapping(raw or {}, "nats", ("url",))
         url = self.optional_text(m.get("url"), "nats.url")
@@ -480,4 +510,10 @@ def effective_config(config: Config) -> dict[str, Any]:
         },
         "nats": {"url": redact(config.nats.url) if config.nats.url else None},
         "http": {"listen": config.http.listen, "public_url": config.http.public_url},
+        "ingest": {
+            "status_interval": config.ingest.status_interval,
+            "stall_seconds": config.ingest.stall_seconds,
+            "hardware_decode": config.ingest.hardware_decode,
+        },
+        "node": config.node,
     }

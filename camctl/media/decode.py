@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import cast
 
 import av
@@ -46,3 +47,42 @@ def first_frame(
         if time.monotonic() > deadline:
             break
     raise CameraTimeout(camera_id, "no decodable keyframe before the deadline")
+
+
+# Hardware decoders first; each is proven by opening it, so a box without the device falls back.
+HARDWARE_DECODERS = {"h264": ("h264_cuvid", "h264_v4l2m2m"), "hevc": ("hevc_cuvid", "hevc_v4l2m2m")}
+
+
+@dataclass(frozen=True)
+class DecoderChoice:
+    context: av.VideoCodecContext
+    name: str  # the FFmpeg decoder that opened
+    hardware: bool
+    skipped: dict[str, str]  # decoders tried before it, and why they did not open
+
+
+def open_best_decoder(info: StreamInfo, hardware: bool = True) -> DecoderChoice:
+    """NVDEC (cuvid) or V4L2 M2M when the box has them, else FFmpeg's software decoder."""
+    skipped: dict[str, str] = {}
+    for name in HARDWARE_DECODERS.get(info.codec, ()) if hardware else ():
+        try:
+            ctx = cast(av.VideoCodecContext, av.CodecContext.create(name, "r"))
+            if info.extradata:
+                ctx.extradata = info.extradata
+            ctx.open()
+        except (av.error.FFmpegError, ValueError) as exc:
+            skipped[name] = _why_not(name, exc)
+            continue
+        return DecoderChoice(ctx, name, True, skipped)
+    dec = open_decoder(info)
+    return DecoderChoice(dec, dec.codec.name, False, skipped)
+
+
+def _why_not(name: str, exc: Exception) -> str:
+    if name.endswith("_cuvid") and isinstance(exc, (PermissionError, av.error.PermissionError)):
+        return "no NVIDIA GPU (CUDA) available"
+    if name.endswith("_v4l2m2m"):
+        return "no V4L2 memory-to-memory decoder device"
+    if isinstance(exc, av.error.FFmpegError):
+        return (exc.strerror or type(exc).__name__).lower()
+    return str(exc)

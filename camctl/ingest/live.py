@@ -1,0 +1,176 @@
+"""The live side of a camera: decoded frames, the latest few kept in a ring, and health measured.
+
+A `LiveCamera` is a consumer of the camera's shared session. Every frame is decoded (P-frames need
+their predecessors), the latest are kept for HTTP and snapshots, and a frame event is offered to
+the bus at the camera's analysis rate. JPEG is not made here: only when someone asks for one.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import av
+import av.error
+
+from camctl.config import CameraConfig
+from camctl.media.decode import DecoderChoice, open_best_decoder
+from camctl.media.source import Packet, StreamInfo
+
+log = logging.getLogger("camctl.ingest")
+
+WINDOW = 5.0  # seconds over which fps and bitrate are measured
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    number: int  # monotonic per camera, across reconnects
+    timestamp: float  # wall clock when the frame arrived
+    frame: av.VideoFrame
+
+    @property
+    def resolution(self) -> str:
+        return f"{self.frame.width}x{self.frame.height}"
+
+
+class LiveCamera:
+    def __init__(
+        self,
+        camera: CameraConfig,
+        on_frame: Callable[[LiveCamera, LiveFrame], None] = lambda _cam, _frame: None,
+        on_change: Callable[[LiveCamera], None] = lambda _cam: None,
+        ring: int = 3,
+        hardware_decode: bool = True,
+    ) -> None:
+        self.camera = camera
+        self.on_frame = on_frame
+        self.on_change = on_change
+        self.hardware_decode = hardware_decode
+        self.online = False
+        self.error: str | None = "connecting"
+        self.error_kind: str | None = None
+        self.connected_at: float | None = None
+        self.reconnects = 0
+        self.dropped_frames = 0
+        self.frames = 0
+        self.decoder: str | None = None
+        self.claimed_fps: float | None = None
+        self._decoder: DecoderChoice | None = None
+        self._ring: collections.deque[LiveFrame] = collections.deque(maxlen=ring)
+        self._arrivals: collections.deque[tuple[float, int]] = collections.deque()  # (time, bytes) per packet
+        self._frame_times: collections.deque[float] = collections.deque()
+        self._next_event = 0.0
+        self._connects = 0
+        self._new_frame = threading.Condition()
+
+    # --- session callbacks (the camera's thread) -------------------------------------------------
+
+    def on_connected(self, info: StreamInfo) -> None:
+        self._decoder = open_best_decoder(info, self.hardware_decode)
+        if self.decoder != self._decoder.name:
+            skipped = "; ".join(f"{n}: {why}" for n, why in self._decoder.skipped.items())
+            log.info("%s: decoding with %s%s", self.camera.id, self._decoder.name, f" ({skipped})" if skipped else "")
+        self.decoder = self._decoder.name
+        self.claimed_fps = info.claimed_fps
+        self._connects += 1
+        self.reconnects = self._connects - 1
+        self.connected_at = time.time()
+        self._frame_times.clear()
+        self._arrivals.clear()
+
+    def on_packet(self, packet: Packet, arrived: float) -> None:
+        self._arrivals.append((arrived, packet.size))
+        decoder = self._decoder
+        if decoder is None:
+            return
+        try:
+            frames = decoder.context.decode(packet)
+        except av.error.FFmpegError:
+            self.dropped_frames += 1  # damaged or missing data: this picture is lost
+            return
+        for frame in frames:
+            self._take(frame, arrived)
+
+    def on_offline(self, reason: str, kind: str) -> None:
+        changed = self.online or self.error != reason
+        self.online, self.error, self.error_kind = False, reason, kind
+        self.connected_at = None
+        self._decoder = None
+        if changed:
+            self.on_change(self)
+
+    def on_stopped(self) -> None:
+        self.online = False
+        with self._new_frame:
+            self._new_frame.notify_all()
+
+    # --- frames -----------------------------------------------------------------------------------
+
+    def _take(self, frame: av.VideoFrame, arrived: float) -> None:
+        self.frames += 1
+        live = LiveFrame(self.frames, arrived, frame)
+        with self._new_frame:
+            self._ring.append(live)
+            self._new_frame.notify_all()
+        self._frame_times.append(arrived)
+        if not self.online:
+            self.online, self.error, self.error_kind = True, None, None
+            self.on_change(self)
+        rate = self.camera.analysis_fps
+        if rate is None:
+            self.on_frame(self, live)
+        elif arrived >= self._next_event:
+            # A schedule, not "1/rate since the last one": the rate holds even with jittery arrivals.
+            self._next_event = max(self._next_event + 1 / rate, arrived - 1 / rate)
+            self.on_frame(self, live)
+
+    def latest(self) -> LiveFrame | None:
+        return self._ring[-1] if self._ring and self.online else None
+
+    def wait_newer(self, number: int, timeout: float) -> LiveFrame | None:
+        """The latest frame once it is newer than `number` (for MJPEG streams)."""
+        with self._new_frame:
+            self._new_frame.wait_for(lambda: (bool(self._ring) and self._ring[-1].number > number) or not self.online,
+                                     timeout)  # fmt: skip
+        latest = self.latest()
+        return latest if latest is not None and latest.number > number else None
+
+    # --- health -----------------------------------------------------------------------------------
+
+    def measured(self, now: float) -> tuple[float | None, float | None]:
+        """(fps, bitrate kbit/s) over the last WINDOW seconds."""
+        for series in (self._frame_times,):
+            while series and series[0] < now - WINDOW:
+                series.popleft()
+        while self._arrivals and self._arrivals[0][0] < now - WINDOW:
+            self._arrivals.popleft()
+        frames, arrivals = list(self._frame_times), list(self._arrivals)
+        if len(frames) < 2:
+            return None, None
+        span = max(frames[-1] - frames[0], 1e-3)
+        fps = (len(frames) - 1) / span
+        kbps = sum(size for _t, size in arrivals) * 8 / 1000 / max(now - arrivals[0][0], 1e-3) if arrivals else None
+        return fps, kbps
+
+    def status(self, now: float) -> dict[str, Any]:
+        """The seed's status payload (names and types kept), with extra fields after them."""
+        fps, kbps = self.measured(now) if self.online else (None, None)
+        latest = self._ring[-1] if self._ring else None
+        return {
+            "camera_id": self.camera.id,
+            "online": self.online,
+            "fps": round(fps, 2) if fps is not None else 0.0,
+            "bitrate_kbps": round(kbps) if kbps is not None else 0,
+            "dropped_frames": self.dropped_frames,
+            "uptime_seconds": round(now - self.connected_at) if self.online and self.connected_at else 0,
+            "error": self.error,
+            "reconnects": self.reconnects,
+            "last_frame_age_ms": round((now - latest.timestamp) * 1000) if latest else None,
+            "frames": self.frames,
+            "decoder": self.decoder,
+        }

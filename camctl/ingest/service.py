@@ -1,0 +1,211 @@
+"""`camctl ingest`: camera sessions in threads, one asyncio loop for NATS and HTTP.
+
+Camera threads never wait on the loop: they hand events over with call_soon_threadsafe and go on
+reading. The loop publishes frame events as they come, status events every `status_interval`
+and at once when a camera goes on- or offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from camctl.bus import FRAME_SUBJECT, STATUS_SUBJECT, Bus, EmbeddedNats, frame_event
+from camctl.config import CameraConfig, Config
+from camctl.errors import CamctlError
+from camctl.http import build_app
+from camctl.ingest.live import LiveCamera, LiveFrame
+from camctl.media.session import CameraSession
+
+log = logging.getLogger("camctl.ingest")
+
+LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000)
+
+
+@dataclass
+class LatencyHistogram:
+    """Camera-to-event latency (frame arrival to publish), for /metrics."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
+    total_ms: float = 0.0
+    n: int = 0
+
+    def observe(self, ms: float) -> None:
+        index = next((i for i, b in enumerate(LATENCY_BUCKETS_MS) if ms <= b), len(LATENCY_BUCKETS_MS))
+        self.counts[index] += 1
+        self.total_ms += ms
+        self.n += 1
+
+
+class IngestService:
+    def __init__(self, config: Config, cameras: list[CameraConfig]) -> None:
+        self.config = config
+        self.cameras = cameras
+        self.live: dict[str, LiveCamera] = {}
+        self.sessions: list[CameraSession] = []
+        self.bus: Bus | None = None
+        self.latency = LatencyHistogram()
+        self._fps: dict[str, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed: asyncio.Queue[str] = asyncio.Queue()
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    # --- callbacks from camera threads ------------------------------------------------------------
+
+    def _on_frame(self, cam: LiveCamera, live: LiveFrame) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._publish_frame, cam, live)
+
+    def _on_change(self, cam: LiveCamera) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._changed.put_nowait, cam.camera.id)
+
+    # --- on the loop ------------------------------------------------------------------------------
+
+    def _publish_frame(self, cam: LiveCamera, live: LiveFrame) -> None:
+        if self.bus is None:
+            return
+        fps = self._fps.get(cam.camera.id) or cam.claimed_fps or 0.0
+        url = f"{self.config.http.public_url}/{cam.camera.slug}/frame.jpg"
+        payload = frame_event(cam.camera.id, live.timestamp, live.number, live.resolution, fps, url)
+        self.latency.observe((time.time() - live.timestamp) * 1000)
+        task = asyncio.ensure_future(self.bus.publish(FRAME_SUBJECT, payload))
+        self._tasks.add(task)  # kept until done: the loop holds tasks only weakly
+        task.add_done_callback(self._tasks.discard)
+
+    def status_payloads(self) -> list[dict[str, Any]]:
+        now = time.time()
+        payloads = []
+        for cam in self.live.values():
+            payload = cam.status(now)
+            payload["node"] = self.config.node
+            payloads.append(payload)
+        return payloads
+
+    async def _status_loop(self, stop: asyncio.Event) -> None:
+        interval = self.config.ingest.status_interval
+        next_all = time.monotonic()
+        pending: set[str] = set()
+        while not stop.is_set():
+            now = time.time()
+            for cam in self.live.values():  # the fps put in frame events, refreshed every second
+                fps, _kbps = cam.measured(now)
+                if fps is not None:
+                    self._fps[cam.camera.id] = round(fps, 2)
+            if time.monotonic() >= next_all:
+                pending |= set(self.live)
+                next_all = max(next_all + interval, time.monotonic())
+            while not self._changed.empty():
+                pending.add(self._changed.get_nowait())
+            if pending and self.bus is not None:
+                for payload in self.status_payloads():
+                    if payload["camera_id"] in pending:
+                        await self.bus.publish(STATUS_SUBJECT, payload)
+            pending = set()
+            wait = min(1.0, max(0.05, next_all - time.monotonic()))
+            with contextlib.suppress(TimeoutError):  # a change wakes us: status goes out as a camera flips
+                pending.add(await asyncio.wait_for(self._changed.get(), timeout=wait))
+
+    def metrics(self) -> str:
+        lines = [
+            "# HELP camctl_camera_online 1 when the camera delivers frames.",
+            "# TYPE camctl_camera_online gauge",
+        ]
+        statuses = self.status_payloads()
+        for key, name, kind in (
+            ("online", "camctl_camera_online", "gauge"),
+            ("fps", "camctl_camera_fps", "gauge"),
+            ("bitrate_kbps", "camctl_camera_bitrate_kbps", "gauge"),
+            ("dropped_frames", "camctl_camera_dropped_frames_total", "counter"),
+            ("reconnects", "camctl_camera_reconnects_total", "counter"),
+            ("frames", "camctl_camera_frames_total", "counter"),
+        ):
+            if name != "camctl_camera_online":
+                lines += [f"# TYPE {name} {kind}"]
+            for s in statuses:
+                lines.append(f'{name}{{camera="{s["camera_id"]}",node="{self.config.node}"}} {float(s[key] or 0):g}')
+        lines += ["# HELP camctl_event_latency_ms Camera frame arrival to NATS publish.",
+                  "# TYPE camctl_event_latency_ms histogram"]  # fmt: skip
+        cumulative = 0
+        for bound, count in zip((*LATENCY_BUCKETS_MS, "+Inf"), self.latency.counts, strict=True):
+            cumulative += count
+            lines.append(f'camctl_event_latency_ms_bucket{{le="{bound}"}} {cumulative}')
+        lines += [
+            f"camctl_event_latency_ms_sum {self.latency.total_ms:.3f}",
+            f"camctl_event_latency_ms_count {self.latency.n}",
+        ]
+        if self.bus is not None:
+            lines += [
+                "# TYPE camctl_events_published_total counter",
+                f"camctl_events_published_total {self.bus.published}",
+                "# TYPE camctl_events_dropped_total counter",
+                f"camctl_events_dropped_total {self.bus.dropped}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        embedded = None
+        url = self.config.nats.url
+        if url is None:
+            embedded = EmbeddedNats()
+            await embedded.start()
+            url = embedded.url
+        self.bus = Bus(url, name=f"camctl@{self.config.node}")
+        runner: web.AppRunner | None = None
+        try:
+            await self.bus.connect()
+            for cam in self.cameras:
+                live = LiveCamera(
+                    cam, self._on_frame, self._on_change, hardware_decode=self.config.ingest.hardware_decode
+                )
+                self.live[cam.id] = live
+                self.sessions.append(CameraSession(cam, [live], read_timeout=self.config.ingest.stall_seconds))
+            by_name = {**{c.camera.id: c for c in self.live.values()}, **{c.camera.slug: c for c in self.live.values()}}
+            runner = web.AppRunner(build_app(by_name, self.metrics, self.status_payloads), access_log=None)
+            await runner.setup()
+            try:
+                await web.TCPSite(runner, self.config.http.host, self.config.http.port).start()
+            except OSError as exc:
+                raise CamctlError(f"cannot listen on {self.config.http.listen}: {exc.strerror or exc}") from None
+            for session in self.sessions:
+                session.start()
+            log.info(
+                "ingesting %d camera(s): frames on %s/<camera>/frame.jpg, events on %s (%s, %s)",
+                len(self.sessions), self.config.http.public_url, url, FRAME_SUBJECT, STATUS_SUBJECT,
+            )  # fmt: skip
+            await self._status_loop(stop)
+        finally:
+            for session in self.sessions:
+                session.stop()
+            await asyncio.get_running_loop().run_in_executor(None, self._join_sessions)
+            if runner is not None:
+                await runner.cleanup()
+            await self.bus.close()
+            if embedded is not None:
+                embedded.stop()
+
+    def _join_sessions(self) -> None:
+        deadline = time.monotonic() + 3.0
+        for session in self.sessions:
+            session.join(max(0.0, deadline - time.monotonic()))
+
+
+def run_ingest(config: Config, cameras: list[CameraConfig]) -> None:
+    """Runs until SIGTERM or SIGINT."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await IngestService(config, cameras).run(stop)
+
+    asyncio.run(main())

@@ -1,0 +1,125 @@
+"""Test helpers for ingest: a NATS subscriber in a thread, an `camctl ingest` child, HTTP fetches."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import nats
+
+Event = tuple[str, dict[str, Any], float]  # subject, payload, when received
+
+
+class EventTap:
+    """Subscribes to subjects on a real NATS server; events land in a queue the test reads with a
+    timeout. nats-py reconnects by itself when the server restarts."""
+
+    def __init__(self, url: str, subjects: list[str]) -> None:
+        self.url = url
+        self.subjects = subjects
+        self.events: queue.Queue[Event] = queue.Queue()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),), daemon=True)
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        nc = await nats.connect(self.url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+
+        async def handler(msg: Any) -> None:
+            self.events.put((msg.subject, json.loads(msg.data), time.time()))
+
+        for subject in self.subjects:
+            await nc.subscribe(subject, cb=handler)
+        await nc.flush()
+        self._ready.set()
+        await self._stop.wait()
+        await nc.close()
+
+    def wait(self, what: str, match: Callable[[Event], bool], timeout: float) -> Event:
+        """The next event that matches; fails the test after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if match(event):
+                return event
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        assert self._ready.wait(10), "could not subscribe to NATS"
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Ingest:
+    """`camctl ingest` as a child process; the test stops it with SIGTERM (SIGKILL on failure)."""
+
+    def __init__(self, config: Path, data_dir: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"}
+        env["CAMCTL_DATA_DIR"] = str(data_dir)
+        self.log = data_dir.parent / "ingest.log"
+        self._log_file = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "camctl", "--config", str(config), "ingest"],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log_file,
+            env=env,
+        )
+
+    def terminate(self, timeout: float = 10.0) -> tuple[int, float]:
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout)
+        return self.proc.returncode, time.monotonic() - started
+
+    @property
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log_file.close()
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback test URLs
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()

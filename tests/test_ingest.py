@@ -1,0 +1,132 @@
+"""`camctl ingest` with real fake-cameras and a real nats-server: the seed's payloads, the JPEG
+behind each event, health flips on an outage, and a NATS restart that ingest survives."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from camctl.bus import FRAME_SUBJECT, STATUS_SUBJECT
+from tests.harness import FakeCameras, NatsServer
+from tests.ingest_helpers import Event, EventTap, Ingest, free_port, http_get
+
+FRAME_KEYS = {"camera_id": str, "timestamp": float, "frame_number": int, "resolution": str, "fps": (int, float),
+              "url": str}  # fmt: skip
+STATUS_KEYS = {"camera_id": str, "online": bool, "fps": (int, float), "bitrate_kbps": (int, float),
+               "dropped_frames": int, "uptime_seconds": (int, float)}  # fmt: skip
+
+
+def ingest_config(tmp_path: Path, cams: FakeCameras, nats_url: str, port: int, count: int = 2) -> Path:
+    path = tmp_path / "camctl.yaml"
+    lines = "".join(f"  cam_{i}: {cams.url(f'cam{i}')}\n" for i in range(1, count + 1))
+    path.write_text(
+        f"cameras:\n{lines}nats: {{url: '{nats_url}'}}\n"
+        f"http: {{listen: '127.0.0.1:{port}'}}\n"
+        "ingest: {status_interval: 1s, stall_seconds: 2s}\nnode: test-node\n"
+    )
+    return path
+
+
+def is_frame(cam: str) -> Callable[[Event], bool]:
+    return lambda e: e[0] == FRAME_SUBJECT and e[1]["camera_id"] == cam
+
+
+def is_status(cam: str, online: bool) -> Callable[[Event], bool]:
+    return lambda e: e[0] == STATUS_SUBJECT and e[1]["camera_id"] == cam and e[1]["online"] is online
+
+
+def test_events_follow_the_seed_and_their_url_serves_the_frame(
+    fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=2, size="640x360", fps=15)
+    port = free_port()
+    config = ingest_config(tmp_path, cams, nats_server.url, port)
+    with EventTap(nats_server.url, [FRAME_SUBJECT, STATUS_SUBJECT]) as tap, Ingest(config, tmp_path / "d") as ingest:
+        frames = {
+            cam: [tap.wait(f"{cam} frames", is_frame(cam), 20)[1] for _ in range(20)] for cam in ("cam_1", "cam_2")
+        }
+        status = tap.wait("cam_1 online", is_status("cam_1", True), 10)[1]
+        latest = frames["cam_1"][-1]
+        code, headers, jpeg = http_get(latest["url"])
+        unknown = http_get(f"http://127.0.0.1:{port}/cam_9/frame.jpg")[0]
+        tricks = [http_get(f"http://127.0.0.1:{port}{p}")[0] for p in ("/../etc/passwd", "/cam1%2F..%2Fx/frame.jpg",
+                                                                      "/cam1/../status/frame.jpg")]  # fmt: skip
+        health = http_get(f"http://127.0.0.1:{port}/healthz")
+        metrics = http_get(f"http://127.0.0.1:{port}/metrics")[2].decode()
+        small = http_get(latest["url"] + "?width=320&quality=50")
+        exit_status, took = ingest.terminate()
+    for cam, events in frames.items():
+        for event in events:
+            assert set(event) == set(FRAME_KEYS), "exactly the seed's frame payload"
+            assert all(isinstance(event[k], t) for k, t in FRAME_KEYS.items()), event
+            assert event["resolution"] == "640x360" and event["camera_id"] == cam
+            assert event["url"] == f"http://127.0.0.1:{port}/{cam.replace('_', '')}/frame.jpg"
+        numbers = [e["frame_number"] for e in events]
+        assert numbers == sorted(set(numbers)), "frame numbers increase"
+        assert abs(events[-1]["timestamp"] - time.time()) < 30
+        assert 10 <= events[-1]["fps"] <= 20
+    assert all(isinstance(status[k], t) for k, t in STATUS_KEYS.items()), status
+    assert status["node"] == "test-node" and status["uptime_seconds"] >= 0 and status["dropped_frames"] >= 0
+
+    assert code == 200 and jpeg[:2] == b"\xff\xd8" and headers["Content-Type"] == "image/jpeg"
+    assert int(headers["X-Frame-Number"]) >= latest["frame_number"]
+    assert small[0] == 200 and len(small[2]) < len(jpeg)
+    assert unknown == 404 and tricks == [404, 404, 404]
+    assert health[0] == 200 and b'"online": 2' in health[2]
+    assert 'camctl_camera_fps{camera="cam_1"' in metrics and "camctl_event_latency_ms_bucket" in metrics
+    assert exit_status == 0 and took < 5, ingest.stderr
+
+
+def test_an_outage_flips_status_and_frame_numbers_go_on_across_the_reconnect(
+    fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=1, size="640x360", fps=15)
+    port = free_port()
+    config = ingest_config(tmp_path, cams, nats_server.url, port, count=1)
+    with EventTap(nats_server.url, [FRAME_SUBJECT, STATUS_SUBJECT]) as tap, Ingest(config, tmp_path / "d") as ingest:
+        before = tap.wait("a frame", is_frame("cam_1"), 20)[1]["frame_number"]
+        down_at = time.time()
+        cams.down("cam1")
+        _s, offline, offline_at = tap.wait("offline status", is_status("cam_1", False), 10)
+        assert offline_at - down_at <= 2 + 1, "offline within stall_seconds + 1 s"
+        assert offline["error"]
+        code, _h, body = http_get(f"http://127.0.0.1:{port}/cam1/frame.jpg")
+        assert code == 503 and b"camera offline" in body
+        cams.up("cam1")
+        up_at = time.time()
+        _s, _online, online_at = tap.wait("online again", is_status("cam_1", True), 10)
+        assert online_at - up_at <= 3, f"back online {online_at - up_at:.1f}s after the camera returned"
+        after = tap.wait("a frame after the outage", is_frame("cam_1"), 10)[1]
+        assert after["frame_number"] > before
+        status = http_get(f"http://127.0.0.1:{port}/status")[2]
+        assert b'"reconnects": 1' in status
+        assert ingest.terminate()[0] == 0
+
+
+@pytest.mark.timeout(90)
+def test_ingest_survives_a_nats_restart(
+    fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=1, size="640x360", fps=15)
+    port = free_port()
+    config = ingest_config(tmp_path, cams, nats_server.url, port, count=1)
+    nats_port = nats_server.port
+    with Ingest(config, tmp_path / "d") as ingest:
+        with EventTap(nats_server.url, [FRAME_SUBJECT]) as tap:
+            tap.wait("a frame", is_frame("cam_1"), 20)
+        nats_server.stop()
+        first = int(http_get(f"http://127.0.0.1:{port}/cam1/frame.jpg")[1]["X-Frame-Number"])
+        time.sleep(1.0)  # NATS stays away for a while; ingest must keep decoding meanwhile
+        second = int(http_get(f"http://127.0.0.1:{port}/cam1/frame.jpg")[1]["X-Frame-Number"])
+        assert second > first, "frames keep coming while NATS is down"
+        nats_server.start(port=nats_port)
+        with EventTap(nats_server.url, [FRAME_SUBJECT]) as tap:
+            event = tap.wait("frames again after the restart", is_frame("cam_1"), 20)[1]
+        assert event["frame_number"] > second
+        metrics = http_get(f"http://127.0.0.1:{port}/metrics")[2].decode()
+        dropped = next(line for line in metrics.splitlines() if line.startswith("camctl_events_dropped_total"))
+        assert int(dropped.split()[1]) > 0, "events during the outage were counted as dropped"
+        assert ingest.terminate()[0] == 0
