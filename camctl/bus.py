@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ log = logging.getLogger("camctl.bus")
 
 FRAME_SUBJECT = "seguranca.camera.frame"
 STATUS_SUBJECT = "seguranca.camera.status"
-SNAPSHOT_SUBJECT = "seguranca.camera.snapshot"  # request/reply: <subject>.<camera_id>
+SNAPSHOT_SUBJECT = "seguranca.camera.snapshot"  # request/reply: <subject>.<camera_id> -> JPEG
+STATUS_REQUEST_SUBJECT = "seguranca.camera.status.get"  # request: every node replies with its cameras
 EMBEDDED_URL = "nats://127.0.0.1:4222"
 
 
@@ -58,6 +60,7 @@ class Bus:
         self.connected = False
         self._retry: asyncio.Future[None] | None = None
         self._closing = False
+        self._responders: list[tuple[str, Callable[[Any], Awaitable[None]]]] = []
 
     async def connect(self) -> None:
         async def disconnected() -> None:
@@ -89,6 +92,9 @@ class Bus:
                 log.debug("NATS connect: %s", exc)
                 return False
             self.connected = True
+            for subject, handler in self._responders:
+                await self.nc.subscribe(subject, cb=handler)
+            self._responders.clear()
             return True
 
         async def keep_trying() -> None:
@@ -110,6 +116,13 @@ class Bus:
             self.published += 1
         except Exception:  # noqa: BLE001 - a NATS hiccup never stops ingest or recording
             self.dropped += 1
+
+    async def respond(self, subject: str, handler: Callable[[Any], Awaitable[None]]) -> None:
+        """Serves requests on subject (wildcards allowed) once connected; survives reconnects."""
+        if self.nc is None:
+            self._responders.append((subject, handler))  # subscribed when the first connect succeeds
+            return
+        await self.nc.subscribe(subject, cb=handler)
 
     async def close(self) -> None:
         self._closing = True

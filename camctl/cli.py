@@ -191,12 +191,18 @@ def snapshot(
     timeout: Annotated[
         float | None, typer.Option("--timeout", "-t", metavar="S", min=0.1, help="Seconds to wait for a picture.")
     ] = None,
+    cold: Annotated[
+        bool, typer.Option("--cold", help="Go to the camera even when a running camctl has a fresh frame.")
+    ] = False,
 ) -> None:
     """Save a JPEG of what the camera sees now.
 
+    Asks a camctl running on this box (ingest or run-all) for its latest frame first (warm, a few
+    milliseconds), else connects to the camera (cold, up to one keyframe interval).
+
     [dim]Examples: camctl snapshot cam_1 > cam1.jpg;  camctl snapshot cam_2 -o door.jpg --width 640[/dim]
     """
-    from camctl.commands.snapshot import cold_snapshot
+    from camctl.commands.snapshot import cold_snapshot, warm_snapshot
 
     if output is not None and str(output) == "-":
         output = None
@@ -204,14 +210,19 @@ def snapshot(
         raise UsageError(
             f"not writing a JPEG to the terminal: redirect it (camctl snapshot {camera} > {camera}.jpg) or use -o FILE"
         )
-    cam = _state(ctx).config.camera(camera)
-    shot = cold_snapshot(cam, quality, width, timeout)
+    cfg = _state(ctx).config
+    cam = cfg.camera(camera)
+    shot = None if cold else warm_snapshot(cfg.http, cam, quality, width)
+    if shot is None:
+        shot = cold_snapshot(cam, quality, width, timeout)
     if output is None:
         sys.stdout.buffer.write(shot.jpeg)
         sys.stdout.buffer.flush()
         return
     _write_atomically(output, shot.jpeg)
-    console(stderr=True).print(f"{cam.id}: {shot.width}x{shot.height} JPEG, {len(shot.jpeg) / 1000:.0f} KB -> {output}")
+    console(stderr=True).print(
+        f"{cam.id}: {shot.width}x{shot.height} JPEG, {len(shot.jpeg) / 1000:.0f} KB ({shot.path}) -> {output}"
+    )
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from camctl.ingest.live import LiveCamera, LiveFrame
-from camctl.media.jpeg import DEFAULT_QUALITY, encode_jpeg
+from camctl.media.jpeg import DEFAULT_QUALITY, encode_jpeg, scaled_size
 from camctl.secrets import redact
 
 _CAM = r"{cam:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}"
@@ -44,10 +44,12 @@ class JpegCache:
 
 
 def build_app(
-    cameras: dict[str, LiveCamera], metrics: Callable[[], str], status: Callable[[], list[dict[str, Any]]]
+    cameras: dict[str, LiveCamera],
+    metrics: Callable[[], str],
+    status: Callable[[], list[dict[str, Any]]],
+    cache: JpegCache,
 ) -> web.Application:
     """cameras: by id and by slug."""
-    cache = JpegCache()
     app = web.Application()
 
     def camera(request: web.Request) -> LiveCamera:
@@ -85,6 +87,8 @@ def build_app(
                 "X-Frame-Number": str(live.number),
                 "X-Frame-Timestamp": f"{live.timestamp:.6f}",
                 "X-Camera-Id": cam.camera.id,
+                "X-Camera-Url": cam.camera.display_url,  # lets a client check it is its camera (masked)
+                "X-Image-Size": "{}x{}".format(*scaled_size(live.frame.width, live.frame.height, width)),
                 "Cache-Control": "no-store",
             },
         )

@@ -3,13 +3,17 @@ behind each event, health flips on an outage, and a NATS restart that ingest sur
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import nats
+import nats.errors
 import pytest
 
-from camctl.bus import FRAME_SUBJECT, STATUS_SUBJECT
+from camctl.bus import FRAME_SUBJECT, SNAPSHOT_SUBJECT, STATUS_SUBJECT
+from tests.conftest import Result
 from tests.harness import FakeCameras, NatsServer
 from tests.ingest_helpers import Event, EventTap, Ingest, free_port, http_get
 
@@ -130,3 +134,41 @@ def test_ingest_survives_a_nats_restart(
         dropped = next(line for line in metrics.splitlines() if line.startswith("camctl_events_dropped_total"))
         assert int(dropped.split()[1]) > 0, "events during the outage were counted as dropped"
         assert ingest.terminate()[0] == 0
+
+
+def test_snapshot_is_warm_when_ingest_runs_and_nats_request_reply_serves_jpeg(
+    fake_cameras: Callable[..., FakeCameras],
+    nats_server: NatsServer,
+    camctl: Callable[..., Result],
+    tmp_path: Path,
+) -> None:
+    cams = fake_cameras(count=1, size="640x360", fps=15)
+    port = free_port()
+    config = ingest_config(tmp_path, cams, nats_server.url, port, count=1)
+    out = tmp_path / "warm.jpg"
+    with EventTap(nats_server.url, [FRAME_SUBJECT]) as tap, Ingest(config, tmp_path / "d") as ingest:
+        tap.wait("a frame", is_frame("cam_1"), 20)
+        warm = camctl("--config", str(config), "snapshot", "cam1", "-o", str(out), "--width", "320")
+        reply = nats_request(nats_server.url, f"{SNAPSHOT_SUBJECT}.cam_1", b'{"quality": 70}')
+        none = nats_request(nats_server.url, f"{SNAPSHOT_SUBJECT}.cam_9", b"", timeout=0.5)
+        assert ingest.terminate()[0] == 0
+    assert warm.returncode == 0, warm.stderr
+    assert "(warm)" in warm.stderr and "320x180" in warm.stderr and out.read_bytes()[:2] == b"\xff\xd8"
+    assert reply is not None and reply[0][:2] == b"\xff\xd8" and int(reply[1]["Camctl-Frame-Number"]) > 0
+    assert none is None, "no node has cam_9: nobody answers"
+    cold = camctl("--config", str(config), "snapshot", "cam_1", "-o", str(out))
+    assert cold.returncode == 0 and "(cold)" in cold.stderr
+
+
+def nats_request(url: str, subject: str, body: bytes, timeout: float = 5.0) -> tuple[bytes, dict[str, str]] | None:
+    async def ask() -> tuple[bytes, dict[str, str]] | None:
+        nc = await nats.connect(url)
+        try:
+            msg = await nc.request(subject, body, timeout=timeout)
+            return msg.data, dict(msg.headers or {})
+        except nats.errors.TimeoutError:
+            return None
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())

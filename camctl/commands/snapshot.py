@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 
-from camctl.config import CameraConfig
+from camctl.config import CameraConfig, HttpConfig
 from camctl.media.decode import first_frame, open_decoder
 from camctl.media.jpeg import DEFAULT_QUALITY, encode_jpeg, scaled_size
 from camctl.media.source import open_source
@@ -18,7 +20,7 @@ class Snapshot:
     width: int
     height: int
     captured_at: float  # wall-clock UTC seconds when the picture arrived
-    path: str  # "cold": straight from the camera
+    path: str  # "cold": straight from the camera; "warm": from a running camctl's latest frame
 
 
 def cold_snapshot(
@@ -34,3 +36,30 @@ def cold_snapshot(
     jpeg = encode_jpeg(frame, quality, width)
     out_w, out_h = scaled_size(frame.width, frame.height, width)
     return Snapshot(camera.id, jpeg, out_w, out_h, captured, "cold")
+
+
+def warm_snapshot(
+    http: HttpConfig,
+    camera: CameraConfig,
+    quality: int = DEFAULT_QUALITY,
+    width: int | None = None,
+    timeout: float = 1.0,
+) -> Snapshot | None:
+    """The latest frame from a camctl running on this box (ingest or run-all), or None when none
+    answers: a camera session is already open there, so no connect and no wait for a keyframe."""
+    host = http.host if http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    query = urllib.parse.urlencode({"quality": quality, **({"width": width} if width else {})})
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{http.port}/{camera.id}/frame.jpg?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            if response.headers.get("Content-Type") != "image/jpeg":
+                return None
+            if response.headers.get("X-Camera-Url") != camera.display_url:
+                return None  # a camctl with another config that also has a camera of this name
+            jpeg = response.read()
+            size = response.headers.get("X-Image-Size", "0x0")
+            captured = float(response.headers.get("X-Frame-Timestamp", time.time()))
+    except (OSError, ValueError):
+        return None  # nothing listening, camera offline there (503), or not a camctl: go cold
+    w, _, h = size.partition("x")
+    return Snapshot(camera.id, jpeg, int(w or 0), int(h or 0), captured, "warm")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
@@ -17,12 +18,23 @@ from typing import Any
 
 from aiohttp import web
 
-from camctl.bus import FRAME_SUBJECT, STATUS_SUBJECT, Bus, EmbeddedNats, frame_event
+from camctl.bus import (
+    FRAME_SUBJECT,
+    SNAPSHOT_SUBJECT,
+    STATUS_REQUEST_SUBJECT,
+    STATUS_SUBJECT,
+    Bus,
+    EmbeddedNats,
+    encode,
+    frame_event,
+)
 from camctl.config import CameraConfig, Config
 from camctl.errors import CamctlError
-from camctl.http import build_app
+from camctl.http import JpegCache, build_app
 from camctl.ingest.live import LiveCamera, LiveFrame
+from camctl.media.jpeg import DEFAULT_QUALITY
 from camctl.media.session import CameraSession
+from camctl.secrets import redact
 
 log = logging.getLogger("camctl.ingest")
 
@@ -52,6 +64,7 @@ class IngestService:
         self.sessions: list[CameraSession] = []
         self.bus: Bus | None = None
         self.latency = LatencyHistogram()
+        self.jpegs = JpegCache()
         self._fps: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Queue[str] = asyncio.Queue()
@@ -86,7 +99,7 @@ class IngestService:
         for cam in self.live.values():
             payload = cam.status(now)
             payload["node"] = self.config.node
-            payloads.append(payload)
+            payloads.append(redact.data(payload))  # an error text must never carry a password
         return payloads
 
     async def _status_loop(self, stop: asyncio.Event) -> None:
@@ -112,6 +125,35 @@ class IngestService:
             wait = min(1.0, max(0.05, next_all - time.monotonic()))
             with contextlib.suppress(TimeoutError):  # a change wakes us: status goes out as a camera flips
                 pending.add(await asyncio.wait_for(self._changed.get(), timeout=wait))
+
+    async def _answer_snapshot(self, msg: Any) -> None:
+        """NATS request/reply: seguranca.camera.snapshot.<camera_id>, optional JSON body
+        {"quality": 85, "width": 640}; the reply is the JPEG, with Camctl-Frame-Number and
+        Camctl-Frame-Timestamp headers, or an empty body with a Camctl-Error header."""
+        cam = self.live.get(msg.subject.rpartition(".")[2])
+        if cam is None:
+            return  # another node's camera: stay silent so that node can answer
+        try:
+            options = json.loads(msg.data) if msg.data else {}
+            quality, width = int(options.get("quality", DEFAULT_QUALITY)), options.get("width")
+            width = int(width) if width is not None else None
+        except (ValueError, TypeError, AttributeError):
+            await self._reply(msg, b"", {"Camctl-Error": "bad request: quality and width are integers"})
+            return
+        live = cam.latest()
+        if live is None:
+            await self._reply(msg, b"", {"Camctl-Error": f"camera offline: {cam.error}"})
+            return
+        jpeg = await self.jpegs.get(cam.camera.id, live, min(100, max(1, quality)), width)
+        headers = {"Camctl-Frame-Number": str(live.number), "Camctl-Frame-Timestamp": f"{live.timestamp:.6f}"}
+        await self._reply(msg, jpeg, headers)
+
+    async def _answer_status(self, msg: Any) -> None:
+        await self._reply(msg, encode({"node": self.config.node, "cameras": self.status_payloads()}))
+
+    async def _reply(self, msg: Any, body: bytes, headers: dict[str, str] | None = None) -> None:
+        if msg.reply and self.bus is not None and self.bus.nc is not None:
+            await self.bus.nc.publish(msg.reply, body, headers=headers)
 
     def metrics(self) -> str:
         lines = [
@@ -162,6 +204,8 @@ class IngestService:
         runner: web.AppRunner | None = None
         try:
             await self.bus.connect()
+            await self.bus.respond(f"{SNAPSHOT_SUBJECT}.*", self._answer_snapshot)
+            await self.bus.respond(STATUS_REQUEST_SUBJECT, self._answer_status)
             for cam in self.cameras:
                 live = LiveCamera(
                     cam, self._on_frame, self._on_change, hardware_decode=self.config.ingest.hardware_decode
@@ -169,7 +213,8 @@ class IngestService:
                 self.live[cam.id] = live
                 self.sessions.append(CameraSession(cam, [live], read_timeout=self.config.ingest.stall_seconds))
             by_name = {**{c.camera.id: c for c in self.live.values()}, **{c.camera.slug: c for c in self.live.values()}}
-            runner = web.AppRunner(build_app(by_name, self.metrics, self.status_payloads), access_log=None)
+            app = build_app(by_name, self.metrics, self.status_payloads, self.jpegs)
+            runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             try:
                 await web.TCPSite(runner, self.config.http.host, self.config.http.port).start()
