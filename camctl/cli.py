@@ -486,6 +486,47 @@ def ingest(ctx: typer.Context, cameras: CameraArgs = None) -> None:
     run_ingest(cfg, cfg.select(cameras))
 
 
+@app.command()
+def status(
+    ctx: typer.Context,
+    json_out: JsonFlag = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="A live table, refreshed every second.")] = False,
+) -> None:
+    """Camera health from every camctl on the NATS bus (all nodes of a fleet), else from the local
+    HTTP server: online, fps, bitrate, dropped frames, uptime, last frame age, reconnects, last error.
+
+    Exit 0 when every camera is online, 3 otherwise (or when no camctl service answers).
+
+    [dim]Examples: camctl status;  camctl status --json;  camctl status --watch[/dim]
+    """
+    from camctl.commands.status import NoService, gather_status
+    from camctl.render import status_table
+
+    cfg = _state(ctx).config
+    if watch:
+        import time
+
+        from rich.live import Live
+
+        try:
+            with Live(status_table([], "connecting…"), console=console(), auto_refresh=False) as live:
+                while True:
+                    try:
+                        fleet = gather_status(cfg)
+                        live.update(status_table(fleet.cameras, fleet.source), refresh=True)
+                    except NoService as exc:
+                        live.update(status_table([], str(exc)), refresh=True)
+                    time.sleep(1.0)  # the refresh period of the view, not a synchronisation
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None
+    fleet = gather_status(cfg)
+    if json_out:
+        print_json({"source": fleet.source, "cameras": fleet.cameras})
+    else:
+        console().print(status_table(fleet.cameras, fleet.source))
+    raise typer.Exit(0 if fleet.all_online else 3)
+
+
 @config_app.command("check")
 def config_check(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Validate the config; exit 2 with the file and key path of the first problem.

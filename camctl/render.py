@@ -123,3 +123,40 @@ def recordings_table(indexes: Sequence[CameraIndex]) -> Any:
         for n, (_t, cells) in enumerate(sorted(rows)):
             table.add_row(index.camera_id if n == 0 else "", *cells)
     return table
+
+
+def status_table(cameras: Sequence[dict[str, Any]], source: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"camctl status ({source})", title_justify="left", header_style="bold")
+    for name in ("node", "camera", "online", "fps", "bitrate", "dropped", "uptime", "last frame", "reconnects",
+                 "decoder", "error"):  # fmt: skip
+        table.add_column(name, justify="right" if name in ("fps", "bitrate", "dropped", "uptime", "last frame",
+                                                           "reconnects") else "left")  # fmt: skip
+    for c in cameras:
+        online = "[green]✔ online[/green]" if c.get("online") else "[red]✘ offline[/red]"
+        uptime = c.get("uptime_seconds")
+        age = c.get("last_frame_age_ms")
+        table.add_row(
+            str(c.get("node") or "-"),
+            str(c["camera_id"]),
+            online,
+            _num(c.get("fps")) if c.get("online") else "-",
+            f"{_num(c.get('bitrate_kbps'), '{:.0f}')} kb/s" if c.get("online") else "-",
+            str(c.get("dropped_frames", "-")),
+            _uptime(uptime) if c.get("online") and uptime is not None else "-",
+            f"{age / 1000:.1f}s ago" if age is not None else "-",
+            str(c.get("reconnects", "-")),
+            str(c.get("decoder") or "-"),
+            f"[red]{c['error']}[/red]" if c.get("error") else "",
+        )
+    return table
+
+
+def _uptime(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 86400:
+        return f"{s // 86400}d{s % 86400 // 3600}h"
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s"

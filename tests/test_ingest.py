@@ -4,6 +4,7 @@ behind each event, health flips on an outage, and a NATS restart that ingest sur
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -172,3 +173,29 @@ def nats_request(url: str, subject: str, body: bytes, timeout: float = 5.0) -> t
             await nc.close()
 
     return asyncio.run(ask())
+
+
+def test_status_shows_every_camera_and_exits_3_when_one_is_offline(
+    fake_cameras: Callable[..., FakeCameras],
+    nats_server: NatsServer,
+    camctl: Callable[..., Result],
+    tmp_path: Path,
+) -> None:
+    cams = fake_cameras(count=1, size="640x360", fps=15)
+    port = free_port()
+    config = ingest_config(tmp_path, cams, nats_server.url, port, count=1)
+    # A second camera on a port where nothing listens.
+    text = config.read_text().replace("cameras:\n", f"cameras:\n  cam_2: rtsp://127.0.0.1:{free_port()}/x\n", 1)
+    config.write_text(text)
+    with EventTap(nats_server.url, [STATUS_SUBJECT]) as tap, Ingest(config, tmp_path / "d") as ingest:
+        tap.wait("cam_1 online", is_status("cam_1", True), 20)
+        result = camctl("--config", str(config), "status", "--json")
+        table = camctl("--config", str(config), "status")
+        assert ingest.terminate()[0] == 0
+    assert result.returncode == 3, result.stderr
+    rows = {c["camera_id"]: c for c in json.loads(result.text)["cameras"]}
+    assert rows["cam_1"]["online"] is True and rows["cam_1"]["node"] == "test-node"
+    assert rows["cam_2"]["online"] is False and "connection refused" in rows["cam_2"]["error"]
+    assert table.returncode == 3 and "cam_2" in table.text and "connection refused" in table.text
+    nobody = camctl("--config", str(config), "status")
+    assert nobody.returncode == 3 and "no camctl service answered" in nobody.stderr

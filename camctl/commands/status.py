@@ -1,0 +1,95 @@
+"""`camctl status`: camera health from every camctl on the bus (a fleet), or from the local one.
+
+Each running camctl answers a request on seguranca.camera.status.get with its cameras' status
+(the seed's status payload plus error, reconnects, last frame age, node). Replies are gathered for
+a short moment, so one command shows every node sharing the NATS cluster. Without NATS it asks
+the local HTTP server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+
+from camctl.bus import EMBEDDED_URL, STATUS_REQUEST_SUBJECT
+from camctl.config import Config
+from camctl.errors import CamctlError, ExitStatus
+
+
+class NoService(CamctlError):
+    exit_status = ExitStatus.UNREACHABLE
+
+
+@dataclass(frozen=True)
+class FleetStatus:
+    source: str  # where the answers came from
+    cameras: list[dict[str, Any]]  # one per camera and node
+
+    @property
+    def all_online(self) -> bool:
+        return bool(self.cameras) and all(c.get("online") for c in self.cameras)
+
+
+def gather_status(config: Config, wait: float = 0.5) -> FleetStatus:
+    url = config.nats.url or EMBEDDED_URL
+    cameras = asyncio.run(_ask_nats(url, wait))
+    source = f"NATS {url}"
+    if cameras is None:
+        cameras, source = _ask_http(config), f"HTTP {_local_url(config)}/status"
+    if cameras is None:
+        raise NoService(
+            f"no camctl service answered (NATS at {url}, HTTP at {_local_url(config)}): "
+            "start camctl ingest or camctl run-all"
+        )
+    reported = {c["camera_id"] for c in cameras if c.get("node") == config.node}
+    for cam in config.cameras.values():  # configured here, but no service reports it
+        if cam.enabled and cam.id not in reported and not any(c["camera_id"] == cam.id for c in cameras):
+            cameras.append({"camera_id": cam.id, "node": config.node, "online": False, "error": "not ingested"})
+    cameras.sort(key=lambda c: (str(c.get("node")), str(c["camera_id"])))
+    return FleetStatus(source, cameras)
+
+
+async def _ask_nats(url: str, wait: float) -> list[dict[str, Any]] | None:
+    """Every node's reply within `wait` seconds; None when NATS is unreachable or nobody answers."""
+    try:
+        nc = await nats.connect(url, connect_timeout=1, max_reconnect_attempts=0, allow_reconnect=False)
+    except Exception:  # noqa: BLE001 - no NATS here: try HTTP
+        return None
+    replies: list[dict[str, Any]] = []
+    try:
+        inbox = nc.new_inbox()
+
+        async def collect(msg: Any) -> None:
+            with contextlib.suppress(ValueError, TypeError):
+                replies.append(json.loads(msg.data))
+
+        await nc.subscribe(inbox, cb=collect)
+        await nc.publish(STATUS_REQUEST_SUBJECT, b"", reply=inbox)
+        await nc.flush()
+        await asyncio.sleep(wait)  # a fleet: wait for every node, not just the first
+    finally:
+        await nc.close()
+    if not replies:
+        return None
+    return [dict(c, node=r.get("node")) for r in replies for c in r.get("cameras", [])]
+
+
+def _local_url(config: Config) -> str:
+    host = config.http.host if config.http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return f"http://{host}:{config.http.port}"
+
+
+def _ask_http(config: Config) -> list[dict[str, Any]] | None:
+    try:
+        with urllib.request.urlopen(f"{_local_url(config)}/status", timeout=1.0) as response:  # noqa: S310
+            data = json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+    cameras = data.get("cameras") if isinstance(data, dict) else None
+    return cameras if isinstance(cameras, list) else None
