@@ -116,6 +116,7 @@ class FakeCameras:
         auth: str | None = None,
         auth_only: list[str] | None = None,
         port: int = 0,
+        stamp: bool = False,
     ) -> None:
         self.args = [
             "--port",
@@ -137,6 +138,8 @@ class FakeCameras:
             self.args += ["--auth", auth]
         if auth_only:
             self.args += ["--auth-only", ",".join(auth_only)]
+        if stamp:
+            self.args.append("--stamp")
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.urls: dict[str, str] = {}
@@ -245,3 +248,21 @@ class NatsServer:
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+STAMP_ROWS, STAMP_BITS = 16, 64  # as written by scripts/fake-cameras --stamp
+
+
+def read_stamp(luma: bytes, width: int, height: int, line_size: int | None = None) -> tuple[int, float]:
+    """(frame number, capture time in epoch seconds) from the bottom rows of a stamped picture's
+    luma plane (as raw bytes, line_size bytes per row)."""
+    stride = line_size or width
+    row = (height - STAMP_ROWS // 2) * stride  # the middle of the stamp, away from its edges
+    cell = width // STAMP_BITS
+    value = 0
+    for i in range(STAMP_BITS):
+        value = value << 1 | (luma[row + i * cell + cell // 2] > 128)
+    field = value & ((1 << 40) - 1)  # wall-clock milliseconds modulo 2**40 (about 35 years)
+    now_ms = time.time_ns() // 1_000_000
+    millis = now_ms - (now_ms - field) % (1 << 40)  # the latest moment with those low 40 bits
+    return value >> 40, millis / 1000
