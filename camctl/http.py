@@ -26,6 +26,7 @@ class JpegCache:
 
     def __init__(self, size: int = 8) -> None:
         self._entries: collections.OrderedDict[tuple[str, int, int, int], bytes] = collections.OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
         self.size = size
         self.hits = self.misses = 0
 
@@ -35,8 +36,15 @@ class JpegCache:
         if cached is not None:
             self.hits += 1
             return cached
-        self.misses += 1
-        jpeg = await asyncio.get_running_loop().run_in_executor(None, encode_jpeg, live.frame, quality, width)
+        # One encode at a time per camera: ten clients asking for the same new frame wait for the
+        # first one's encode instead of each encoding it.
+        async with self._locks.setdefault(cam, asyncio.Lock()):
+            cached = self._entries.get(key)
+            if cached is not None:
+                self.hits += 1
+                return cached
+            self.misses += 1
+            jpeg = await asyncio.get_running_loop().run_in_executor(None, encode_jpeg, live.frame, quality, width)
         self._entries[key] = jpeg
         while len(self._entries) > self.size * 4:
             self._entries.popitem(last=False)

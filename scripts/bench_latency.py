@@ -158,7 +158,8 @@ def main() -> None:
         f"{args.bitrate} kbit/s, {args.seconds:g} s",
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
-        "camctl": percentiles(camctl_latency) | {
+        "camctl": percentiles(camctl_latency)
+        | {
             "events_per_s": round(events / elapsed, 1),
             "url_fetches": fetched,
             "fetches_of_the_event_frame": same_frame,

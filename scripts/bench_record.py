@@ -142,8 +142,9 @@ def main() -> None:
             f"for {args.seconds:g} s, 10 s segments, both tools at once",
             "python": sys.version.split()[0],
             "pyav": av.__version__,
-            "ffmpeg_cli": subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, check=False)
-            .stdout.split("\n")[0],
+            "ffmpeg_cli": subprocess.run(
+                [ffmpeg, "-version"], capture_output=True, text=True, check=False
+            ).stdout.split("\n")[0],
         }
         for tool, per_cam in (
             ("camctl", {n: sorted((tmp / "camctl" / n).rglob("*.mp4")) for n in names}),

@@ -70,8 +70,10 @@ def main() -> None:
     ffmpeg = shutil.which("ffmpeg")
     if not ffmpeg:
         raise SystemExit("ffmpeg CLI not found (apt-get install ffmpeg)")
-    with FakeCameras(count=1, size="1920x1080", fps=30, bitrate=2048, gop=30) as cams, \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        FakeCameras(count=1, size="1920x1080", fps=30, bitrate=2048, gop=30) as cams,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         url = cams.url()
         config = Path(tmp) / "camctl.yaml"
         config.write_text(f"cameras:\n  cam_1: {url}\n")
@@ -80,10 +82,30 @@ def main() -> None:
         viewer.start()
         time.sleep(1.0)  # the viewer is connected: the camera's encoder is running
         tools = {
-            "camctl": [sys.executable, "-m", "camctl", "--config", str(config), "snapshot", "cam_1",
-                       "-o", f"{tmp}/camctl.jpg"],
-            "ffmpeg": [ffmpeg, "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-frames:v", "1",
-                       "-y", f"{tmp}/ffmpeg.jpg"],
+            "camctl": [
+                sys.executable,
+                "-m",
+                "camctl",
+                "--config",
+                str(config),
+                "snapshot",
+                "cam_1",
+                "-o",
+                f"{tmp}/camctl.jpg",
+            ],
+            "ffmpeg": [
+                ffmpeg,
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-i",
+                url,
+                "-frames:v",
+                "1",
+                "-y",
+                f"{tmp}/ffmpeg.jpg",
+            ],
         }
         results: dict[str, dict[str, list[Any]]] = {name: {"t": [], "rss": []} for name in tools}
         for _ in range(args.runs):
@@ -98,8 +120,9 @@ def main() -> None:
         "runs": args.runs,
         "python": sys.version.split()[0],
         "pyav": av.__version__,
-        "ffmpeg_cli": subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, check=False)
-        .stdout.split("\n")[0],
+        "ffmpeg_cli": subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, check=False).stdout.split(
+            "\n"
+        )[0],
     }
     for name in tools:
         report[name] = summary(results[name]["t"], results[name]["rss"]) | {"jpeg_bytes": sizes[name]}

@@ -118,8 +118,11 @@ class Ingest:
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body); status 0 when nothing answers (not started yet, or gone)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback test URLs
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+    except OSError:
+        return 0, {}, b""

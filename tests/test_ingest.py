@@ -4,6 +4,7 @@ behind each event, health flips on an outage, and a NATS restart that ingest sur
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from camctl.bus import FRAME_SUBJECT, SNAPSHOT_SUBJECT, STATUS_SUBJECT
 from tests.conftest import Result
 from tests.harness import FakeCameras, NatsServer
 from tests.ingest_helpers import Event, EventTap, Ingest, free_port, http_get
+from tests.recording_helpers import wait_for
 
 FRAME_KEYS = {"camera_id": str, "timestamp": float, "frame_number": int, "resolution": str, "fps": (int, float),
               "url": str}  # fmt: skip
@@ -199,3 +201,31 @@ def test_status_shows_every_camera_and_exits_3_when_one_is_offline(
     assert table.returncode == 3 and "cam_2" in table.text and "connection refused" in table.text
     nobody = camctl("--config", str(config), "status")
     assert nobody.returncode == 3 and "no camctl service answered" in nobody.stderr
+
+
+def test_concurrent_jpeg_requests_of_one_frame_are_served_and_do_not_crash(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Regression: two threads scaling the same decoded frame at once crashed the process."""
+    port = free_port()
+    config = tmp_path / "camctl.yaml"
+    config.write_text(
+        "cameras:\n  cam_1: 'demo:?size=640x360&fps=15'\n"
+        f"nats: {{url: '{nats_server.url}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n"
+    )
+    base = f"http://127.0.0.1:{port}/cam1/frame.jpg"
+    with Ingest(config, tmp_path / "d") as ingest:
+        wait_for("a frame", lambda: http_get(f"http://127.0.0.1:{port}/healthz")[2].find(b'"online": 1') > 0, 20)
+        deadline = time.monotonic() + 1.5
+
+        def client(n: int) -> list[int]:
+            codes = []
+            while time.monotonic() < deadline:
+                codes.append(http_get(base + ("", "?width=320", "?quality=40")[n % 3])[0])
+            return codes
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            codes = [c for batch in pool.map(client, range(8)) for c in batch]
+        assert ingest.proc.poll() is None, ingest.stderr
+        assert len(codes) > 50 and set(codes) == {200}
+        assert ingest.terminate()[0] == 0

@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import av
 import av.video
+from av.video.reformatter import VideoReformatter
 
 DEFAULT_QUALITY = 85
 
@@ -27,7 +28,9 @@ def quality_to_qscale(quality: int) -> int:
 
 def encode_jpeg(frame: av.VideoFrame, quality: int = DEFAULT_QUALITY, width: int | None = None) -> bytes:
     out_w, out_h = scaled_size(frame.width, frame.height, width)
-    picture = frame.reformat(width=out_w, height=out_h, format="yuvj420p")
+    # A reformatter of our own: frame.reformat() shares one per frame, and two threads encoding the
+    # same frame at once (two HTTP clients) would race on its scaler and crash the process.
+    picture = VideoReformatter().reformat(frame, width=out_w, height=out_h, format="yuvj420p")
     enc = av.CodecContext.create("mjpeg", "w")
     enc.width, enc.height, enc.pix_fmt = out_w, out_h, "yuvj420p"
     enc.time_base = Fraction(1, 25)
