@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import nats
 import nats.errors
 import pytest
 
 from camctl.bus import FRAME_SUBJECT, SNAPSHOT_SUBJECT, STATUS_SUBJECT
 from tests.conftest import Result
-from tests.harness import FakeCameras, NatsServer
+from tests.harness import FakeCameras, NatsServer, read_stamp
 from tests.ingest_helpers import Event, EventTap, Ingest, free_port, http_get
 from tests.recording_helpers import wait_for
+from tests.test_probe import PASSWORD
 
 FRAME_KEYS = {"camera_id": str, "timestamp": float, "frame_number": int, "resolution": str, "fps": (int, float),
               "url": str}  # fmt: skip
@@ -229,3 +232,69 @@ def test_concurrent_jpeg_requests_of_one_frame_are_served_and_do_not_crash(
         assert ingest.proc.poll() is None, ingest.stderr
         assert len(codes) > 50 and set(codes) == {200}
         assert ingest.terminate()[0] == 0
+
+
+def test_frame_jpg_is_the_frame_its_header_names(
+    fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """The cameras stamp their own frame counter into the picture: between two fetches, camctl's
+    X-Frame-Number advances exactly as the stamp in the JPEG does, so header and picture agree."""
+    cams = fake_cameras(count=1, size="640x360", fps=15, stamp=True)
+    port = free_port()
+    config = ingest_config(tmp_path, cams, nats_server.url, port, count=1)
+    url = f"http://127.0.0.1:{port}/cam1/frame.jpg?quality=95"
+    with EventTap(nats_server.url, [FRAME_SUBJECT]) as tap, Ingest(config, tmp_path / "d") as ingest:
+        # The server's first picture is its preroll, without a stamp: start a little later.
+        tap.wait("a few frames", lambda e: is_frame("cam_1")(e) and e[1]["frame_number"] >= 5, 20)
+        first = http_get(url)
+        tap.wait("a few more frames", lambda e: e[1]["frame_number"] >= int(first[1]["X-Frame-Number"]) + 10, 10)
+        second = http_get(url)
+        again = http_get(url)
+        assert ingest.terminate()[0] == 0
+    numbers = [int(r[1]["X-Frame-Number"]) for r in (first, second)]
+    stamps = [jpeg_stamp(r[2])[0] for r in (first, second)]
+    assert numbers[1] - numbers[0] == stamps[1] - stamps[0] >= 10
+    if again[1]["X-Frame-Number"] == second[1]["X-Frame-Number"]:
+        assert again[2] == second[2], "the same frame is served from the cache, byte for byte"
+
+
+def jpeg_stamp(jpeg: bytes) -> tuple[int, float]:
+    with av.open(io.BytesIO(jpeg), format="mjpeg") as container:
+        picture = next(container.decode(video=0))
+    plane = picture.planes[0]
+    assert (picture.width, picture.height) == (640, 360)
+    return read_stamp(bytes(plane), picture.width, picture.height, plane.line_size)
+
+
+def test_no_password_in_any_output_and_refused_credentials_show_in_status(
+    fake_cameras: Callable[..., FakeCameras],
+    nats_server: NatsServer,
+    camctl: Callable[..., Result],
+    tmp_path: Path,
+) -> None:
+    cams = fake_cameras(count=2, size="640x360", fps=15, auth=f"admin:{PASSWORD}")
+    port = free_port()
+    config = tmp_path / "camctl.yaml"
+    config.write_text(
+        f"cameras:\n  cam_1: {{url: '{cams.url('cam1')}', username: admin, password: '{PASSWORD}'}}\n"
+        f"  cam_2: {{url: '{cams.url('cam2')}', username: admin, password: 'wrong-{PASSWORD}'}}\n"
+        f"nats: {{url: '{nats_server.url}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n"
+        "ingest: {status_interval: 1s, stall_seconds: 2s}\n"
+    )
+    with EventTap(nats_server.url, [FRAME_SUBJECT, STATUS_SUBJECT]) as tap, Ingest(config, tmp_path / "d") as ingest:
+        tap.wait("cam_1 online", is_status("cam_1", True), 20)
+        refused = tap.wait("cam_2 refused", lambda e: is_status("cam_2", False)(e) and e[1]["error"] is not None, 20)
+        outputs = [
+            http_get(f"http://127.0.0.1:{port}{p}")[2].decode(errors="replace")
+            for p in ("/status", "/metrics", "/healthz", "/cam2/frame.jpg")
+        ]
+        status = camctl("--config", str(config), "status", "--json")
+        table = camctl("--config", str(config), "status")
+        assert ingest.terminate()[0] == 0
+    assert refused[1]["error"] == "authentication refused"
+    assert status.returncode == 3 and json.loads(status.text)
+    events = []
+    while not tap.events.empty():
+        events.append(json.dumps(tap.events.get()[1]))
+    for text in [*outputs, *events, status.text, status.stderr, table.text, ingest.stderr]:
+        assert PASSWORD not in text
