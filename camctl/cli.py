@@ -527,6 +527,43 @@ def status(
     raise typer.Exit(0 if fleet.all_online else 3)
 
 
+@app.command("run-all")
+def run_all(ctx: typer.Context) -> None:
+    """Run everything the config enables, one RTSP session per camera shared by all of it:
+    recording into the rolling buffer (with retention), frames and status on NATS, JPEGs and
+    status over HTTP. With no config file: four built-in demo cameras, no network needed.
+    Runs until SIGTERM/SIGINT, which finish every open segment.
+
+    [dim]Examples: camctl run-all;  camctl --config /etc/camctl/camctl.yaml run-all[/dim]
+    """
+    from camctl.bus import EMBEDDED_URL
+    from camctl.commands.record import check_writable
+    from camctl.config import BUILTIN_DEMO
+    from camctl.ingest.service import run_ingest
+
+    cfg = _state(ctx).config
+    cameras = cfg.select(None)
+    for name in ("camctl.ingest", "camctl.session", "camctl.record"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    try:
+        check_writable(cfg.storage.root)
+    except StorageError as exc:  # live frames still flow; the recorders retry and report it
+        error_line(f"{exc}; recording will retry")
+    base = cfg.http.public_url
+    first = f"{base}/{cameras[0].slug if cameras else 'cam1'}"
+    what = "the built-in demo" if cfg.source == BUILTIN_DEMO else cfg.source
+    console(stderr=True).print(
+        f"camctl run-all: {len(cameras)} camera(s) from {what}\n"
+        f"  frames      {first}/frame.jpg   live view: {first}/stream.mjpeg\n"
+        f"  status      camctl status   or   {base}/status\n"
+        f"  events      {cfg.nats.url or EMBEDDED_URL}   seguranca.camera.frame, seguranca.camera.status\n"
+        f"  recordings  {cfg.storage.root}   (camctl recordings, camctl clip)\n"
+        "Stop with Ctrl-C.",
+        soft_wrap=True,
+    )
+    run_ingest(cfg, cameras, record=True)
+
+
 @config_app.command("check")
 def config_check(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Validate the config; exit 2 with the file and key path of the first problem.

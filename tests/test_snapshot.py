@@ -115,3 +115,10 @@ def test_snapshot_of_demo_camera(camctl: Callable[..., Result], camera: str) -> 
     result = camctl("snapshot", camera)
     assert result.returncode == 0, result.stderr
     assert jpeg_size(result.stdout) == (1280, 720)
+
+
+def test_warm_path_default_quality_matches_the_encoder_default() -> None:
+    from camctl.commands import snapshot
+    from camctl.media import jpeg
+
+    assert snapshot.DEFAULT_QUALITY == jpeg.DEFAULT_QUALITY

@@ -8,9 +8,8 @@ import urllib.request
 from dataclasses import dataclass
 
 from camctl.config import CameraConfig, HttpConfig
-from camctl.media.decode import first_frame, open_decoder
-from camctl.media.jpeg import DEFAULT_QUALITY, encode_jpeg, scaled_size
-from camctl.media.source import open_source
+
+DEFAULT_QUALITY = 85  # as camctl.media.jpeg; not imported from there: the warm path must not load PyAV
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,12 @@ def cold_snapshot(
 ) -> Snapshot:
     """Connect, decode from the first keyframe, encode, disconnect: waits at most one keyframe interval
     once the stream flows, and never longer than `timeout` in all."""
+    # PyAV is imported here, not at the top: a warm snapshot never needs it, and loading it is most
+    # of a warm snapshot's time.
+    from camctl.media.decode import first_frame, open_decoder
+    from camctl.media.jpeg import encode_jpeg, scaled_size
+    from camctl.media.source import open_source
+
     limit = camera.timeout if timeout is None else timeout
     started = time.monotonic()
     with open_source(camera, limit) as source:

@@ -33,8 +33,11 @@ from camctl.errors import CamctlError
 from camctl.http import JpegCache, build_app
 from camctl.ingest.live import LiveCamera, LiveFrame
 from camctl.media.jpeg import DEFAULT_QUALITY
-from camctl.media.session import CameraSession
+from camctl.media.session import CameraSession, Consumer
+from camctl.recording.recorder import CameraRecorder
+from camctl.recording.retention import RetentionRunner
 from camctl.secrets import redact
+from camctl.storage import Limits
 
 log = logging.getLogger("camctl.ingest")
 
@@ -57,9 +60,22 @@ class LatencyHistogram:
 
 
 class IngestService:
-    def __init__(self, config: Config, cameras: list[CameraConfig]) -> None:
+    def __init__(self, config: Config, cameras: list[CameraConfig], record: bool = False) -> None:
+        """record: also record every camera from the same session (what `run-all` does)."""
         self.config = config
         self.cameras = cameras
+        self.recorders: dict[str, CameraRecorder] = {}
+        self.retention: RetentionRunner | None = None
+        if record:
+            storage = config.storage
+            r = storage.retention
+            self.retention = RetentionRunner(storage.root, Limits(r.max_age, r.max_bytes, r.min_free),
+                                             interval=storage.segment_seconds / 2)  # fmt: skip
+            for cam in cameras:
+                self.recorders[cam.id] = CameraRecorder(
+                    cam, storage.root, storage.segment_seconds,
+                    on_segment=lambda _info: self._prune(), on_storage_error=lambda _exc: self._prune(force=True),
+                )  # fmt: skip
         self.live: dict[str, LiveCamera] = {}
         self.sessions: list[CameraSession] = []
         self.bus: Bus | None = None
@@ -99,6 +115,10 @@ class IngestService:
         for cam in self.live.values():
             payload = cam.status(now)
             payload["node"] = self.config.node
+            recorder = self.recorders.get(cam.camera.id)
+            if recorder is not None:
+                payload["recording"] = recorder.status.state
+                payload["recording_error"] = recorder.status.error if recorder.status.failure == "storage" else None
             payloads.append(redact.data(payload))  # an error text must never carry a password
         return payloads
 
@@ -211,7 +231,10 @@ class IngestService:
                     cam, self._on_frame, self._on_change, hardware_decode=self.config.ingest.hardware_decode
                 )
                 self.live[cam.id] = live
-                self.sessions.append(CameraSession(cam, [live], read_timeout=self.config.ingest.stall_seconds))
+                consumers: list[Consumer] = [live]
+                if cam.id in self.recorders:
+                    consumers.append(self.recorders[cam.id])  # one RTSP session feeds both
+                self.sessions.append(CameraSession(cam, consumers, read_timeout=self.config.ingest.stall_seconds))
             by_name = {**{c.camera.id: c for c in self.live.values()}, **{c.camera.slug: c for c in self.live.values()}}
             app = build_app(by_name, self.metrics, self.status_payloads, self.jpegs)
             runner = web.AppRunner(app, access_log=None)
@@ -231,11 +254,17 @@ class IngestService:
             for session in self.sessions:
                 session.stop()
             await asyncio.get_running_loop().run_in_executor(None, self._join_sessions)
+            for recorder in self.recorders.values():
+                recorder.finalize()  # a session stuck on a silent camera: close its segment from here
             if runner is not None:
                 await runner.cleanup()
             await self.bus.close()
             if embedded is not None:
                 embedded.stop()
+
+    def _prune(self, force: bool = False) -> None:
+        if self.retention is not None:
+            self.retention.run(force)
 
     def _join_sessions(self) -> None:
         deadline = time.monotonic() + 3.0
@@ -243,7 +272,7 @@ class IngestService:
             session.join(max(0.0, deadline - time.monotonic()))
 
 
-def run_ingest(config: Config, cameras: list[CameraConfig]) -> None:
+def run_ingest(config: Config, cameras: list[CameraConfig], record: bool = False) -> None:
     """Runs until SIGTERM or SIGINT."""
 
     async def main() -> None:
@@ -251,6 +280,6 @@ def run_ingest(config: Config, cameras: list[CameraConfig]) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await IngestService(config, cameras).run(stop)
+        await IngestService(config, cameras, record).run(stop)
 
     asyncio.run(main())
