@@ -130,7 +130,7 @@ def status_table(cameras: Sequence[dict[str, Any]], source: str) -> Any:
 
     table = Table(title=f"camctl status ({source})", title_justify="left", header_style="bold")
     for name in ("node", "camera", "online", "fps", "bitrate", "dropped", "uptime", "last frame", "reconnects",
-                 "decoder", "error"):  # fmt: skip
+                 "decoder", "recording", "error"):  # fmt: skip
         table.add_column(name, justify="right" if name in ("fps", "bitrate", "dropped", "uptime", "last frame",
                                                            "reconnects") else "left")  # fmt: skip
     for c in cameras:
@@ -148,6 +148,7 @@ def status_table(cameras: Sequence[dict[str, Any]], source: str) -> Any:
             f"{age / 1000:.1f}s ago" if age is not None else "-",
             str(c.get("reconnects", "-")),
             str(c.get("decoder") or "-"),
+            _recording(c),
             f"[red]{c['error']}[/red]" if c.get("error") else "",
         )
     return table
@@ -160,3 +161,12 @@ def _uptime(seconds: float) -> str:
     if s >= 3600:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 60}m{s % 60:02d}s"
+
+
+def _recording(status: dict[str, Any]) -> str:
+    state = status.get("recording")
+    if state is None:
+        return "-"  # this camctl only ingests
+    if status.get("recording_error"):
+        return f"[red]{state}: {status['recording_error']}[/red]"
+    return f"[green]{state}[/green]" if state == "recording" else str(state)
