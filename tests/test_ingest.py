@@ -8,6 +8,7 @@ import concurrent.futures
 import io
 import json
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -298,3 +299,25 @@ def test_no_password_in_any_output_and_refused_credentials_show_in_status(
         events.append(json.dumps(tap.events.get()[1]))
     for text in [*outputs, *events, status.text, status.stderr, table.text, ingest.stderr]:
         assert PASSWORD not in text
+
+
+def test_analysis_fps_thins_frame_events_and_mjpeg_streams_frames(nats_server: NatsServer, tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "camctl.yaml"
+    config.write_text(
+        "cameras:\n  cam_1: {url: 'demo:?size=320x240&fps=15', analysis_fps: 3}\n"
+        f"nats: {{url: '{nats_server.url}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n"
+    )
+    with EventTap(nats_server.url, [FRAME_SUBJECT]) as tap, Ingest(config, tmp_path / "d") as ingest:
+        first = tap.wait("a frame", is_frame("cam_1"), 20)
+        last = first
+        for _ in range(9):
+            last = tap.wait("more frames", is_frame("cam_1"), 5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/cam1/stream.mjpeg", timeout=5) as stream:
+            assert stream.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+            head = stream.read(4096)
+        assert ingest.terminate()[0] == 0
+    rate = 9 / (last[2] - first[2])
+    assert 2.0 <= rate <= 4.0, f"{rate:.1f} events/s for analysis_fps 3 (the camera sends 15)"
+    assert last[1]["frame_number"] - first[1]["frame_number"] >= 9 * 4, "frame numbers count every frame"
+    assert head.startswith(b"--frame\r\nContent-Type: image/jpeg") and b"\xff\xd8" in head

@@ -125,8 +125,11 @@ class LiveCamera:
         if rate is None:
             self.on_frame(self, live)
         elif arrived >= self._next_event:
-            # A schedule, not "1/rate since the last one": the rate holds even with jittery arrivals.
-            self._next_event = max(self._next_event + 1 / rate, arrived - 1 / rate)
+            # A schedule, not "1/rate since the last one": the rate holds even with jittery arrivals;
+            # when far behind (the first frame, or after an outage) the schedule starts over.
+            self._next_event += 1 / rate
+            if self._next_event <= arrived:
+                self._next_event = arrived + 1 / rate
             self.on_frame(self, live)
 
     def latest(self) -> LiveFrame | None:
