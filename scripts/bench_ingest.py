@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.bench_record import cpu_seconds
 from tests.harness import FakeCameras, NatsServer
-from tests.ingest_helpers import free_port, http_get
+from tests.ingest_helpers import free_port, http_get, write_ingest_config
 
 
 def measure(procs: list[subprocess.Popen[bytes]], warmup: float, seconds: float) -> float:
@@ -81,10 +81,8 @@ def main() -> None:
                                                gop=args.fps))  # fmt: skip
         nats_server = stack.enter_context(NatsServer())
         port = free_port()
-        config = tmp / "camctl.yaml"
-        cam_lines = "".join(f"  cam_{n[3:]}: {cams.url(n)}\n" for n in names)
-        config.write_text(f"cameras:\n{cam_lines}nats: {{url: '{nats_server.url}'}}\n"
-                          f"http: {{listen: '127.0.0.1:{port}'}}\n")  # fmt: skip
+        urls = {f"cam_{n[3:]}": cams.url(n) for n in names}
+        config = write_ingest_config(tmp / "camctl.yaml", urls, nats_server.url, port)
         env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"} | {"CAMCTL_DATA_DIR": str(tmp / "d")}
 
         ingest = subprocess.Popen([sys.executable, "-m", "camctl", "--config", str(config), "ingest"],

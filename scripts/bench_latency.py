@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import av
 
 from tests.harness import FakeCameras, NatsServer, read_stamp
-from tests.ingest_helpers import EventTap, free_port, http_get
+from tests.ingest_helpers import EventTap, free_port, http_get, write_ingest_config
 
 
 def percentiles(values: list[float]) -> dict[str, float | int | None]:
@@ -101,10 +101,8 @@ def main() -> None:
                                                bitrate=args.bitrate, gop=args.fps, stamp=True))  # fmt: skip
         nats_server = stack.enter_context(NatsServer())
         port = free_port()
-        config = tmp / "camctl.yaml"
-        cam_lines = "".join(f"  cam_{n[3:]}: {cams.url(n)}\n" for n in names)
-        config.write_text(f"cameras:\n{cam_lines}nats: {{url: '{nats_server.url}'}}\n"
-                          f"http: {{listen: '127.0.0.1:{port}'}}\n")  # fmt: skip
+        urls = {f"cam_{n[3:]}": cams.url(n) for n in names}
+        config = write_ingest_config(tmp / "camctl.yaml", urls, nats_server.url, port)
         env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"} | {"CAMCTL_DATA_DIR": str(tmp / "d")}
         ingest = subprocess.Popen([sys.executable, "-m", "camctl", "--config", str(config), "ingest"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)  # fmt: skip

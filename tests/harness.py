@@ -12,6 +12,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -266,3 +267,44 @@ def read_stamp(luma: bytes, width: int, height: int, line_size: int | None = Non
     now_ms = time.time_ns() // 1_000_000
     millis = now_ms - (now_ms - field) % (1 << 40)  # the latest moment with those low 40 bits
     return value >> 40, millis / 1000
+
+
+class CamctlProcess:
+    """A long-running camctl command (record, ingest, run-all) as a child process, with its data
+    directory and a log file; the test stops it with SIGTERM, and SIGKILL on the way out if needed."""
+
+    def __init__(self, config: Path, data_dir: Path, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"}
+        env["CAMCTL_DATA_DIR"] = str(data_dir)
+        self.log = data_dir.parent / f"{args[0] if args else 'camctl'}.log"
+        self._log_file = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "camctl", "--config", str(config), *args],
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            env=env,
+        )
+        self.stdout = b""
+
+    def terminate(self, timeout: float = 10.0) -> tuple[int, float]:
+        """SIGTERM; returns (exit status, seconds it took to exit)."""
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        self.stdout, _ = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    @property
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.kill()
+        self._log_file.close()

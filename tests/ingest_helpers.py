@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import queue
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -20,6 +16,8 @@ from types import TracebackType
 from typing import Any, Self
 
 import nats
+
+from tests.harness import CamctlProcess
 
 Event = tuple[str, dict[str, Any], float]  # subject, payload, when received
 
@@ -82,39 +80,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class Ingest:
-    """`camctl ingest` as a child process; the test stops it with SIGTERM (SIGKILL on failure)."""
-
-    def __init__(self, config: Path, data_dir: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"}
-        env["CAMCTL_DATA_DIR"] = str(data_dir)
-        self.log = data_dir.parent / "ingest.log"
-        self._log_file = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "camctl", "--config", str(config), "ingest"],
-            stdout=subprocess.DEVNULL,
-            stderr=self._log_file,
-            env=env,
-        )
-
-    def terminate(self, timeout: float = 10.0) -> tuple[int, float]:
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout)
-        return self.proc.returncode, time.monotonic() - started
-
-    @property
-    def stderr(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._log_file.close()
+def Ingest(config: Path, data_dir: Path) -> CamctlProcess:  # noqa: N802 - reads as a class
+    """`camctl ingest` as a child process."""
+    return CamctlProcess(config, data_dir, "ingest")
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
@@ -126,3 +94,10 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes
         return exc.code, dict(exc.headers), exc.read()
     except OSError:
         return 0, {}, b""
+
+
+def write_ingest_config(path: Path, camera_urls: dict[str, str], nats_url: str, port: int, extra: str = "") -> Path:
+    """A camctl.yaml for ingest tests and benchmarks: the cameras, a test NATS, HTTP on a loopback port."""
+    cameras = "".join(f"  {cam}: {url}\n" for cam, url in camera_urls.items())
+    path.write_text(f"cameras:\n{cameras}nats: {{url: '{nats_url}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n{extra}")
+    return path

@@ -8,11 +8,7 @@ contiguous run of the reference's.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +20,7 @@ import av
 
 from camctl.config import parse_config
 from camctl.media.source import open_source
+from tests.harness import CamctlProcess
 
 _START_CODE = re.compile(b"\x00\x00\x01")
 H264_SLICES = (1, 5)
@@ -123,44 +120,9 @@ class ReferenceClient:
         self._thread.join(10)
 
 
-class Recorder:
-    """`camctl record` as a child process, stopped by the test (SIGTERM, or SIGKILL on failure)."""
-
-    def __init__(self, config: Path, data_dir: Path, *args: str) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"}
-        env["CAMCTL_DATA_DIR"] = str(data_dir)
-        self.log = data_dir.parent / "record.log"
-        self._log_file = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "camctl", "--config", str(config), "record", *args],
-            stdout=subprocess.PIPE,
-            stderr=self._log_file,
-            env=env,
-        )
-        self.stdout = b""
-
-    def terminate(self, timeout: float = 10.0) -> tuple[int, float]:
-        """SIGTERM; returns (exit status, seconds it took to exit)."""
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        self.stdout, _ = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, time.monotonic() - started
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    @property
-    def stderr(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.kill()
-        self._log_file.close()
+def Recorder(config: Path, data_dir: Path, *args: str) -> CamctlProcess:  # noqa: N802 - reads as a class
+    """`camctl record` as a child process."""
+    return CamctlProcess(config, data_dir, "record", *args)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:

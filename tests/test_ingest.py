@@ -20,7 +20,7 @@ import pytest
 from camctl.bus import FRAME_SUBJECT, SNAPSHOT_SUBJECT, STATUS_SUBJECT
 from tests.conftest import Result
 from tests.harness import FakeCameras, NatsServer, read_stamp
-from tests.ingest_helpers import Event, EventTap, Ingest, free_port, http_get
+from tests.ingest_helpers import Event, EventTap, Ingest, free_port, http_get, write_ingest_config
 from tests.recording_helpers import wait_for
 from tests.test_probe import PASSWORD
 
@@ -31,14 +31,9 @@ STATUS_KEYS = {"camera_id": str, "online": bool, "fps": (int, float), "bitrate_k
 
 
 def ingest_config(tmp_path: Path, cams: FakeCameras, nats_url: str, port: int, count: int = 2) -> Path:
-    path = tmp_path / "camctl.yaml"
-    lines = "".join(f"  cam_{i}: {cams.url(f'cam{i}')}\n" for i in range(1, count + 1))
-    path.write_text(
-        f"cameras:\n{lines}nats: {{url: '{nats_url}'}}\n"
-        f"http: {{listen: '127.0.0.1:{port}'}}\n"
-        "ingest: {status_interval: 1s, stall_seconds: 2s}\nnode: test-node\n"
-    )
-    return path
+    urls = {f"cam_{i}": cams.url(f"cam{i}") for i in range(1, count + 1)}
+    extra = "ingest: {status_interval: 1s, stall_seconds: 2s}\nnode: test-node\n"
+    return write_ingest_config(tmp_path / "camctl.yaml", urls, nats_url, port, extra)
 
 
 def is_frame(cam: str) -> Callable[[Event], bool]:
@@ -212,10 +207,8 @@ def test_concurrent_jpeg_requests_of_one_frame_are_served_and_do_not_crash(
 ) -> None:
     """Regression: two threads scaling the same decoded frame at once crashed the process."""
     port = free_port()
-    config = tmp_path / "camctl.yaml"
-    config.write_text(
-        "cameras:\n  cam_1: 'demo:?size=640x360&fps=15'\n"
-        f"nats: {{url: '{nats_server.url}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n"
+    config = write_ingest_config(
+        tmp_path / "camctl.yaml", {"cam_1": "'demo:?size=640x360&fps=15'"}, nats_server.url, port
     )
     base = f"http://127.0.0.1:{port}/cam1/frame.jpg"
     with Ingest(config, tmp_path / "d") as ingest:
@@ -275,13 +268,12 @@ def test_no_password_in_any_output_and_refused_credentials_show_in_status(
 ) -> None:
     cams = fake_cameras(count=2, size="640x360", fps=15, auth=f"admin:{PASSWORD}")
     port = free_port()
-    config = tmp_path / "camctl.yaml"
-    config.write_text(
-        f"cameras:\n  cam_1: {{url: '{cams.url('cam1')}', username: admin, password: '{PASSWORD}'}}\n"
-        f"  cam_2: {{url: '{cams.url('cam2')}', username: admin, password: 'wrong-{PASSWORD}'}}\n"
-        f"nats: {{url: '{nats_server.url}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n"
-        "ingest: {status_interval: 1s, stall_seconds: 2s}\n"
-    )
+    urls = {
+        "cam_1": f"{{url: '{cams.url('cam1')}', username: admin, password: '{PASSWORD}'}}",
+        "cam_2": f"{{url: '{cams.url('cam2')}', username: admin, password: 'wrong-{PASSWORD}'}}",
+    }
+    extra = "ingest: {status_interval: 1s, stall_seconds: 2s}\n"
+    config = write_ingest_config(tmp_path / "camctl.yaml", urls, nats_server.url, port, extra)
     with EventTap(nats_server.url, [FRAME_SUBJECT, STATUS_SUBJECT]) as tap, Ingest(config, tmp_path / "d") as ingest:
         tap.wait("cam_1 online", is_status("cam_1", True), 20)
         refused = tap.wait("cam_2 refused", lambda e: is_status("cam_2", False)(e) and e[1]["error"] is not None, 20)
@@ -303,11 +295,8 @@ def test_no_password_in_any_output_and_refused_credentials_show_in_status(
 
 def test_analysis_fps_thins_frame_events_and_mjpeg_streams_frames(nats_server: NatsServer, tmp_path: Path) -> None:
     port = free_port()
-    config = tmp_path / "camctl.yaml"
-    config.write_text(
-        "cameras:\n  cam_1: {url: 'demo:?size=320x240&fps=15', analysis_fps: 3}\n"
-        f"nats: {{url: '{nats_server.url}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n"
-    )
+    camera = {"cam_1": "{url: 'demo:?size=320x240&fps=15', analysis_fps: 3}"}
+    config = write_ingest_config(tmp_path / "camctl.yaml", camera, nats_server.url, port)
     with EventTap(nats_server.url, [FRAME_SUBJECT]) as tap, Ingest(config, tmp_path / "d") as ingest:
         first = tap.wait("a frame", is_frame("cam_1"), 20)
         last = first

@@ -46,15 +46,7 @@ class ClipResult:
             "frames": self.frames,
             "bytes": self.bytes,
             "segments": self.segments,
-            "gaps": [
-                {
-                    "from": iso_time(g.start),
-                    "to": iso_time(g.end),
-                    "duration": round(g.end - g.start, 3),
-                    "reason": g.reason,
-                }
-                for g in self.gaps
-            ],
+            "gaps": [g.to_report() for g in self.gaps],
         }
 
 

@@ -150,15 +150,7 @@ def index_json(index: CameraIndex) -> dict[str, Any]:
             }
             for s in index.segments
         ],
-        "gaps": [
-            {
-                "from": iso_time(g.start),
-                "to": iso_time(g.end),
-                "duration": round(g.end - g.start, 3),
-                "reason": g.reason,
-            }
-            for g in index.gaps
-        ],
+        "gaps": [g.to_report() for g in index.gaps],
         "recorded_seconds": round(sum(s.duration for s in index.segments), 3),
         "bytes": sum(s.bytes for s in index.segments),
     }

@@ -27,7 +27,19 @@ class Gap:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
+        """The journal line."""
         return {"type": "gap", "from": round(self.start, 6), "to": round(self.end, 6), "reason": self.reason}
+
+    def to_report(self) -> dict[str, Any]:
+        """For people's scripts (--json): ISO times and the duration."""
+        from camctl.units import iso_time
+
+        return {
+            "from": iso_time(self.start),
+            "to": iso_time(self.end),
+            "duration": round(self.end - self.start, 3),
+            "reason": self.reason,
+        }
 
 
 def journal_path(root: Path, camera_id: str) -> Path:
