@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -60,6 +61,7 @@ def _report(ctx: Any, exc: BaseException, line: str) -> None:
 class State:
     config_path: Path | None = None
     debug: bool = False
+    log_json: bool = False
     _config: Config | None = field(default=None, repr=False)
 
     @property
@@ -92,6 +94,11 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -105,15 +112,40 @@ def main_options(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            help="Logs on stderr: text for a terminal, json (one object per line) for a log collector.",
+        ),
+    ] = LogFormat.TEXT,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    ctx.obj = State(config_path=config, debug=debug)
-    _setup_logging(debug)
+    ctx.obj = State(config_path=config, debug=debug, log_json=log_format is LogFormat.JSON)
+    _setup_logging(debug, log_format is LogFormat.JSON)
 
 
-def _setup_logging(debug: bool) -> None:
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC ISO), level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+        from datetime import UTC, datetime
+
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _setup_logging(debug: bool, json_lines: bool = False) -> None:
     class Redacting(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
             record.msg, record.args = redact(record.getMessage()), None
@@ -121,7 +153,9 @@ def _setup_logging(debug: bool) -> None:
 
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(Redacting())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonLogFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler], force=True)
 
 
@@ -480,10 +514,13 @@ def ingest(ctx: typer.Context, cameras: CameraArgs = None) -> None:
     """
     from camctl.ingest.service import run_ingest
 
-    cfg = _state(ctx).config
+    state = _state(ctx)
+    cfg = state.config
     logging.getLogger("camctl.ingest").setLevel(logging.INFO)
     logging.getLogger("camctl.session").setLevel(logging.INFO)
-    run_ingest(cfg, cfg.select(cameras))
+    # SIGHUP re-reads the config: cameras added, removed or changed, the others untouched.
+    reload = None if cameras else (lambda: load_config(state.config_path))
+    run_ingest(cfg, cfg.select(cameras), reload=reload)
 
 
 @app.command()
@@ -532,7 +569,8 @@ def run_all(ctx: typer.Context) -> None:
     """Run everything the config enables, one RTSP session per camera shared by all of it:
     recording into the rolling buffer (with retention), frames and status on NATS, JPEGs and
     status over HTTP. With no config file: four built-in demo cameras, no network needed.
-    Runs until SIGTERM/SIGINT, which finish every open segment.
+    Runs until SIGTERM/SIGINT, which finish every open segment. SIGHUP re-reads the config: cameras
+    added, removed or changed start or stop without touching the others.
 
     [dim]Examples: camctl run-all;  camctl --config /etc/camctl/camctl.yaml run-all[/dim]
     """
@@ -548,20 +586,24 @@ def run_all(ctx: typer.Context) -> None:
     try:
         check_writable(cfg.storage.root)
     except StorageError as exc:  # live frames still flow; the recorders retry and report it
-        error_line(f"{exc}; recording will retry")
+        logging.getLogger("camctl.record").error("%s; recording will retry", exc)
     base = cfg.http.public_url
     first = f"{base}/{cameras[0].slug if cameras else 'cam1'}"
     what = "the built-in demo" if cfg.source == BUILTIN_DEMO else cfg.source
-    console(stderr=True).print(
+    banner = (
         f"camctl run-all: {len(cameras)} camera(s) from {what}\n"
         f"  frames      {first}/frame.jpg   live view: {first}/stream.mjpeg\n"
         f"  status      camctl status   or   {base}/status\n"
         f"  events      {cfg.nats.url or EMBEDDED_URL}   seguranca.camera.frame, seguranca.camera.status\n"
         f"  recordings  {cfg.storage.root}   (camctl recordings, camctl clip)\n"
-        "Stop with Ctrl-C.",
-        soft_wrap=True,
+        "Stop with Ctrl-C."
     )
-    run_ingest(cfg, cameras, record=True)
+    if _state(ctx).log_json:
+        logging.getLogger("camctl.ingest").info("%s", banner)  # every line on stderr stays JSON
+    else:
+        console(stderr=True).print(banner, soft_wrap=True, markup=False)
+    state = _state(ctx)
+    run_ingest(cfg, cameras, record=True, reload=lambda: load_config(state.config_path))
 
 
 @config_app.command("check")

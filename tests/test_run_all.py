@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from camctl.recording.index import build_index
 from tests.conftest import Result
-from tests.harness import NatsServer
-from tests.ingest_helpers import free_port, http_get
+from tests.harness import CamctlProcess, NatsServer
+from tests.ingest_helpers import free_port, http_get, write_ingest_config
 from tests.recording_helpers import segment_files, segment_frames, wait_for
 
 
@@ -28,27 +25,16 @@ def test_run_all_records_and_serves_every_camera_and_stops_cleanly(
         f"cameras:\n{cams}storage: {{root: '{root}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
         f"nats: {{url: '{nats_server.url}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"} | {"CAMCTL_DATA_DIR": str(tmp_path / "d")}
-    log = tmp_path / "run-all.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "camctl", "--config", str(config), "run-all"], stderr=err, env=env
-        )
-        try:
-            for i in range(1, 5):
-                wait_for(f"cam{i} frames", lambda i=i: http_get(f"http://127.0.0.1:{port}/cam{i}/frame.jpg")[0] == 200,
-                         timeout=30)  # fmt: skip
-            wait_for("a finished segment per camera", lambda: all(
-                len(segment_files(root, f"cam_{i}")) >= 2 for i in range(1, 5)), timeout=30)  # fmt: skip
-            status = json.loads(http_get(f"http://127.0.0.1:{port}/status")[2])
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(10) == 0, log.read_text()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+    with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
+        for i in range(1, 5):
+            wait_for(f"cam{i} frames", lambda i=i: http_get(f"http://127.0.0.1:{port}/cam{i}/frame.jpg")[0] == 200,
+                     timeout=30)  # fmt: skip
+        wait_for("a finished segment per camera", lambda: all(
+            len(segment_files(root, f"cam_{i}")) >= 2 for i in range(1, 5)), timeout=30)  # fmt: skip
+        status = json.loads(http_get(f"http://127.0.0.1:{port}/status")[2])
+        assert proc.terminate()[0] == 0, proc.stderr
     assert {c["camera_id"]: c["recording"] for c in status["cameras"]} == {f"cam_{i}": "recording" for i in range(1, 5)}
-    text = log.read_text()
+    text = proc.stderr
     assert "frames      http://" in text and str(root) in text, "it says where to look"
     for cam, index in build_index(root).items():
         assert index.segments and all(s.journalled for s in index.segments), f"{cam}: every segment finished"
@@ -57,3 +43,42 @@ def test_run_all_records_and_serves_every_camera_and_stops_cleanly(
             assert frames[0][1] and len(frames) == seg.frames
     listing = camctl("--config", str(config), "recordings", "--json")
     assert listing.returncode == 0 and len(json.loads(listing.text)["cameras"]) == 4
+
+
+def test_sighup_adds_and_removes_cameras_without_touching_the_others_and_logs_json(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    root = tmp_path / "rec"
+
+    def write(cameras: list[int]) -> Path:
+        urls = {f"cam_{i}": "'demo:?size=320x240&fps=10&gop=10'" for i in cameras}
+        extra = f"storage: {{root: '{root}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
+        return write_ingest_config(tmp_path / "camctl.yaml", urls, nats_server.url, port, extra)
+
+    def frame_number(cam: int) -> int:
+        code, headers, _body = http_get(f"http://127.0.0.1:{port}/cam{cam}/frame.jpg")
+        return int(headers["X-Frame-Number"]) if code == 200 else 0
+
+    config = write([1, 2])
+    with CamctlProcess(config, tmp_path / "d", "--log-format", "json", "run-all", name="run-all") as proc:
+        wait_for("cam1 and cam2", lambda: frame_number(1) > 0 and frame_number(2) > 0, timeout=30)
+        before = frame_number(1)
+        write([1, 3])
+        proc.proc.send_signal(signal.SIGHUP)
+        wait_for("cam3 after SIGHUP", lambda: frame_number(3) > 0, timeout=20)
+        wait_for("cam2 gone", lambda: http_get(f"http://127.0.0.1:{port}/cam2/frame.jpg")[0] == 404, timeout=10)
+        status = {c["camera_id"]: c for c in json.loads(http_get(f"http://127.0.0.1:{port}/status")[2])["cameras"]}
+        assert frame_number(1) > before
+        assert proc.terminate()[0] == 0, proc.stderr
+    assert set(status) == {"cam_1", "cam_3"}
+    assert status["cam_1"]["reconnects"] == 0 and status["cam_1"]["frames"] > before, "cam_1 was not restarted"
+    assert index_complete(root, "cam_2"), "the removed camera's segment was finished"
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is JSON
+    assert any("SIGHUP: config reloaded" in r["message"] for r in records)
+
+
+def index_complete(root: Path, camera_id: str) -> bool:
+    index = build_index(root, [camera_id])[camera_id]
+    return bool(index.segments) and all(s.journalled for s in index.segments)

@@ -13,7 +13,8 @@ import json
 import logging
 import signal
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -60,10 +61,19 @@ class LatencyHistogram:
 
 
 class IngestService:
-    def __init__(self, config: Config, cameras: list[CameraConfig], record: bool = False) -> None:
-        """record: also record every camera from the same session (what `run-all` does)."""
+    def __init__(
+        self,
+        config: Config,
+        cameras: list[CameraConfig],
+        record: bool = False,
+        reload: Callable[[], Config] | None = None,
+    ) -> None:
+        """record: also record every camera from the same session (what `run-all` does);
+        reload: reads the config again on SIGHUP."""
         self.config = config
         self.cameras = cameras
+        self.record = record
+        self.reload_config = reload
         self.recorders: dict[str, CameraRecorder] = {}
         self.retention: RetentionRunner | None = None
         if record:
@@ -71,13 +81,9 @@ class IngestService:
             r = storage.retention
             self.retention = RetentionRunner(storage.root, Limits(r.max_age, r.max_bytes, r.min_free),
                                              interval=storage.segment_seconds / 2)  # fmt: skip
-            for cam in cameras:
-                self.recorders[cam.id] = CameraRecorder(
-                    cam, storage.root, storage.segment_seconds,
-                    on_segment=lambda _info: self._prune(), on_storage_error=lambda _exc: self._prune(force=True),
-                )  # fmt: skip
         self.live: dict[str, LiveCamera] = {}
-        self.sessions: list[CameraSession] = []
+        self.sessions: dict[str, CameraSession] = {}
+        self.by_name: dict[str, LiveCamera] = {}  # what HTTP serves: ids and slugs
         self.bus: Bus | None = None
         self.latency = LatencyHistogram()
         self.jpegs = JpegCache()
@@ -85,6 +91,61 @@ class IngestService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: set[asyncio.Future[None]] = set()
+
+    # --- cameras come and go (start, SIGHUP) -------------------------------------------------------
+
+    def _add(self, cam: CameraConfig) -> None:
+        live = LiveCamera(cam, self._on_frame, self._on_change, hardware_decode=self.config.ingest.hardware_decode)
+        consumers: list[Consumer] = [live]
+        if self.record:
+            storage = self.config.storage
+            recorder = CameraRecorder(
+                cam, storage.root, storage.segment_seconds,
+                on_segment=lambda _info: self._prune(), on_storage_error=lambda _exc: self._prune(force=True),
+            )  # fmt: skip
+            self.recorders[cam.id] = recorder
+            consumers.append(recorder)  # one RTSP session feeds both
+        session = CameraSession(cam, consumers, read_timeout=self.config.ingest.stall_seconds)
+        self.live[cam.id], self.sessions[cam.id] = live, session
+        self.by_name[cam.id] = self.by_name[cam.slug] = live
+        session.start()
+
+    def _remove(self, camera_id: str) -> None:
+        """Stops one camera and finishes its segment; blocking (run it off the loop)."""
+        session = self.sessions.pop(camera_id)
+        live = self.live.pop(camera_id)
+        for name in (camera_id, live.camera.slug):
+            self.by_name.pop(name, None)
+        session.stop()
+        session.join(3.0)
+        recorder = self.recorders.pop(camera_id, None)
+        if recorder is not None:
+            recorder.finalize()
+
+    async def _reload(self) -> None:
+        if self.reload_config is None:
+            return
+        try:
+            new = self.reload_config()
+        except CamctlError as exc:
+            log.error("SIGHUP: config not reloaded, keeping the running one: %s", exc)
+            return
+        wanted = {c.id: c for c in new.select(None)}
+        current = {cam_id: live.camera for cam_id, live in self.live.items()}
+        gone = [cam_id for cam_id, cam in current.items() if wanted.get(cam_id) != cam]
+        loop = asyncio.get_running_loop()
+        for cam_id in gone:
+            await loop.run_in_executor(None, self._remove, cam_id)
+        self.config = replace(self.config, cameras=new.cameras)
+        added = [cam for cam_id, cam in wanted.items() if current.get(cam_id) != cam]
+        for cam in added:
+            self._add(cam)
+        log.info(
+            "SIGHUP: config reloaded: %d camera(s) added or changed, %d removed, %d untouched%s",
+            len(added), len(set(gone) - set(wanted)), len(set(current) - set(gone)),
+            "" if (new.storage, new.nats, new.http) == (self.config.storage, self.config.nats, self.config.http)
+            else " (storage, nats and http changes apply at the next restart)",
+        )  # fmt: skip
 
     # --- callbacks from camera threads ------------------------------------------------------------
 
@@ -122,11 +183,14 @@ class IngestService:
             payloads.append(redact.data(payload))  # an error text must never carry a password
         return payloads
 
-    async def _status_loop(self, stop: asyncio.Event) -> None:
+    async def _status_loop(self, stop: asyncio.Event, reload: asyncio.Event | None) -> None:
         interval = self.config.ingest.status_interval
         next_all = time.monotonic()
         pending: set[str] = set()
         while not stop.is_set():
+            if reload is not None and reload.is_set():
+                reload.clear()
+                await self._reload()
             now = time.time()
             for cam in self.live.values():  # the fps put in frame events, refreshed every second
                 fps, _kbps = cam.measured(now)
@@ -212,7 +276,8 @@ class IngestService:
             ]
         return "\n".join(lines) + "\n"
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, reload: asyncio.Event | None = None) -> None:
+        """Until stop is set; each time reload is set, the config is read again (SIGHUP)."""
         self._loop = asyncio.get_running_loop()
         embedded = None
         url = self.config.nats.url
@@ -226,32 +291,22 @@ class IngestService:
             await self.bus.connect()
             await self.bus.respond(f"{SNAPSHOT_SUBJECT}.*", self._answer_snapshot)
             await self.bus.respond(STATUS_REQUEST_SUBJECT, self._answer_status)
-            for cam in self.cameras:
-                live = LiveCamera(
-                    cam, self._on_frame, self._on_change, hardware_decode=self.config.ingest.hardware_decode
-                )
-                self.live[cam.id] = live
-                consumers: list[Consumer] = [live]
-                if cam.id in self.recorders:
-                    consumers.append(self.recorders[cam.id])  # one RTSP session feeds both
-                self.sessions.append(CameraSession(cam, consumers, read_timeout=self.config.ingest.stall_seconds))
-            by_name = {**{c.camera.id: c for c in self.live.values()}, **{c.camera.slug: c for c in self.live.values()}}
-            app = build_app(by_name, self.metrics, self.status_payloads, self.jpegs)
+            app = build_app(self.by_name, self.metrics, self.status_payloads, self.jpegs)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             try:
                 await web.TCPSite(runner, self.config.http.host, self.config.http.port).start()
             except OSError as exc:
                 raise CamctlError(f"cannot listen on {self.config.http.listen}: {exc.strerror or exc}") from None
-            for session in self.sessions:
-                session.start()
+            for cam in self.cameras:
+                self._add(cam)
             log.info(
                 "ingesting %d camera(s): frames on %s/<camera>/frame.jpg, events on %s (%s, %s)",
                 len(self.sessions), self.config.http.public_url, url, FRAME_SUBJECT, STATUS_SUBJECT,
             )  # fmt: skip
-            await self._status_loop(stop)
+            await self._status_loop(stop, reload)
         finally:
-            for session in self.sessions:
+            for session in self.sessions.values():
                 session.stop()
             await asyncio.get_running_loop().run_in_executor(None, self._join_sessions)
             for recorder in self.recorders.values():
@@ -268,18 +323,25 @@ class IngestService:
 
     def _join_sessions(self) -> None:
         deadline = time.monotonic() + 3.0
-        for session in self.sessions:
+        for session in self.sessions.values():
             session.join(max(0.0, deadline - time.monotonic()))
 
 
-def run_ingest(config: Config, cameras: list[CameraConfig], record: bool = False) -> None:
-    """Runs until SIGTERM or SIGINT."""
+def run_ingest(
+    config: Config,
+    cameras: list[CameraConfig],
+    record: bool = False,
+    reload: Callable[[], Config] | None = None,
+) -> None:
+    """Runs until SIGTERM or SIGINT; SIGHUP reloads the config when `reload` is given."""
 
     async def main() -> None:
-        stop = asyncio.Event()
+        stop, hup = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await IngestService(config, cameras, record).run(stop)
+        if reload is not None:
+            loop.add_signal_handler(signal.SIGHUP, hup.set)
+        await IngestService(config, cameras, record, reload).run(stop, hup)
 
     asyncio.run(main())
