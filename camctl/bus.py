@@ -19,6 +19,7 @@ import nats
 from nats.aio.client import Client
 
 from camctl.errors import CamctlError
+from camctl.lifecycle import die_with_parent
 
 log = logging.getLogger("camctl.bus")
 
@@ -156,11 +157,18 @@ class EmbeddedNats:
             [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, before exec; gone with us
         )
         for _ in range(50):  # up to 5 s for it to listen
             try:
                 _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
                 writer.close()
+                await asyncio.sleep(0.2)  # a server that lost the port race exits within moments
+                if self.proc.poll() is not None:
+                    raise CamctlError(
+                        f"127.0.0.1:{self.port} is taken by another process (another camctl or nats-server?): "
+                        "stop it, or set nats.url to use it"
+                    )
                 return
             except OSError:
                 if self.proc.poll() is not None:

@@ -576,12 +576,12 @@ def run_all(ctx: typer.Context) -> None:
     """
     from camctl.bus import EMBEDDED_URL
     from camctl.commands.record import check_writable
-    from camctl.config import BUILTIN_DEMO
-    from camctl.ingest.service import run_ingest
+    from camctl.config import BUILTIN_DEMO, find_config_file
+    from camctl.supervisor import camctl_argv, run_supervised
 
     cfg = _state(ctx).config
     cameras = cfg.select(None)
-    for name in ("camctl.ingest", "camctl.session", "camctl.record"):
+    for name in ("camctl.ingest", "camctl.session", "camctl.record", "camctl.supervisor"):
         logging.getLogger(name).setLevel(logging.INFO)
     try:
         check_writable(cfg.storage.root)
@@ -603,7 +603,25 @@ def run_all(ctx: typer.Context) -> None:
     else:
         console(stderr=True).print(banner, soft_wrap=True, markup=False)
     state = _state(ctx)
-    run_ingest(cfg, cameras, record=True, reload=lambda: load_config(state.config_path))
+    argv = camctl_argv(find_config_file(state.config_path), state.log_json, state.debug)
+    run_supervised(cfg, argv, reload=lambda: load_config(state.config_path))
+
+
+@app.command("worker", hidden=True)
+def worker(
+    ctx: typer.Context,
+    camera: Annotated[str, typer.Argument(metavar="CAM")],
+    socket: Annotated[Path, typer.Option("--socket", help="Unix socket for the supervisor's HTTP front.")],
+    nats_url: Annotated[str, typer.Option("--nats-url")],
+    restarts: Annotated[int, typer.Option("--restarts", min=0)] = 0,
+) -> None:
+    """One camera's worker process under `camctl run-all` (internal)."""
+    from camctl.ingest.service import WorkerOptions, run_ingest
+
+    cfg = _state(ctx).config
+    for name in ("camctl.ingest", "camctl.session", "camctl.record"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    run_ingest(cfg, [cfg.camera(camera)], record=True, worker=WorkerOptions(socket, nats_url, restarts))
 
 
 @config_app.command("check")

@@ -72,6 +72,8 @@ def _command_names() -> list[str]:
     root = get_command(app)
     names: list[str] = []
     for name, cmd in root.commands.items():  # type: ignore[attr-defined]
+        if cmd.hidden:
+            continue  # internal (run-all's per-camera worker), not for people
         sub = getattr(cmd, "commands", None)
         names += [f"{name} {s}" for s in sub] if sub else [name]
     return names

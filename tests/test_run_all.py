@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from camctl.recording.index import build_index
 from tests.conftest import Result
@@ -82,3 +84,64 @@ def test_sighup_adds_and_removes_cameras_without_touching_the_others_and_logs_js
 def index_complete(root: Path, camera_id: str) -> bool:
     index = build_index(root, [camera_id])[camera_id]
     return bool(index.segments) and all(s.journalled for s in index.segments)
+
+
+def test_a_killed_camera_worker_is_restarted_while_the_others_go_on(
+    nats_server: NatsServer, camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    port = free_port()
+    urls = {f"cam_{i}": "'demo:?size=320x240&fps=10&gop=10'" for i in (1, 2, 3)}
+    extra = f"storage: {{root: '{tmp_path / 'rec'}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
+    config = write_ingest_config(tmp_path / "camctl.yaml", urls, nats_server.url, port, extra)
+
+    def cameras() -> dict[str, dict[str, Any]]:
+        code, _h, body = http_get(f"http://127.0.0.1:{port}/status")
+        return {c["camera_id"]: c for c in json.loads(body)["cameras"]} if code == 200 else {}
+
+    with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
+        wait_for("3 cameras running", lambda: len([c for c in cameras().values() if c.get("frames", 0) >= 10]) == 3,
+                 timeout=30)  # fmt: skip
+        before = cameras()
+        os.kill(before["cam_2"]["worker_pid"], signal.SIGKILL)  # a child of the run-all this test started
+        wait_for("cam_2 offline", lambda: not cameras()["cam_2"]["online"], timeout=10)
+        down = cameras()
+        wait_for("cam_2 restarted", lambda: cameras()["cam_2"]["online"], timeout=20)
+        after = cameras()
+        offline_table = camctl("--config", str(config), "status")
+        assert proc.terminate()[0] == 0, proc.stderr
+    assert "killed by SIGKILL" in down["cam_2"]["error"]
+    assert after["cam_2"]["restarts"] == 1 and after["cam_2"]["worker_pid"] != before["cam_2"]["worker_pid"]
+    for cam in ("cam_1", "cam_3"):
+        assert after[cam]["frames"] > before[cam]["frames"], f"{cam} kept going"
+        assert down[cam]["online"] and after[cam]["reconnects"] == 0
+        assert after[cam]["restarts"] == 0 and after[cam]["worker_pid"] == before[cam]["worker_pid"]
+    assert offline_table.returncode == 0
+    assert "worker" in proc.stderr and "SIGKILL" in proc.stderr
+    metrics = http_get(f"http://127.0.0.1:{port}/metrics")
+    assert metrics[0] == 0, "the service is gone after SIGTERM"
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(nats_server: NatsServer, tmp_path: Path) -> None:
+    port = free_port()
+    urls = {f"cam_{i}": "'demo:?size=320x240&fps=10'" for i in (1, 2)}
+    extra = f"storage: {{root: '{tmp_path / 'rec'}', retention: {{min_free: null}}}}\n"
+    config = write_ingest_config(tmp_path / "camctl.yaml", urls, nats_server.url, port, extra)
+    with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
+
+        def pids() -> list[int]:
+            code, _h, body = http_get(f"http://127.0.0.1:{port}/status")
+            cams = json.loads(body)["cameras"] if code == 200 else []
+            return [c["worker_pid"] for c in cams if c.get("worker_pid")]
+
+        workers = wait_for("2 workers", lambda: len(pids()) == 2 and pids(), timeout=30)
+        proc.proc.kill()  # SIGKILL: no chance to stop its workers itself
+        proc.proc.wait(10)
+        wait_for("the workers gone", lambda: not any(alive(pid) for pid in workers), timeout=10)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie waiting to be reaped has stopped

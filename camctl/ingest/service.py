@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +35,7 @@ from camctl.config import CameraConfig, Config
 from camctl.errors import CamctlError
 from camctl.http import JpegCache, build_app
 from camctl.ingest.live import LiveCamera, LiveFrame
+from camctl.lifecycle import die_with_parent, exit_if_shutdown_hangs
 from camctl.media.jpeg import DEFAULT_QUALITY
 from camctl.media.session import CameraSession, Consumer
 from camctl.recording.recorder import CameraRecorder
@@ -60,6 +63,13 @@ class LatencyHistogram:
         self.n += 1
 
 
+@dataclass(frozen=True)
+class WorkerOptions:
+    socket: Path  # HTTP for the supervisor's front end
+    nats_url: str
+    restarts: int  # how many times the supervisor restarted this camera's worker
+
+
 class IngestService:
     def __init__(
         self,
@@ -67,16 +77,19 @@ class IngestService:
         cameras: list[CameraConfig],
         record: bool = False,
         reload: Callable[[], Config] | None = None,
+        worker: WorkerOptions | None = None,
     ) -> None:
         """record: also record every camera from the same session (what `run-all` does);
-        reload: reads the config again on SIGHUP."""
+        reload: reads the config again on SIGHUP; worker: run as one camera's worker process under
+        the run-all supervisor (HTTP on a unix socket, retention left to the supervisor)."""
         self.config = config
+        self.worker = worker
         self.cameras = cameras
         self.record = record
         self.reload_config = reload
         self.recorders: dict[str, CameraRecorder] = {}
         self.retention: RetentionRunner | None = None
-        if record:
+        if record and worker is None:
             storage = config.storage
             r = storage.retention
             self.retention = RetentionRunner(storage.root, Limits(r.max_age, r.max_bytes, r.min_free),
@@ -176,6 +189,8 @@ class IngestService:
         for cam in self.live.values():
             payload = cam.status(now)
             payload["node"] = self.config.node
+            if self.worker is not None:
+                payload["restarts"], payload["worker_pid"] = self.worker.restarts, os.getpid()
             recorder = self.recorders.get(cam.camera.id)
             if recorder is not None:
                 payload["recording"] = recorder.status.state
@@ -187,7 +202,12 @@ class IngestService:
         interval = self.config.ingest.status_interval
         next_all = time.monotonic()
         pending: set[str] = set()
+        parent = os.getppid()
         while not stop.is_set():
+            if self.worker is not None and os.getppid() != parent:
+                log.error("the run-all supervisor is gone; stopping this worker")
+                stop.set()
+                break
             if reload is not None and reload.is_set():
                 reload.clear()
                 await self._reload()
@@ -280,7 +300,7 @@ class IngestService:
         """Until stop is set; each time reload is set, the config is read again (SIGHUP)."""
         self._loop = asyncio.get_running_loop()
         embedded = None
-        url = self.config.nats.url
+        url = self.worker.nats_url if self.worker is not None else self.config.nats.url
         if url is None:
             embedded = EmbeddedNats()
             await embedded.start()
@@ -295,7 +315,10 @@ class IngestService:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             try:
-                await web.TCPSite(runner, self.config.http.host, self.config.http.port).start()
+                if self.worker is not None:
+                    await web.UnixSite(runner, str(self.worker.socket)).start()
+                else:
+                    await web.TCPSite(runner, self.config.http.host, self.config.http.port).start()
             except OSError as exc:
                 raise CamctlError(f"cannot listen on {self.config.http.listen}: {exc.strerror or exc}") from None
             for cam in self.cameras:
@@ -332,16 +355,24 @@ def run_ingest(
     cameras: list[CameraConfig],
     record: bool = False,
     reload: Callable[[], Config] | None = None,
+    worker: WorkerOptions | None = None,
 ) -> None:
     """Runs until SIGTERM or SIGINT; SIGHUP reloads the config when `reload` is given."""
 
     async def main() -> None:
         stop, hup = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_stop() -> None:
+            stop.set()
+            exit_if_shutdown_hangs()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_stop)
+        if worker is not None:
+            die_with_parent()  # a worker never outlives its supervisor
         if reload is not None:
             loop.add_signal_handler(signal.SIGHUP, hup.set)
-        await IngestService(config, cameras, record, reload).run(stop, hup)
+        await IngestService(config, cameras, record, reload, worker).run(stop, hup)
 
     asyncio.run(main())

@@ -1,0 +1,44 @@
+"""Process lifecycle safety nets: children that die with their parent, and a shutdown that cannot
+hang forever."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+import threading
+
+log = logging.getLogger("camctl")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Linux: ask the kernel to send `sig` to this process when its parent dies, so that a worker
+    or an embedded nats-server never outlives a run-all that was SIGKILLed or crashed. Elsewhere a
+    no-op (the supervisor's own checks still apply)."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return
+    try:
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+
+
+def exit_if_shutdown_hangs(seconds: float = 15.0) -> None:
+    """Called when a stop was asked for: if the process is still alive `seconds` later (a hung
+    camera read, a stuck encoder thread that the interpreter would wait for), it exits anyway.
+    Segments are finished well before that."""
+
+    def force() -> None:
+        log.error("shutdown did not finish within %gs; exiting now", seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()
