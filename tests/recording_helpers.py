@@ -95,6 +95,7 @@ class ReferenceClient:
         self.camera = parse_config(f"cameras:\n  ref: {url}\n").cameras["ref"]
         self.slices: list[str] = []
         self.frames = 0  # distinct timestamps seen
+        self.arrivals: list[float] = []  # wall-clock arrival of each of those frames
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -106,6 +107,7 @@ class ReferenceClient:
                 self._ready.set()
                 if packet.pts is not None and packet.pts != last_pts:
                     self.frames, last_pts = self.frames + 1, packet.pts
+                    self.arrivals.append(time.time())
                 self.slices += slice_ids(annexb_nal_units(bytes(packet)))
                 if self._stop.is_set():
                     return

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""`camctl run-all` under the seed's load: 4 cameras 1080p30 2 Mbit/s, recording and ingest.
+
+Samples the whole process tree (supervisor, workers, embedded helpers) every 10 s: RSS (sum) and
+CPU. Counts frame events per second on NATS, glass-to-event latency from stamped cameras (a sample
+of events whose JPEG is the event's frame, as in bench_latency), and after the run compares the
+frames recorded (journal) with what the cameras sent over the recorded span. --soak HOURS for long
+runs (RSS at the end vs the peak shows growth). The peer here is the budget: the seed's 1.5 GB
+container limit (goal: under 400 MB for the tree).
+
+    .venv/bin/python scripts/bench_runall.py --seconds 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import queue
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import av
+
+from camctl.recording.index import build_index
+from tests.harness import CamctlProcess, FakeCameras, NatsServer, read_stamp
+from tests.ingest_helpers import EventTap, free_port, http_get, write_ingest_config
+from tests.recording_helpers import ReferenceClient
+
+
+def tree(root_pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def usage(pids: list[int]) -> tuple[float, float]:
+    """(RSS MiB, CPU seconds) summed over live processes."""
+    rss = cpu = 0.0
+    tick, page = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        cpu += (int(fields[11]) + int(fields[12])) / tick
+        rss += int(fields[21]) * page / 2**20
+    return rss, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--soak", type=float, metavar="HOURS", help="run this many hours instead")
+    parser.add_argument("--cameras", type=int, default=4)
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--fps", type=int, default=30)
+    args = parser.parse_args()
+    seconds = args.soak * 3600 if args.soak else args.seconds
+    names = [f"cam{i + 1}" for i in range(args.cameras)]
+    samples: list[tuple[float, float, float]] = []  # (time, rss, cpu)
+    latencies: list[float] = []
+    events = 0
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        cams = stack.enter_context(FakeCameras(count=args.cameras, size=args.size, fps=args.fps, bitrate=2048,
+                                               gop=args.fps, stamp=True))  # fmt: skip
+        nats_server = stack.enter_context(NatsServer())
+        port = free_port()
+        urls = {f"cam_{n[3:]}": cams.url(n) for n in names}
+        root = tmp / "rec"
+        extra = f"storage: {{root: '{root}', segment_seconds: 60, retention: {{min_free: null}}}}\n"
+        config = write_ingest_config(tmp / "camctl.yaml", urls, nats_server.url, port, extra)
+        refs = {n: stack.enter_context(ReferenceClient(cams.url(n))) for n in names}
+        proc = stack.enter_context(CamctlProcess(config, tmp / "d", "run-all"))
+        tap = stack.enter_context(EventTap(nats_server.url, ["seguranca.camera.frame"]))
+        tap.wait("the first event", lambda e: True, 60)
+        started = time.monotonic()
+        next_sample = started
+        next_fetch: dict[str, float] = {}
+        while time.monotonic() - started < seconds:
+            if time.monotonic() >= next_sample:
+                samples.append((time.monotonic() - started, *usage(tree(proc.proc.pid))))
+                next_sample += 10
+            try:
+                _subject, event, received = tap.events.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            events += 1
+            cam = event["camera_id"]
+            if time.monotonic() < next_fetch.get(cam, 0.0):
+                continue
+            next_fetch[cam] = time.monotonic() + 2.0
+            code, headers, body = http_get(event["url"])
+            if code != 200 or int(headers.get("X-Frame-Number", -1)) != event["frame_number"]:
+                continue
+            with av.open(io.BytesIO(body), format="mjpeg") as jpeg:
+                picture = next(jpeg.decode(video=0))
+            plane = picture.planes[0]
+            latency = (received - read_stamp(bytes(plane), picture.width, picture.height, plane.line_size)[1]) * 1000
+            if 0 <= latency < 10_000:
+                latencies.append(latency)
+        elapsed = time.monotonic() - started
+        samples.append((elapsed, *usage(tree(proc.proc.pid))))
+        by_process = {}
+        for pid in tree(proc.proc.pid):
+            with contextlib.suppress(OSError):
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                role = next((a.decode() for a in args[args.index(b"worker") + 1:][:1]), "") if b"worker" in args else ""
+                by_process[f"{pid} {role or Path(args[0].decode()).name}"] = round(usage([pid])[0], 1)
+        exit_status, stop_seconds = proc.terminate(timeout=30)
+        recorded = {}
+        for cam, index in build_index(root).items():
+            first, last = index.segments[0].start, index.segments[-1].end
+            # Frames the camera really sent in the recorded span (the fake cameras drop frames when
+            # the box is saturated, so span x fps would overstate it), as a reference client saw them.
+            sent = sum(1 for t in refs[f"cam{cam[4:]}"].arrivals if first <= t < last)
+            frames = sum(s.frames for s in index.segments)
+            gaps = len(index.window(first, last).gaps)
+            recorded[cam] = {"frames": frames, "sent_in_span": sent, "lost": sent - frames,
+                             "segments": len(index.segments), "gaps_inside": gaps}  # fmt: skip
+    cpu_total = samples[-1][2] - samples[0][2]
+    ordered = sorted(latencies)
+    report: dict[str, Any] = {
+        "benchmark": f"run-all, {args.cameras} stamped cameras {args.size}@{args.fps} 2 Mbit/s, recording + ingest, "
+        f"{elapsed:.0f} s",
+        "cpus": os.cpu_count(),
+        "rss_mib": {
+            "peak": round(max(s[1] for s in samples), 1),
+            "first": round(samples[0][1], 1),
+            "end": round(samples[-1][1], 1),
+        },
+        "cpu_percent_of_one_core": round(cpu_total / (samples[-1][0] - samples[0][0]) * 100, 1),
+        "events_per_s": round(events / elapsed, 1),
+        "latency_ms": {
+            "n": len(ordered),
+            "p50": round(statistics.median(ordered), 1) if ordered else None,
+            "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1) if ordered else None,
+        },
+        "recorded": recorded,
+        "exit_status": exit_status,
+        "stop_seconds": round(stop_seconds, 2),
+        "rss_timeline_mib": [round(s[1]) for s in samples],
+        "rss_by_process_at_end_mib": by_process,
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
