@@ -125,9 +125,9 @@ def main() -> None:
         by_process = {}
         for pid in tree(proc.proc.pid):
             with contextlib.suppress(OSError):
-                args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                role = next((a.decode() for a in args[args.index(b"worker") + 1:][:1]), "") if b"worker" in args else ""
-                by_process[f"{pid} {role or Path(args[0].decode()).name}"] = round(usage([pid])[0], 1)
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                worker = cmdline[cmdline.index(b"worker") + 1].decode() if b"worker" in cmdline else ""
+                by_process[f"{pid} {worker or Path(cmdline[0].decode()).name}"] = round(usage([pid])[0], 1)
         exit_status, stop_seconds = proc.terminate(timeout=30)
         recorded = {}
         for cam, index in build_index(root).items():

@@ -81,7 +81,7 @@ class IngestService:
     ) -> None:
         """record: also record every camera from the same session (what `run-all` does);
         reload: reads the config again on SIGHUP; worker: run as one camera's worker process under
-        the run-all supervisor (HTTP on a unix socket, retention left to the supervisor)."""
+        the run-all supervisor (HTTP on a unix socket, routine retention left to the supervisor)."""
         self.config = config
         self.worker = worker
         self.cameras = cameras
@@ -89,7 +89,7 @@ class IngestService:
         self.reload_config = reload
         self.recorders: dict[str, CameraRecorder] = {}
         self.retention: RetentionRunner | None = None
-        if record and worker is None:
+        if record:  # under run-all the supervisor prunes for all; a worker only forces it when storage fails
             storage = config.storage
             r = storage.retention
             self.retention = RetentionRunner(storage.root, Limits(r.max_age, r.max_bytes, r.min_free),
@@ -114,7 +114,8 @@ class IngestService:
             storage = self.config.storage
             recorder = CameraRecorder(
                 cam, storage.root, storage.segment_seconds,
-                on_segment=lambda _info: self._prune(), on_storage_error=lambda _exc: self._prune(force=True),
+                on_segment=lambda _info: self._prune() if self.worker is None else None,
+                on_storage_error=lambda _exc: self._prune(force=True),
             )  # fmt: skip
             self.recorders[cam.id] = recorder
             consumers.append(recorder)  # one RTSP session feeds both
