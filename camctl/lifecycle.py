@@ -9,6 +9,13 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from camctl.errors import CamctlError
+
+if TYPE_CHECKING:
+    from camctl.config import Config
 
 log = logging.getLogger("camctl")
 
@@ -42,3 +49,15 @@ def exit_if_shutdown_hangs(seconds: float = 15.0) -> None:
     timer = threading.Timer(seconds, force)
     timer.daemon = True
     timer.start()
+
+
+def reread_config(reload: Callable[[], Config] | None) -> Config | None:
+    """The config read again for SIGHUP, or None (with one error line) when it is not valid: a
+    typo in an edit must never stop a running recorder."""
+    if reload is None:
+        return None
+    try:
+        return reload()
+    except CamctlError as exc:
+        log.error("SIGHUP: config not reloaded, keeping the running one: %s", exc)
+        return None

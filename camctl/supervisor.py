@@ -29,7 +29,7 @@ from aiohttp import web
 from camctl.bus import STATUS_REQUEST_SUBJECT, Bus, EmbeddedNats, encode
 from camctl.config import CameraConfig, Config
 from camctl.errors import CamctlError
-from camctl.lifecycle import exit_if_shutdown_hangs
+from camctl.lifecycle import exit_if_shutdown_hangs, reread_config
 from camctl.recording.retention import RetentionRunner
 from camctl.secrets import redact
 from camctl.storage import Limits
@@ -145,12 +145,8 @@ class Supervisor:
                 await self._start(worker)
 
     async def _reload(self) -> None:
-        if self.reload_config is None:
-            return
-        try:
-            new = self.reload_config()
-        except CamctlError as exc:
-            log.error("SIGHUP: config not reloaded, keeping the running one: %s", exc)
+        new = reread_config(self.reload_config)
+        if new is None:
             return
         wanted = {c.id: c for c in new.select(None)}
         changed = [w for cam_id, w in self.workers.items() if wanted.get(cam_id) != w.camera]

@@ -35,7 +35,7 @@ from camctl.config import CameraConfig, Config
 from camctl.errors import CamctlError
 from camctl.http import JpegCache, build_app
 from camctl.ingest.live import LiveCamera, LiveFrame
-from camctl.lifecycle import die_with_parent, exit_if_shutdown_hangs
+from camctl.lifecycle import die_with_parent, exit_if_shutdown_hangs, reread_config
 from camctl.media.jpeg import DEFAULT_QUALITY
 from camctl.media.session import CameraSession, Consumer
 from camctl.recording.recorder import CameraRecorder
@@ -137,12 +137,8 @@ class IngestService:
             recorder.finalize()
 
     async def _reload(self) -> None:
-        if self.reload_config is None:
-            return
-        try:
-            new = self.reload_config()
-        except CamctlError as exc:
-            log.error("SIGHUP: config not reloaded, keeping the running one: %s", exc)
+        new = reread_config(self.reload_config)
+        if new is None:
             return
         wanted = {c.id: c for c in new.select(None)}
         current = {cam_id: live.camera for cam_id, live in self.live.items()}
