@@ -182,16 +182,26 @@ def probe(
     seconds: Annotated[
         float, typer.Option("--seconds", metavar="S", min=0.2, help="Seconds of video to measure.")
     ] = 2.0,
+    encoders: Annotated[
+        bool,
+        typer.Option("--encoders", help="Instead of cameras: which encoders/decoders open on this box, and 1080p fps."),
+    ] = False,
 ) -> None:
     """Check cameras: reachable, credentials accepted, codec, resolution, and the fps, bitrate and
     keyframe interval measured over the stream (not just announced).
 
     Exit 0 when all are online, 3 when any is unreachable or timed out, 4 when any refused its credentials.
+    With --encoders: NVENC, V4L2 M2M, VAAPI and libx264 (and NVDEC/V4L2 decoders) are each opened
+    for real at 1920x1080; the table says which work, why the others do not, and encode fps.
 
-    [dim]Example: camctl probe cam_1 cam_2 --json[/dim]
+    [dim]Examples: camctl probe cam_1 cam_2 --json;  camctl probe --encoders[/dim]
     """
     from camctl.commands.probe import probe_cameras, probe_exit_status
     from camctl.render import probe_table
+
+    if encoders:
+        _print_codecs(json_out)
+        return
 
     selected = _state(ctx).config.select(cameras)
     err = console(stderr=True)
@@ -209,6 +219,22 @@ def probe(
             if not r.online:
                 error_line(f"{r.camera_id}: {r.error} ({r.url})")
     raise typer.Exit(probe_exit_status(results))
+
+
+def _print_codecs(json_out: bool) -> None:
+    from camctl.media.encoders import check_decoders, check_encoders
+    from camctl.render import codecs_table
+
+    err = console(stderr=True)
+    if err.is_terminal and not json_out:
+        with err.status("opening encoders and decoders…"):
+            checks = check_encoders() + check_decoders()
+    else:
+        checks = check_encoders() + check_decoders()
+    if json_out:
+        print_json([c.to_json() for c in checks])
+    else:
+        console().print(codecs_table(checks))
 
 
 @app.command()

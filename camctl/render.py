@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from camctl.commands.probe import ProbeResult
+    from camctl.media.encoders import CodecCheck
     from camctl.recording.index import CameraIndex, SegmentRecord
 
 
@@ -170,3 +171,15 @@ def _recording(status: dict[str, Any]) -> str:
     if status.get("recording_error"):
         return f"[red]{state}: {status['recording_error']}[/red]"
     return f"[green]{state}[/green]" if state == "recording" else str(state)
+
+
+def codecs_table(checks: Sequence[CodecCheck]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="camctl probe --encoders (1920x1080)", title_justify="left", header_style="bold")
+    for name in ("codec", "kind", "hardware", "status", "fps"):
+        table.add_column(name, justify="right" if name == "fps" else "left")
+    for c in checks:
+        status = "[green]✔ available[/green]" if c.available else f"[red]✘ {c.reason}[/red]"
+        table.add_row(c.name, c.kind, "yes" if c.hardware else "no", status, _num(c.fps))
+    return table

@@ -12,6 +12,7 @@ import av.error
 import av.video
 
 from camctl.errors import CameraTimeout
+from camctl.media.hardware import why_not
 from camctl.media.source import Packet, StreamInfo
 
 
@@ -71,18 +72,8 @@ def open_best_decoder(info: StreamInfo, hardware: bool = True) -> DecoderChoice:
                 ctx.extradata = info.extradata
             ctx.open()
         except (av.error.FFmpegError, ValueError) as exc:
-            skipped[name] = _why_not(name, exc)
+            skipped[name] = why_not(name, exc)
             continue
         return DecoderChoice(ctx, name, True, skipped)
     dec = open_decoder(info)
     return DecoderChoice(dec, dec.codec.name, False, skipped)
-
-
-def _why_not(name: str, exc: Exception) -> str:
-    if name.endswith("_cuvid") and isinstance(exc, (PermissionError, av.error.PermissionError)):
-        return "no NVIDIA GPU (CUDA) available"
-    if name.endswith("_v4l2m2m"):
-        return "no V4L2 memory-to-memory decoder device"
-    if isinstance(exc, av.error.FFmpegError):
-        return (exc.strerror or type(exc).__name__).lower()
-    return str(exc)
