@@ -120,6 +120,7 @@ class Config:
     nats: NatsConfig = NatsConfig()
     http: HttpConfig = HttpConfig()
     ingest: IngestConfig = IngestConfig()
+    encoder: str = "auto"  # auto: the best that opens (camctl probe --encoders), or an FFmpeg encoder name
     node: str = field(default_factory=socket.gethostname)  # names this box in events (a fleet shares NATS)
 
     def camera(self, camera_id: str) -> CameraConfig:
@@ -285,7 +286,7 @@ class _Parser:
     # --- sections -------------------------------------------------------------------------
 
     def config(self, data: Any) -> Config:
-        top = self.mapping(data, "", ("defaults", "cameras", "storage", "nats", "http", "ingest", "node"))
+        top = self.mapping(data, "", ("defaults", "cameras", "storage", "nats", "http", "ingest", "encoder", "node"))
         defaults = self.camera_defaults(top.get("defaults", {}))
         cams_raw = top.get("cameras")
         if cams_raw is None or cams_raw == {}:
@@ -306,6 +307,7 @@ class _Parser:
             nats=self.nats(top.get("nats", {})),
             http=self.http(top.get("http", {})),
             ingest=self.ingest(top.get("ingest", {})),
+            encoder=self.encoder(top.get("encoder", "auto")),
             node=self.text(top["node"], "node") if top.get("node") else socket.gethostname(),
         )
 
@@ -428,6 +430,15 @@ class _Parser:
             retention=retention,
         )
 
+    def encoder(self, raw: Any) -> str:
+        name = self.text(raw, "encoder").strip()
+        known = ("auto", "h264_nvenc", "hevc_nvenc", "h264_v4l2m2m", "h264_vaapi", "libx264", "libx265")
+        if name not in known:
+            hint = difflib.get_close_matches(name, known, n=1)
+            more = f" (did you mean {hint[0]}?)" if hint else f" (one of: {', '.join(known)})"
+            raise self.error("encoder", f"{name!r} is not an encoder camctl knows{more}")
+        return name
+
     def ingest(self, raw: Any) -> IngestConfig:
         m = self.mapping(raw or {}, "ingest", ("status_interval", "stall_seconds", "hardware_decode"))
         base = IngestConfig()
@@ -515,5 +526,6 @@ def effective_config(config: Config) -> dict[str, Any]:
             "stall_seconds": config.ingest.stall_seconds,
             "hardware_decode": config.ingest.hardware_decode,
         },
+        "encoder": config.encoder,
         "node": config.node,
     }

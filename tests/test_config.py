@@ -151,3 +151,15 @@ def test_demo_config_has_four_demo_cameras_in_user_data_dir(monkeypatch: pytest.
     assert list(cfg.cameras) == ["cam_1", "cam_2", "cam_3", "cam_4"]
     assert all(c.is_demo for c in cfg.cameras.values())
     assert cfg.storage.root == tmp_path / "data" / "recordings"
+
+
+def test_encoder_is_auto_or_a_known_encoder() -> None:
+    from camctl.config import parse_config
+
+    base = 'cameras:\n  cam_1: "demo:"\n'
+    assert parse_config(base).encoder == "auto"
+    assert parse_config(base + "encoder: libx264\n").encoder == "libx264"
+    with pytest.raises(
+        ConfigError, match=r"encoder: 'h264_nvnec' is not an encoder camctl knows \(did you mean h264_nvenc\?\)"
+    ):
+        parse_config(base + "encoder: h264_nvnec\n")
