@@ -390,6 +390,9 @@ def record(
     [dim]Examples: camctl record;  camctl record cam_1 cam_2 --duration 10m[/dim]
     """
     from camctl.commands.record import record_cameras, record_exit_status
+    from camctl.lifecycle import tune_malloc
+
+    tune_malloc()
     from camctl.units import parse_duration
 
     cfg = _state(ctx).config
@@ -539,7 +542,9 @@ def ingest(ctx: typer.Context, cameras: CameraArgs = None) -> None:
     [dim]Examples: camctl ingest;  camctl ingest cam_1 cam_2;  curl -o f.jpg http://127.0.0.1:8080/cam1/frame.jpg[/dim]
     """
     from camctl.ingest.service import run_ingest
+    from camctl.lifecycle import tune_malloc
 
+    tune_malloc()
     state = _state(ctx)
     cfg = state.config
     logging.getLogger("camctl.ingest").setLevel(logging.INFO)
@@ -603,7 +608,10 @@ def run_all(ctx: typer.Context) -> None:
     from camctl.bus import EMBEDDED_URL
     from camctl.commands.record import check_writable
     from camctl.config import BUILTIN_DEMO, find_config_file
+    from camctl.lifecycle import tune_malloc
     from camctl.supervisor import camctl_argv, run_supervised
+
+    tune_malloc()
 
     cfg = _state(ctx).config
     cameras = cfg.select(None)
@@ -643,6 +651,9 @@ def worker(
 ) -> None:
     """One camera's worker process under `camctl run-all` (internal)."""
     from camctl.ingest.service import WorkerOptions, run_ingest
+    from camctl.lifecycle import tune_malloc
+
+    tune_malloc()
 
     cfg = _state(ctx).config
     for name in ("camctl.ingest", "camctl.session", "camctl.record"):

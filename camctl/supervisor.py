@@ -36,10 +36,7 @@ from camctl.storage import Limits
 
 log = logging.getLogger("camctl.supervisor")
 
-# glibc keeps freed video buffers: every thread that allocates gets its own malloc arena, and after
-# the first few-megabyte frames are freed it raises its mmap threshold, so later frames come from
-# the heap and stay there. Two arenas and a fixed threshold (big buffers mmapped, returned when
-# freed) keep a worker's RSS near what it uses: serving JPEGs cost 37 MiB more without, 3 with.
+# The malloc settings of lifecycle.tune_malloc, from the first allocation of the worker on.
 WORKER_ENV = {
     **os.environ,
     "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
