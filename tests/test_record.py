@@ -276,3 +276,22 @@ def test_prune_plan_tells_hours_that_fit_from_measured_bitrates(tmp_path: Path, 
     assert report["hours_fit"] == round(report["budget_bytes"] / report["bytes_per_hour"], 1)
     tight = camctl("--config", str(config), "prune", "--plan", "--max-bytes", "1MB")
     assert tight.returncode == 0 and "warning:" in tight.stderr and "fewer than the 24 h" in tight.stderr
+
+
+def test_journal_compaction_drops_deleted_segments_and_old_gaps(tmp_path: Path) -> None:
+    from camctl.recording.journal import Gap, Journal, read_journal
+    from camctl.recording.segment_writer import SegmentInfo
+
+    root = tmp_path / "rec"
+    journal = Journal(root, "cam_1")
+    kept, pruned = root / "cam_1/2026-11-24/18/cam_1_20261124T180000Z.mp4", root / "cam_1/2026-11-24/17/x.mp4"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"video")
+    for path in (pruned, kept):
+        journal.segment(SegmentInfo("cam_1", path, 100.0, 160.0, 1500, 5, "h264"))
+    journal.gap(Gap("cam_1", 10.0, 20.0, "old outage"))
+    journal.gap(Gap("cam_1", 1000.0, 1010.0, "recent outage"))
+    journal.compact(keep_after=500.0)
+    segments, gaps = read_journal(root, "cam_1")
+    assert list(segments) == ["2026-11-24/18/cam_1_20261124T180000Z.mp4"]
+    assert [g.reason for g in gaps] == ["recent outage"]

@@ -30,6 +30,8 @@ from camctl.recording.timeline import Timeline
 log = logging.getLogger("camctl.record")
 
 STORAGE_RETRY_SECONDS = 5.0
+JOURNAL_COMPACT_EVERY = 60  # segments (an hour at the default 60 s); also at the first one
+JOURNAL_GAP_DAYS = 7  # gaps older than this leave the journal (their footage is long gone)
 
 
 @dataclass
@@ -179,6 +181,10 @@ class CameraRecorder:
         self.status.segments += 1
         try:
             self.journal.segment(info)
+            if self.status.segments % JOURNAL_COMPACT_EVERY == 1:
+                # Retention deletes files, not journal lines: drop the lines of deleted segments
+                # (and old gaps) now and then, so that the journal stays as small as the buffer.
+                self.journal.compact(keep_after=time.time() - JOURNAL_GAP_DAYS * 86400)
         except OSError as exc:
             log.warning("%s: cannot write the journal: %s", self.camera.id, exc.strerror)
         self.on_segment(info)
