@@ -111,6 +111,12 @@ class HttpConfig:
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
 
+    @property
+    def local_url(self) -> str:
+        """Where a client on this box reaches the server: loopback when it listens on every address."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host if ':' not in host else f'[{host}]'}:{self.port}"
+
 
 @dataclass(frozen=True)
 class Config:

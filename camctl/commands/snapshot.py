@@ -52,11 +52,10 @@ def warm_snapshot(
 ) -> Snapshot | None:
     """The latest frame from a camctl running on this box (ingest or run-all), or None when none
     answers: a camera session is already open there, so no connect and no wait for a keyframe."""
-    host = http.host if http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     query = urllib.parse.urlencode({"quality": quality, **({"width": width} if width else {})})
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{http.port}/{camera.id}/frame.jpg?{query}"
+    url = f"{http.local_url}/{camera.id}/frame.jpg?{query}"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own service
             if response.headers.get("Content-Type") != "image/jpeg":
                 return None
             if response.headers.get("X-Camera-Url") != camera.display_url:

@@ -41,10 +41,10 @@ def gather_status(config: Config, wait: float = 0.5) -> FleetStatus:
     cameras = asyncio.run(_ask_nats(url, wait))
     source = f"NATS {url}"
     if cameras is None:
-        cameras, source = _ask_http(config), f"HTTP {_local_url(config)}/status"
+        cameras, source = _ask_http(config), f"HTTP {config.http.local_url}/status"
     if cameras is None:
         raise NoService(
-            f"no camctl service answered (NATS at {url}, HTTP at {_local_url(config)}): "
+            f"no camctl service answered (NATS at {url}, HTTP at {config.http.local_url}): "
             "start camctl ingest or camctl run-all"
         )
     reported = {c["camera_id"] for c in cameras if c.get("node") == config.node}
@@ -80,14 +80,9 @@ async def _ask_nats(url: str, wait: float) -> list[dict[str, Any]] | None:
     return [dict(c, node=r.get("node")) for r in replies for c in r.get("cameras", [])]
 
 
-def _local_url(config: Config) -> str:
-    host = config.http.host if config.http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    return f"http://{host}:{config.http.port}"
-
-
 def _ask_http(config: Config) -> list[dict[str, Any]] | None:
     try:
-        with urllib.request.urlopen(f"{_local_url(config)}/status", timeout=1.0) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{config.http.local_url}/status", timeout=1.0) as response:  # noqa: S310
             data = json.loads(response.read())
     except (OSError, ValueError):
         return None
