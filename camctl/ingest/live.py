@@ -147,9 +147,8 @@ class LiveCamera:
 
     def measured(self, now: float) -> tuple[float | None, float | None]:
         """(fps, bitrate kbit/s) over the last WINDOW seconds."""
-        for series in (self._frame_times,):
-            while series and series[0] < now - WINDOW:
-                series.popleft()
+        while self._frame_times and self._frame_times[0] < now - WINDOW:
+            self._frame_times.popleft()
         while self._arrivals and self._arrivals[0][0] < now - WINDOW:
             self._arrivals.popleft()
         frames, arrivals = list(self._frame_times), list(self._arrivals)

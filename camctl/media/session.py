@@ -47,16 +47,6 @@ class Backoff:
 DEFAULT_BACKOFF = Backoff()
 
 
-@dataclass
-class SessionStatus:
-    online: bool = False
-    error: str | None = None
-    reconnects: int = 0  # connections after the first
-    connected_at: float | None = None  # wall clock of the latest connect
-    connects: int = 0
-    packets: int = 0
-
-
 class CameraSession:
     def __init__(
         self,
@@ -71,7 +61,7 @@ class CameraSession:
         self.backoff = backoff
         self.read_timeout = read_timeout
         self.open_camera = open_camera
-        self.status = SessionStatus()
+        self.online = False  # what consumers report (health, counters) they measure themselves
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
 
@@ -103,9 +93,8 @@ class CameraSession:
                     source.close()
         except Exception:  # a bug must not go unnoticed, nor take the other cameras down
             log.exception("%s: camera session failed", self.camera.id)
-            self.status.error = "internal error (see log)"
         finally:
-            self.status.online = False
+            self.online = False
             self._notify("on_stopped")
 
     def _connect(self) -> Source | None:
@@ -143,17 +132,13 @@ class CameraSession:
 
     def _read(self, source: Source) -> None:
         info = source.info
-        self.status.online, self.status.error = True, None
-        self.status.connected_at = time.time()
-        self.status.connects += 1
-        self.status.reconnects = self.status.connects - 1
+        self.online = True
         log.info("%s: connected (%s %sx%s)", self.camera.id, info.codec, info.width or "?", info.height or "?")
         self._notify("on_connected", info)
         for packet in source.packets():
             if self._stop.is_set():
                 return
             arrived = time.time()
-            self.status.packets += 1
             for consumer in self.consumers:
                 try:
                     consumer.on_packet(packet, arrived)
@@ -163,8 +148,7 @@ class CameraSession:
                     log.exception("%s: %s failed on a packet", self.camera.id, type(consumer).__name__)
 
     def _offline(self, exc: CameraError, quiet: bool = False) -> None:
-        was_online = self.status.online
-        self.status.online, self.status.error = False, exc.reason
+        was_online, self.online = self.online, False
         if was_online and not quiet:
             log.warning("%s: offline: %s", self.camera.id, exc.reason)
         self._notify("on_offline", exc.reason, exc.kind)
