@@ -62,18 +62,26 @@ class DecoderChoice:
     skipped: dict[str, str]  # decoders tried before it, and why they did not open
 
 
+def open_hardware_decoder(name: str, info: StreamInfo) -> av.VideoCodecContext | str:
+    """The opened decoder, or why it would not open (no device, not in this FFmpeg build)."""
+    try:
+        ctx = cast(av.VideoCodecContext, av.CodecContext.create(name, "r"))
+        if info.extradata:
+            ctx.extradata = info.extradata
+        ctx.open()
+    except (av.error.FFmpegError, ValueError) as exc:
+        return why_not(name, exc)
+    return ctx
+
+
 def open_best_decoder(info: StreamInfo, hardware: bool = True) -> DecoderChoice:
     """NVDEC (cuvid) or V4L2 M2M when the box has them, else FFmpeg's software decoder."""
     skipped: dict[str, str] = {}
     for name in HARDWARE_DECODERS.get(info.codec, ()) if hardware else ():
-        try:
-            ctx = cast(av.VideoCodecContext, av.CodecContext.create(name, "r"))
-            if info.extradata:
-                ctx.extradata = info.extradata
-            ctx.open()
-        except (av.error.FFmpegError, ValueError) as exc:
-            skipped[name] = why_not(name, exc)
+        opened = open_hardware_decoder(name, info)
+        if isinstance(opened, str):
+            skipped[name] = opened
             continue
-        return DecoderChoice(ctx, name, True, skipped)
+        return DecoderChoice(opened, name, True, skipped)
     dec = open_decoder(info)
     return DecoderChoice(dec, dec.codec.name, False, skipped)

@@ -17,7 +17,7 @@ import av
 import av.error
 from av.video.frame import PictureType
 
-from camctl.media.decode import HARDWARE_DECODERS, open_decoder
+from camctl.media.decode import HARDWARE_DECODERS, open_decoder, open_hardware_decoder
 from camctl.media.hardware import why_not
 from camctl.media.source import StreamInfo
 
@@ -78,13 +78,9 @@ def check_decoders() -> list[CodecCheck]:
     for codec, names in HARDWARE_DECODERS.items():
         info = StreamInfo(codec, None, 1920, 1080, 30.0, Fraction(1, 90000), None, "probe")
         for name in names:
-            try:
-                ctx = av.CodecContext.create(name, "r")
-                ctx.open()
-            except (av.error.FFmpegError, ValueError) as exc:
-                checks.append(CodecCheck(name, "decoder", False, True, why_not(name, exc)))
-                continue
-            checks.append(CodecCheck(name, "decoder", True, True))
+            opened = open_hardware_decoder(name, info)
+            reason = opened if isinstance(opened, str) else None
+            checks.append(CodecCheck(name, "decoder", reason is None, True, reason))
         software = open_decoder(info)
         checks.append(CodecCheck(software.codec.name, "decoder", True, False))
     return checks
