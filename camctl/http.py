@@ -24,7 +24,7 @@ _CAM = r"{cam:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}"
 class JpegCache:
     """The latest few encodes per camera, keyed by (frame number, quality, width)."""
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 32) -> None:
         self._entries: collections.OrderedDict[tuple[str, int, int, int], bytes] = collections.OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self.size = size
@@ -46,7 +46,7 @@ class JpegCache:
             self.misses += 1
             jpeg = await asyncio.get_running_loop().run_in_executor(None, encode_jpeg, live.frame, quality, width)
         self._entries[key] = jpeg
-        while len(self._entries) > self.size * 4:
+        while len(self._entries) > self.size:
             self._entries.popitem(last=False)
         return jpeg
 
