@@ -401,7 +401,8 @@ def record(
         seconds = parse_duration(duration) if duration is not None else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    logging.getLogger("camctl.record").setLevel(logging.INFO)
+    for name in ("camctl.record", "camctl.session"):  # the session says when a camera connects
+        logging.getLogger(name).setLevel(logging.INFO)
     limits = _limits(cfg)
     recorders = record_cameras(selected, cfg.storage, limits, seconds)
     summary = [
