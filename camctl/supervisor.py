@@ -204,15 +204,20 @@ class Supervisor:
                         cameras = (await r.json()).get("cameras", [])
                         return [dict(c, restarts=worker.restarts) for c in cameras]
                 except (aiohttp.ClientError, OSError, ValueError, TimeoutError):
-                    pass
+                    return [self._offline_status(worker, answering=False)]
             return [self._offline_status(worker)]
 
         results = await asyncio.gather(*(one(w) for w in self.workers.values()))
         return [c for batch in results for c in batch]
 
-    def _offline_status(self, worker: Worker) -> dict[str, Any]:
+    def _offline_status(self, worker: Worker, answering: bool = True) -> dict[str, Any]:
         exited = worker.exit_reason()
-        reason = f"worker restarting ({exited})" if exited else "worker starting"
+        if exited:
+            reason = f"worker restarting ({exited})"
+        elif not answering and time.monotonic() - worker.started_at > 5.0:
+            reason = "worker not answering"  # alive but its loop is stuck, or it died and is not reaped yet
+        else:
+            reason = "worker starting"
         payload: dict[str, Any] = redact.data({
             "camera_id": worker.camera.id, "online": False, "fps": 0.0, "bitrate_kbps": 0, "dropped_frames": 0,
             "uptime_seconds": 0, "error": reason, "restarts": worker.restarts, "node": self.config.node,
