@@ -1,0 +1,129 @@
+"""`camctl grid`: cameras composed into one stream (1, 2x1, 2x2 or 3x3 tiles), encoded in real time."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av.error
+
+from camctl.commands.record import stop_on_signals
+from camctl.config import CameraConfig, Config
+from camctl.encoding.bitrate import BitrateController, StorageBudget
+from camctl.encoding.compositor import Compositor
+from camctl.encoding.encoder import KeyframeEncoder
+from camctl.encoding.grid import Grid, GridStats
+from camctl.encoding.layout import Layout
+from camctl.encoding.output import StreamOutput, Target
+from camctl.errors import CamctlError
+from camctl.ingest.live import LiveCamera
+from camctl.media.encoders import best_encoder
+from camctl.media.session import CameraSession
+
+log = logging.getLogger("camctl.grid")
+
+STOP_GRACE = 3.0
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    target: Target
+    width: int = 1920
+    height: int = 1080
+    fps: int = 30
+    bitrate: int = 4_000_000
+    min_bitrate: int | None = None
+    duration: float | None = None
+    encoder: str = "auto"
+    keyframe_seconds: float = 1.0
+
+
+def run_grid(config: Config, cameras: list[CameraConfig], options: GridOptions, progress: bool) -> dict[str, Any]:
+    """Makes the grid until SIGTERM/SIGINT or options.duration; returns the summary."""
+    layout = Layout.for_cameras(len(cameras), options.width, options.height)
+    name = best_encoder(options.encoder)
+    gop = max(1, round(options.fps * options.keyframe_seconds))
+    try:
+        encoder = KeyframeEncoder(name, options.width, options.height, options.fps, options.bitrate, gop)
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise CamctlError(f"encoder {name} does not open at {options.width}x{options.height}: {exc}") from None
+    output = StreamOutput(options.target, "h264" if "hevc" not in name else "hevc", layout.width, layout.height,
+                          options.fps)  # fmt: skip
+    controller = BitrateController(options.bitrate, options.min_bitrate, options.bitrate, _budget(config, options))
+    live = [LiveCamera(cam, hardware_decode=config.ingest.hardware_decode) for cam in cameras]
+    sessions = [
+        CameraSession(cam, [tile], read_timeout=config.ingest.stall_seconds)
+        for cam, tile in zip(cameras, live, strict=True)
+    ]
+    grid = Grid(live, Compositor(layout, [cam.name or cam.id for cam in cameras]), encoder, output, controller)
+    log.info("grid %dx%d at %d fps, %s at %d kbps, into %s", layout.width, layout.height, options.fps, name,
+             options.bitrate // 1000, options.target.shown)  # fmt: skip
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        for session in sessions:
+            session.start()
+        try:
+            stats = grid.run(stop, options.duration, _progress_line(len(cameras)) if progress else None)
+        finally:
+            for session in sessions:
+                session.stop()
+            for session in sessions:
+                session.join(STOP_GRACE)
+            if progress:
+                sys.stderr.write("\n")
+    return summary(stats, options, name, controller, len(cameras))
+
+
+def _budget(config: Config, options: GridOptions) -> StorageBudget | None:
+    """A grid written to a file must leave room: the bitrate that fits its time on the disk."""
+    if options.target.format not in ("mp4", "matroska"):
+        return None
+    keep = options.duration or config.storage.retention.max_age
+    if not keep:
+        return None
+    folder = Path(options.target.url).parent
+    return StorageBudget(folder, keep, 1, config.storage.retention.min_free or 0)
+
+
+def _progress_line(cameras: int) -> Any:
+    def show(stats: GridStats) -> None:
+        fps, kbps = stats.rates()
+        elapsed = _clock(stats)
+        sys.stderr.write(
+            f"\rgrid {elapsed}  {fps:5.1f} fps  {kbps:6.0f} kbps (target {stats.bitrate // 1000})"
+            f"  skipped {stats.skipped}  cameras {stats.online}/{cameras}   "
+        )
+        sys.stderr.flush()
+
+    return show
+
+
+def _clock(stats: GridStats) -> str:
+    seconds = int(time.monotonic() - stats.started)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def summary(
+    stats: GridStats, options: GridOptions, encoder: str, controller: BitrateController, cameras: int
+) -> dict[str, Any]:
+    seconds = time.monotonic() - stats.started
+    return {
+        "output": options.target.shown,
+        "size": f"{options.width}x{options.height}",
+        "cameras": cameras,
+        "encoder": encoder,
+        "frames": stats.frames,
+        "skipped": stats.skipped,
+        "seconds": round(seconds, 3),
+        "fps": round(stats.frames / seconds, 2) if seconds > 0 else 0.0,
+        "kbps": round(stats.bytes * 8 / seconds / 1000, 1) if seconds > 0 else 0.0,
+        "bitrate_kbps": controller.bitrate // 1000,
+        "bitrate_changes": controller.changes,
+        "latency_ms_p50": stats.latency_ms(0.5),
+        "latency_ms_p95": stats.latency_ms(0.95),
+    }

@@ -1,0 +1,48 @@
+"""An encoder whose bitrate can change, at keyframe boundaries only.
+
+FFmpeg's libx264 wrapper ignores a bit_rate changed after opening (x264 reconfigures the rate only
+under VBV), and hardware encoders differ again; reopening the encoder where a keyframe is due works
+for all of them: the new encoder starts with an IDR picture, and with identical settings but the
+bitrate its parameter sets are identical, so the stream stays one valid stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import av
+from av.video.frame import PictureType
+
+from camctl.media.encoders import open_encoder
+
+
+class KeyframeEncoder:
+    def __init__(self, name: str, width: int, height: int, fps: int, bitrate: int, gop: int) -> None:
+        self.name, self.width, self.height, self.fps, self.gop = name, width, height, fps, gop
+        self.bitrate = bitrate
+        self._pending: int | None = None
+        self._since_key = 0
+        self._context: Any = open_encoder(name, width, height, fps, bitrate, gop)
+
+    def set_bitrate(self, bitrate: int) -> None:
+        """Takes effect at the next keyframe."""
+        self._pending = bitrate if bitrate != self.bitrate else None
+
+    @property
+    def keyframe_due(self) -> bool:
+        return self._since_key % self.gop == 0
+
+    def encode(self, frame: av.VideoFrame) -> list[Any]:
+        packets: list[Any] = []
+        if self._pending is not None and self.keyframe_due and self._since_key:
+            packets += self._context.encode(None)  # what the old encoder still holds
+            self._context = open_encoder(self.name, self.width, self.height, self.fps, self._pending, self.gop)
+            self.bitrate, self._pending, self._since_key = self._pending, None, 0
+        # Keyframes on our count, not only the encoder's: its counter restarts at scene cuts
+        frame.pict_type = PictureType.I if self.keyframe_due else PictureType.NONE
+        packets += self._context.encode(frame)
+        self._since_key += 1
+        return packets
+
+    def flush(self) -> list[Any]:
+        return list(self._context.encode(None))

@@ -1,0 +1,83 @@
+"""Where an encoded stream goes: a file (.mp4, .mkv), an RTSP server, or an HLS directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+
+from camctl.errors import StorageError, UsageError
+from camctl.recording.segment_writer import MOVFLAGS
+from camctl.secrets import mask_url
+
+HLS_SEGMENT_SECONDS = 2
+HLS_SEGMENTS_KEPT = 10
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str  # what FFmpeg opens
+    format: str
+    options: dict[str, str]
+    shown: str  # for messages: credentials masked
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        if text.startswith(("rtsp://", "rtsps://")):
+            return cls(text, "rtsp", {"rtsp_transport": "tcp"}, mask_url(text))
+        path = Path(text)
+        suffix = path.suffix.lower()
+        if suffix == ".mp4":  # fragmented: a killed grid still leaves a playable file
+            return cls(text, "mp4", {"movflags": MOVFLAGS, "frag_duration": "1000000"}, text)
+        if suffix == ".mkv":
+            return cls(text, "matroska", {}, text)
+        if suffix == ".m3u8" or text.endswith("/") or path.is_dir() or not suffix:
+            playlist = path if suffix == ".m3u8" else path / "index.m3u8"
+            options = {
+                "hls_time": str(HLS_SEGMENT_SECONDS),
+                "hls_list_size": str(HLS_SEGMENTS_KEPT),
+                "hls_flags": "delete_segments+independent_segments",
+                "hls_segment_filename": str(playlist.parent / "segment_%06d.ts"),
+            }
+            return cls(str(playlist), "hls", options, str(playlist))
+        raise UsageError(f"output {text!r}: use a .mp4 or .mkv file, an rtsp:// URL, or a directory for HLS")
+
+
+class StreamOutput:
+    """One H.264 stream muxed into the target; packets come from our own encoder, headers in-band."""
+
+    def __init__(self, target: Target, codec: str, width: int, height: int, fps: int) -> None:
+        self.target = target
+        self.time_base = Fraction(1, fps)
+        self.bytes = 0
+        try:
+            if target.format != "rtsp":
+                Path(target.url).parent.mkdir(parents=True, exist_ok=True)
+            self.container: Any = av.open(target.url, "w", format=target.format, options=dict(target.options))
+            self.stream: Any = self.container.add_mux_stream(codec, width=width, height=height)
+            self.stream.time_base = self.time_base
+        except (OSError, av.error.FFmpegError) as exc:
+            raise self._error(exc) from None
+
+    def write(self, packet: Any) -> None:
+        packet.stream = self.stream
+        packet.time_base = self.time_base
+        self.bytes += packet.size
+        try:
+            self.container.mux(packet)
+        except (OSError, av.error.FFmpegError) as exc:
+            raise self._error(exc) from None
+
+    def close(self) -> None:
+        try:
+            self.container.close()
+        except (OSError, av.error.FFmpegError) as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: BaseException) -> StorageError:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return StorageError(f"cannot write {self.target.shown}: {reason}")
