@@ -1,0 +1,134 @@
+"""`camctl grid` end to end with real fake cameras: size and frame count of the file, NO SIGNAL for
+a camera killed mid-grid while the frame rate holds, HLS output, and clear errors for bad targets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from camctl.encoding.compositor import NO_SIGNAL_LUMA
+from camctl.encoding.layout import Layout
+from tests.conftest import Result
+from tests.harness import FakeCameras
+from tests.recording_helpers import wait_for
+
+GRID = Layout.for_cameras(4, 1920, 1080)
+
+
+def write_config(path: Path, urls: dict[str, str], extra: str = "") -> Path:
+    cameras = "".join(f"  {cam}: '{url}'\n" for cam, url in urls.items())
+    path.write_text(f"cameras:\n{cameras}ingest: {{stall_seconds: 2s}}\n{extra}")
+    return path
+
+
+def decoded(path: Path) -> list[tuple[float, npt.NDArray[np.uint8]]]:
+    """(seconds, luma plane as coded: video range, 16-235) of every frame in the file."""
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            seconds = float(frame.time) if frame.time is not None else 0.0
+            frames.append((seconds, np.asarray(frame.to_ndarray(format="yuv420p")[: frame.height], dtype=np.uint8)))
+    return frames
+
+
+def tile_probe(luma: npt.NDArray[np.uint8], index: int) -> npt.NDArray[np.uint8]:
+    """A patch of tile `index` clear of the name, the clock and the NO SIGNAL line."""
+    t = GRID.tile(index)
+    return luma[t.y + t.height // 5 : t.y + t.height // 3, t.x + t.width * 3 // 5 : t.x + t.width * 9 // 10]
+
+
+def is_no_signal(patch: npt.NDArray[np.uint8]) -> bool:
+    return abs(float(patch.mean()) - NO_SIGNAL_LUMA) < 4 and float(patch.std()) < 3
+
+
+def test_a_10s_grid_of_4_cameras_is_1080p_with_about_300_frames(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=4, size="640x360", fps=15)
+    config = write_config(tmp_path / "camctl.yaml", {f"cam_{i}": cams.url(f"cam{i}") for i in range(1, 5)})
+    out = tmp_path / "grid.mp4"
+    result = camctl("--config", str(config), "grid", "-o", str(out), "-d", "10s", "--json", timeout=60)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.text)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (1920, 1080)
+        assert stream.codec_context.name == "h264"
+    frames = decoded(out)
+    assert 285 <= len(frames) <= 301, f"{len(frames)} frames in a 10 s grid at 30 fps"
+    assert summary["frames"] == len(frames) and summary["encoder"] == "libx264"
+    assert 9.5 <= frames[-1][0] - frames[0][0] <= 10.0
+    middle = frames[len(frames) // 2][1]
+    for index in range(4):  # every tile shows its camera, none is blank
+        assert not is_no_signal(tile_probe(middle, index)), f"tile {index} has no picture"
+        t = GRID.tile(index)
+        assert float(middle[t.y : t.y + t.height, t.x : t.x + t.width].std()) > 5
+
+
+def test_a_camera_killed_mid_grid_gets_no_signal_while_the_grid_keeps_its_rate(
+    fake_cameras: Callable[..., FakeCameras], tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=4, size="640x360", fps=15)
+    config = write_config(tmp_path / "camctl.yaml", {f"cam_{i}": cams.url(f"cam{i}") for i in range(1, 5)})
+    out = tmp_path / "grid.mp4"
+    argv = [sys.executable, "-m", "camctl", "--config", str(config), "grid", "-o", str(out), "-d", "12s", "--json"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    try:
+        # fragments are flushed every second: 3 s of grid on disk means the grid is well under way
+        wait_for("3 s of grid in the file", lambda: out.exists() and out.stat().st_size > 300_000, timeout=20)
+        cams.down("cam4")
+        stdout, stderr = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr.decode()
+    frames = decoded(out)
+    assert len(frames) >= 330, f"{len(frames)} frames in 12 s: the grid did not keep its rate"
+    last = [luma for t, luma in frames if t >= frames[-1][0] - 3.0]
+    assert len(last) >= 85, f"{len(last)} frames in the last 3 s"
+    assert all(is_no_signal(tile_probe(luma, 3)) for luma in last), "cam_4 is down: its tile says NO SIGNAL"
+    for index in range(3):
+        assert not is_no_signal(tile_probe(last[-1], index)), f"tile {index} lost its camera"
+    steps = np.diff([t for t, _ in frames])
+    assert float(steps.max()) <= 0.2, "no stall in the output's timeline"
+    assert json.loads(stdout)["skipped"] < 30
+
+
+def test_grid_into_an_hls_folder(camctl: Callable[..., Result], tmp_path: Path) -> None:
+    demo = "demo:?size=320x240&fps=10"
+    config = write_config(tmp_path / "camctl.yaml", {"cam_1": demo, "cam_2": demo})
+    hls = tmp_path / "hls"
+    result = camctl("--config", str(config), "grid", "-o", f"{hls}/", "--size", "640x240", "-d", "5s", "--json")
+    assert result.returncode == 0, result.stderr
+    playlist = (hls / "index.m3u8").read_text()
+    assert "#EXTM3U" in playlist and "#EXT-X-ENDLIST" in playlist
+    segments = sorted(hls.glob("segment_*.ts"))
+    assert len(segments) >= 2
+    with av.open(str(hls / "index.m3u8")) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (640, 240)
+        assert stream.average_rate is None or stream.average_rate == Fraction(30)
+
+
+def test_grid_refuses_bad_targets_and_sizes_in_one_line(camctl: Callable[..., Result], tmp_path: Path) -> None:
+    config = write_config(tmp_path / "camctl.yaml", {"cam_1": "demo:?size=320x240&fps=10"})
+    bad_suffix = camctl("--config", str(config), "grid", "-o", str(tmp_path / "grid.avi"), "-d", "1s")
+    assert bad_suffix.returncode == 2 and "use a .mp4 or .mkv file" in bad_suffix.stderr
+    assert "Traceback" not in bad_suffix.stderr
+    bad_size = camctl("--config", str(config), "grid", "--size", "1920by1080", "-d", "1s")
+    assert bad_size.returncode == 2 and "WIDTHxHEIGHT" in bad_size.stderr
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    unwritable = camctl("--config", str(config), "grid", "-o", str(blocked / "grid.mp4"), "-d", "1s")
+    assert unwritable.returncode == 5 and "cannot write" in unwritable.stderr
+    assert len(unwritable.stderr.strip().splitlines()) == 1, unwritable.stderr
