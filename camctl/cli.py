@@ -401,7 +401,7 @@ def record(
         seconds = parse_duration(duration) if duration is not None else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    for name in ("camctl.record", "camctl.session"):  # the session says when a camera connects
+    for name in ("camctl.record", "camctl.session", "camctl.transcode", "camctl.bitrate"):  # connects, rate changes
         logging.getLogger(name).setLevel(logging.INFO)
     limits = _limits(cfg)
     recorders = record_cameras(selected, cfg.storage, limits, seconds)
@@ -648,7 +648,8 @@ def grid(
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    logging.getLogger("camctl.grid").setLevel(logging.INFO)
+    for name in ("camctl.grid", "camctl.bitrate"):
+        logging.getLogger(name).setLevel(logging.INFO)
     result = run_grid(cfg, selected, options, progress=sys.stderr.isatty() and not json_out)
     if json_out:
         print_json(result)

@@ -22,7 +22,7 @@ from camctl.demo_spec import DemoSpec, parse_demo_url
 from camctl.errors import ConfigError
 from camctl.paths import default_data_dir
 from camctl.secrets import Secret, mask_url, redact
-from camctl.units import parse_duration, parse_size
+from camctl.units import parse_bitrate, parse_duration, parse_size
 
 Transport = Literal["tcp", "udp", "auto"]
 TRANSPORTS: tuple[Transport, ...] = ("tcp", "udp", "auto")
@@ -31,6 +31,15 @@ DEFAULT_TIMEOUT = 10.0
 
 _CAMERA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class TranscodeConfig:
+    """Re-encode the camera's stream at `bitrate` before recording (stream copy when absent)."""
+
+    bitrate: int
+    encoder: str = "auto"
+    min_bitrate: int | None = None  # floor for the dynamic bitrate; default a quarter of bitrate
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class CameraConfig:
     enabled: bool = True
     analysis_fps: float | None = None
     slug: str = ""
+    transcode: TranscodeConfig | None = None
 
     @property
     def is_demo(self) -> bool:
@@ -319,8 +329,9 @@ class _Parser:
 
     def camera_defaults(self, raw: Any) -> dict[str, Any]:
         path = "defaults"
-        m = self.mapping(raw or {}, path, ("username", "password", "transport", "timeout"))
+        m = self.mapping(raw or {}, path, ("username", "password", "transport", "timeout", "transcode"))
         return {
+            "transcode": self.transcode(m.get("transcode"), f"{path}.transcode"),
             "username": self.optional_text(m.get("username"), f"{path}.username"),
             "password": self.password(m.get("password"), f"{path}.password"),
             "transport": self.transport(m.get("transport", "tcp"), f"{path}.transport"),
@@ -333,7 +344,8 @@ class _Parser:
             raise self.error(path, "camera ids use letters, digits, _ and - (they name files and NATS subjects)")
         if isinstance(raw, str):  # shorthand: `cam_1: rtsp://...`
             raw = {"url": raw}
-        keys = ("url", "name", "username", "password", "transport", "timeout", "enabled", "analysis_fps", "slug")
+        keys = ("url", "name", "username", "password", "transport", "timeout", "enabled", "analysis_fps", "slug",
+                "transcode")  # fmt: skip
         m = self.mapping(raw, path, keys)
         if "url" not in m:
             raise self.error(f"{path}.url", "missing (rtsp://host:554/stream or demo:)")
@@ -364,7 +376,26 @@ class _Parser:
             enabled=self.boolean(m.get("enabled", True), f"{path}.enabled"),
             analysis_fps=None if fps is None else self.number(fps, f"{path}.analysis_fps", 0.1, 120),
             slug=slug,
+            transcode=self.transcode(m["transcode"], f"{path}.transcode")
+            if "transcode" in m
+            else defaults["transcode"],
         )
+
+    def transcode(self, raw: Any, path: str) -> TranscodeConfig | None:
+        if raw is None or raw is False:
+            return None
+        m = self.mapping(raw, path, ("bitrate", "encoder", "min_bitrate"))
+        if "bitrate" not in m:
+            raise self.error(f"{path}.bitrate", "missing (the target, e.g. 2M)")
+        rates = {}
+        for key in ("bitrate", "min_bitrate"):
+            if m.get(key) is not None:
+                try:
+                    rates[key] = parse_bitrate(m[key])
+                except ValueError as exc:
+                    raise self.error(f"{path}.{key}", str(exc)) from None
+        encoder = self.encoder(m.get("encoder", "auto"), f"{path}.encoder")
+        return TranscodeConfig(rates["bitrate"], encoder, rates.get("min_bitrate"))
 
     def camera_url(self, url: str, path: str) -> tuple[str, str | None, Secret | None]:
         """Validates the URL and splits credentials out of it: (url, username, password)."""
@@ -436,13 +467,13 @@ class _Parser:
             retention=retention,
         )
 
-    def encoder(self, raw: Any) -> str:
-        name = self.text(raw, "encoder").strip()
+    def encoder(self, raw: Any, path: str = "encoder") -> str:
+        name = self.text(raw, path).strip()
         known = ("auto", "h264_nvenc", "hevc_nvenc", "h264_v4l2m2m", "h264_vaapi", "libx264", "libx265")
         if name not in known:
             hint = difflib.get_close_matches(name, known, n=1)
             more = f" (did you mean {hint[0]}?)" if hint else f" (one of: {', '.join(known)})"
-            raise self.error("encoder", f"{name!r} is not an encoder camctl knows{more}")
+            raise self.error(path, f"{name!r} is not an encoder camctl knows{more}")
         return name
 
     def ingest(self, raw: Any) -> IngestConfig:
@@ -513,6 +544,13 @@ def effective_config(config: Config) -> dict[str, Any]:
                 "timeout": cam.timeout,
                 "enabled": cam.enabled,
                 "analysis_fps": cam.analysis_fps,
+                "transcode": None
+                if cam.transcode is None
+                else {
+                    "bitrate": cam.transcode.bitrate,
+                    "encoder": cam.transcode.encoder,
+                    "min_bitrate": cam.transcode.min_bitrate,
+                },
             }
             for cam in config.cameras.values()
         },

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from camctl.config import CameraConfig, StorageConfig
+from camctl.encoding.transcode import recording_input
 from camctl.errors import ExitStatus, StorageError
 from camctl.recording.recorder import CameraRecorder, RecordingCamera
 from camctl.recording.retention import RetentionRunner
@@ -58,18 +59,17 @@ def record_cameras(
     # Once per segment round: after each camera's segment would scan the tree N times a round.
     retention = RetentionRunner(storage.root, limits, interval=storage.segment_seconds / 2)
     retention.run(force=False)
-    recorders = [
-        RecordingCamera(
-            CameraRecorder(
-                cam,
-                storage.root,
-                storage.segment_seconds,
-                on_segment=lambda _info: retention.run(),
-                on_storage_error=lambda _exc: retention.run(force=True),
-            )
+    recorders = []
+    for cam in cameras:
+        recorder = CameraRecorder(
+            cam,
+            storage.root,
+            storage.segment_seconds,
+            on_segment=lambda _info: retention.run(),
+            on_storage_error=lambda _exc: retention.run(force=True),
         )
-        for cam in cameras
-    ]
+        feed = recording_input(cam, recorder, storage, len(cameras))
+        recorders.append(RecordingCamera(recorder, feed=feed))
     stop = threading.Event()
     with stop_on_signals(stop):
         for rec in recorders:

@@ -8,6 +8,7 @@ bitrate its parameter sets are identical, so the stream stays one valid stream.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import av
@@ -17,12 +18,18 @@ from camctl.media.encoders import open_encoder
 
 
 class KeyframeEncoder:
-    def __init__(self, name: str, width: int, height: int, fps: int, bitrate: int, gop: int) -> None:
+    def __init__(
+        self, name: str, width: int, height: int, fps: int, bitrate: int, gop: int, time_base: Fraction | None = None
+    ) -> None:
         self.name, self.width, self.height, self.fps, self.gop = name, width, height, fps, gop
+        self.time_base = time_base
         self.bitrate = bitrate
         self._pending: int | None = None
         self._since_key = 0
-        self._context: Any = open_encoder(name, width, height, fps, bitrate, gop)
+        self._context: Any = self._open(bitrate)
+
+    def _open(self, bitrate: int) -> Any:
+        return open_encoder(self.name, self.width, self.height, self.fps, bitrate, self.gop, self.time_base)
 
     def set_bitrate(self, bitrate: int) -> None:
         """Takes effect at the next keyframe."""
@@ -36,7 +43,7 @@ class KeyframeEncoder:
         packets: list[Any] = []
         if self._pending is not None and self.keyframe_due and self._since_key:
             packets += self._context.encode(None)  # what the old encoder still holds
-            self._context = open_encoder(self.name, self.width, self.height, self.fps, self._pending, self.gop)
+            self._context = self._open(self._pending)
             self.bitrate, self._pending, self._since_key = self._pending, None, 0
         # Keyframes on our count, not only the encoder's: its counter restarts at scene cuts
         frame.pict_type = PictureType.I if self.keyframe_due else PictureType.NONE

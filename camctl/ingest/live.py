@@ -19,6 +19,7 @@ import av
 import av.error
 
 from camctl.config import CameraConfig
+from camctl.media.access_units import KeyframeJoiner
 from camctl.media.decode import DecoderChoice, open_best_decoder
 from camctl.media.source import Packet, StreamInfo
 
@@ -61,6 +62,7 @@ class LiveCamera:
         self.decoder: str | None = None
         self.claimed_fps: float | None = None
         self._decoder: DecoderChoice | None = None
+        self._joiner = KeyframeJoiner()
         self._ring: collections.deque[LiveFrame] = collections.deque(maxlen=ring)
         self._arrivals: collections.deque[tuple[float, int]] = collections.deque()  # (time, bytes) per packet
         self._frame_times: collections.deque[float] = collections.deque()
@@ -76,6 +78,7 @@ class LiveCamera:
             skipped = "; ".join(f"{n}: {why}" for n, why in self._decoder.skipped.items())
             log.info("%s: decoding with %s%s", self.camera.id, self._decoder.name, f" ({skipped})" if skipped else "")
         self.decoder = self._decoder.name
+        self._joiner = KeyframeJoiner()
         self.claimed_fps = info.claimed_fps
         self._connects += 1
         self.reconnects = self._connects - 1
@@ -88,13 +91,14 @@ class LiveCamera:
         decoder = self._decoder
         if decoder is None:
             return
-        try:
-            frames = decoder.context.decode(packet)
-        except av.error.FFmpegError:
-            self.dropped_frames += 1  # damaged or missing data: this picture is lost
-            return
-        for frame in frames:
-            self._take(frame, arrived)
+        for whole, when in self._joiner.push(packet, arrived):
+            try:
+                frames = decoder.context.decode(whole)
+            except av.error.FFmpegError:
+                self.dropped_frames += 1  # damaged or missing data: this picture is lost
+                continue
+            for frame in frames:
+                self._take(frame, when)
 
     def on_offline(self, reason: str, kind: str) -> None:
         changed = self.online or self.error != reason

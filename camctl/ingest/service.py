@@ -32,6 +32,7 @@ from camctl.bus import (
     frame_event,
 )
 from camctl.config import CameraConfig, Config
+from camctl.encoding.transcode import recording_input
 from camctl.errors import CamctlError
 from camctl.http import JpegCache, build_app
 from camctl.ingest.live import LiveCamera, LiveFrame
@@ -118,7 +119,8 @@ class IngestService:
                 on_storage_error=lambda _exc: self._prune(force=True),
             )  # fmt: skip
             self.recorders[cam.id] = recorder
-            consumers.append(recorder)  # one RTSP session feeds both
+            streams = len(self.config.select(None))
+            consumers.append(recording_input(cam, recorder, storage, streams, self.config.ingest.hardware_decode))
         session = CameraSession(cam, consumers, read_timeout=self.config.ingest.stall_seconds)
         self.live[cam.id], self.sessions[cam.id] = live, session
         self.by_name[cam.id] = self.by_name[cam.slug] = live

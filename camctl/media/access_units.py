@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
+import av
+
 from camctl.media.source import Packet
 
 _START_CODE = re.compile(b"\x00\x00\x01")
@@ -120,3 +122,39 @@ def access_units(packets: Iterable[Packet], codec: str = "h264") -> Iterator[Acc
     for packet in packets:
         yield from assembler.push(packet)
     yield from assembler.flush()
+
+
+class KeyframeJoiner:
+    """For decoders: joins a keyframe that came in two packets before it is decoded.
+
+    Decoding the parts one by one yields two pictures with one timestamp, the first of them only
+    partly drawn: a half-grey snapshot, an extra frame. Only keyframes are split (at the parameter
+    sets), so only keyframes wait, for the next packet, to see whether it continues them: one frame
+    interval of delay once per GOP; every other packet passes at once.
+    """
+
+    def __init__(self) -> None:
+        self._held: tuple[Packet, float] | None = None
+
+    def push(self, packet: Packet, arrived: float) -> list[tuple[Packet, float]]:
+        out: list[tuple[Packet, float]] = []
+        held = self._held
+        if held is not None:
+            first, first_arrived = held
+            self._held = None
+            if packet.pts is not None and packet.pts == first.pts:
+                joined = av.Packet(bytes(first) + bytes(packet))
+                joined.pts, joined.dts, joined.time_base = first.pts, first.dts, first.time_base
+                joined.is_keyframe = True
+                packet, arrived = joined, first_arrived  # still held: a third part may follow
+            else:
+                out.append(held)
+        if packet.is_keyframe and packet.pts is not None:
+            self._held = (packet, arrived)
+        else:
+            out.append((packet, arrived))
+        return out
+
+    def flush(self) -> list[tuple[Packet, float]]:
+        held, self._held = self._held, None
+        return [held] if held is not None else []

@@ -44,13 +44,22 @@ class CodecCheck:
 
 
 def open_encoder(
-    name: str, width: int = 1920, height: int = 1080, fps: int = 30, bitrate: int = 2_000_000, gop: int = 30
+    name: str,
+    width: int = 1920,
+    height: int = 1080,
+    fps: int = 30,
+    bitrate: int = 2_000_000,
+    gop: int = 30,
+    time_base: Fraction | None = None,
 ) -> Any:
-    """An opened encoder; raises av's errors (or ValueError for an unknown name)."""
+    """An opened encoder; raises av's errors (or ValueError for an unknown name).
+
+    time_base: of the frames' pts; by default one frame (a grid), 1/90000 for a camera's own clock.
+    """
     enc: Any = av.CodecContext.create(name, "w")  # a video encoder: typed loosely, as PyAV's stubs are
     enc.width, enc.height = width, height
     enc.pix_fmt = "yuv420p"
-    enc.time_base = Fraction(1, fps)
+    enc.time_base = time_base or Fraction(1, fps)
     enc.framerate = Fraction(fps)
     enc.bit_rate = bitrate
     enc.gop_size = gop

@@ -21,7 +21,7 @@ from pathlib import Path
 from camctl.config import CameraConfig
 from camctl.errors import StorageError
 from camctl.media.access_units import AccessUnit, AccessUnitAssembler
-from camctl.media.session import DEFAULT_BACKOFF, Backoff, CameraSession
+from camctl.media.session import DEFAULT_BACKOFF, Backoff, CameraSession, Consumer
 from camctl.media.source import Packet, StreamInfo
 from camctl.recording.journal import Gap, Journal
 from camctl.recording.segment_writer import SegmentInfo, SegmentWriter
@@ -222,9 +222,13 @@ class CameraRecorder:
 class RecordingCamera:
     """A camera session with a recorder on it: what `camctl record` runs per camera."""
 
-    def __init__(self, recorder: CameraRecorder, backoff: Backoff = DEFAULT_BACKOFF) -> None:
+    def __init__(
+        self, recorder: CameraRecorder, backoff: Backoff = DEFAULT_BACKOFF, feed: Consumer | None = None
+    ) -> None:
+        """feed: what the session hands packets to, when not the recorder itself (a transcoder)."""
         self.recorder = recorder
-        self.session = CameraSession(recorder.camera, [recorder], backoff)
+        self.feed = feed or recorder
+        self.session = CameraSession(recorder.camera, [self.feed], backoff)
 
     @property
     def camera(self) -> CameraConfig:

@@ -1,0 +1,181 @@
+"""A camera's stream re-encoded at a target bitrate, handed on as if the camera had sent it.
+
+`Transcoder` is a session consumer placed in front of another (the recorder): it decodes the
+camera's packets, encodes the pictures at the controller's bitrate (a keyframe every 2 s, rate
+changes at keyframes) and passes the new packets on with the camera's own timing, so the recorder's
+segments, timeline and journal work unchanged. Stream copy stays the default: a camera without
+`transcode` in its config never gets here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from fractions import Fraction
+from typing import Any
+
+import av
+import av.error
+
+from camctl.config import CameraConfig, StorageConfig, TranscodeConfig
+from camctl.encoding.bitrate import BitrateController, StorageBudget
+from camctl.encoding.encoder import KeyframeEncoder
+from camctl.media.access_units import KeyframeJoiner
+from camctl.media.decode import DecoderChoice, open_best_decoder
+from camctl.media.encoders import best_encoder
+from camctl.media.session import Consumer
+from camctl.media.source import Packet, StreamInfo
+
+log = logging.getLogger("camctl.transcode")
+
+TIME_BASE = Fraction(1, 90000)
+KEYFRAME_SECONDS = 2.0
+
+
+class Transcoder:
+    def __init__(
+        self,
+        camera: CameraConfig,
+        settings: TranscodeConfig,
+        inner: Consumer,
+        budget: StorageBudget | None = None,
+        hardware_decode: bool = True,
+    ) -> None:
+        self.camera = camera
+        self.inner = inner
+        self.settings = settings
+        self.hardware_decode = hardware_decode
+        self.controller = BitrateController(self.settings.bitrate, self.settings.min_bitrate, None, budget)
+        self.encoder_name = best_encoder(self.settings.encoder)
+        self.dropped_frames = 0  # pictures lost to decode or encode errors
+        self._info: StreamInfo | None = None
+        self._decoder: DecoderChoice | None = None
+        self._joiner = KeyframeJoiner()
+        self._encoder: KeyframeEncoder | None = None
+        self._origin: float | None = None  # camera seconds of the first picture since connecting
+        self._last_pts = -1
+        self._busy = 0.0  # seconds spent encoding since the last keyframe
+        self._since = time.monotonic()
+
+    @property
+    def bitrate(self) -> int:
+        return self.controller.bitrate
+
+    # --- session callbacks ---------------------------------------------------------------------
+
+    def on_connected(self, info: StreamInfo) -> None:
+        self._info = info
+        self._decoder = open_best_decoder(info, self.hardware_decode)
+        self._joiner = KeyframeJoiner()
+        self._encoder, self._origin, self._last_pts = None, None, -1  # opened at the first picture: its size
+
+    def on_packet(self, packet: Packet, arrived: float) -> None:
+        if self._decoder is None:
+            return
+        for whole, when in self._joiner.push(packet, arrived):
+            try:
+                pictures = self._decoder.context.decode(whole)
+            except av.error.FFmpegError:
+                self.dropped_frames += 1
+                continue
+            for picture in pictures:
+                self._encode(picture, whole, when)
+
+    def on_offline(self, reason: str, kind: str) -> None:
+        self._flush(time.time())
+        self._decoder = None
+        self.inner.on_offline(reason, kind)
+
+    def on_stopped(self) -> None:
+        self._flush(time.time())
+        self.inner.on_stopped()
+
+    # --- encoding --------------------------------------------------------------------------------
+
+    def _encode(self, picture: av.VideoFrame, packet: Packet, arrived: float) -> None:
+        encoder = self._encoder or self._open(picture)
+        if encoder is None:
+            return
+        if encoder.keyframe_due:
+            self._adjust(encoder)
+        began = time.monotonic()
+        if picture.format.name != "yuv420p" or (picture.width, picture.height) != (encoder.width, encoder.height):
+            picture = picture.reformat(width=encoder.width, height=encoder.height, format="yuv420p")
+        picture.pts = self._pts(picture, packet)
+        picture.time_base = TIME_BASE
+        try:
+            packets = encoder.encode(picture)
+        except av.error.FFmpegError as exc:
+            self.dropped_frames += 1
+            log.warning("%s: encoding failed: %s", self.camera.id, exc)
+            return
+        self._busy += time.monotonic() - began
+        for out in packets:
+            self.inner.on_packet(out, arrived)
+
+    def _pts(self, picture: av.VideoFrame, packet: Packet) -> int:
+        """The camera's clock, from 0 at the first picture, strictly increasing."""
+        seconds = picture.time if picture.time is not None else None
+        if seconds is None and packet.pts is not None and packet.time_base is not None:
+            seconds = float(packet.pts * packet.time_base)
+        if seconds is None:
+            pts = self._last_pts + 1
+        else:
+            if self._origin is None:
+                self._origin = seconds
+            pts = round((seconds - self._origin) * TIME_BASE.denominator)
+        pts = max(pts, self._last_pts + 1)
+        self._last_pts = pts
+        return pts
+
+    def _open(self, picture: av.VideoFrame) -> KeyframeEncoder | None:
+        info = self._info
+        if info is None:
+            return None
+        fps = round(info.claimed_fps or 25)
+        width, height = picture.width // 2 * 2, picture.height // 2 * 2
+        try:
+            self._encoder = KeyframeEncoder(self.encoder_name, width, height, fps, self.controller.bitrate,
+                                            max(1, round(fps * KEYFRAME_SECONDS)), TIME_BASE)  # fmt: skip
+        except (av.error.FFmpegError, ValueError) as exc:
+            self.dropped_frames += 1
+            log.error("%s: %s does not open at %dx%d: %s", self.camera.id, self.encoder_name, width, height, exc)
+            return None
+        log.info("%s: transcoding %s %dx%d to %s at %d kbps", self.camera.id, info.codec, width, height,
+                 self.encoder_name, self.controller.bitrate // 1000)  # fmt: skip
+        codec = "hevc" if "hevc" in self.encoder_name else "h264"
+        self.inner.on_connected(StreamInfo(codec, None, width, height, info.claimed_fps, TIME_BASE, None,
+                                           info.transport))  # fmt: skip
+        return self._encoder
+
+    def _adjust(self, encoder: KeyframeEncoder) -> None:
+        """At a keyframe: behind real time over the last GOP means struggling."""
+        now = time.monotonic()
+        struggling = self._busy > 0.9 * (now - self._since) and now > self._since
+        change = self.controller.update(struggling, self.camera.id)
+        if change is not None:
+            encoder.set_bitrate(change.new)
+        self._busy, self._since = 0.0, now
+
+    def _flush(self, arrived: float) -> None:
+        if self._encoder is None:
+            return
+        try:
+            packets: list[Any] = self._encoder.flush()
+        except av.error.FFmpegError:
+            packets = []
+        for out in packets:
+            self.inner.on_packet(out, arrived)
+        self._encoder = None
+
+
+def recording_input(
+    camera: CameraConfig, recorder: Consumer, storage: StorageConfig, streams: int, hardware_decode: bool = True
+) -> Consumer:
+    """What the session feeds for recording: the recorder itself (stream copy), or a Transcoder in
+    front of it when the camera has `transcode` settings, budgeted on the recordings' disk."""
+    if camera.transcode is None:
+        return recorder
+    r = storage.retention
+    budget = StorageBudget(storage.root, r.max_age, streams, r.min_free or 0) if r.max_age else None
+    return Transcoder(camera, camera.transcode, recorder, budget, hardware_decode)

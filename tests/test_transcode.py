@@ -1,0 +1,133 @@
+"""Transcoded recording: the camera's stream re-encoded at a target bitrate, and the bitrate
+controller stepping down at a keyframe when the storage budget shrinks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+from av.video.frame import PictureType
+
+from camctl.config import CameraConfig, TranscodeConfig
+from camctl.encoding.bitrate import DiskUsage, StorageBudget
+from camctl.encoding.transcode import Transcoder
+from camctl.media.source import Packet, StreamInfo
+from tests.conftest import Result
+from tests.harness import FakeCameras
+from tests.recording_helpers import segment_files
+
+TARGET = 300_000
+
+
+def bitrate_of(files: list[Path]) -> tuple[float, float]:
+    """(bits per second, frames per second) over the files' summed durations, from the files."""
+    seconds, size, frames = 0.0, 0, 0
+    for path in files:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            count = sum(1 for _ in container.demux(stream) if _.size)
+            assert container.duration is not None
+            seconds += container.duration / 1_000_000
+        size += path.stat().st_size
+        frames += count
+    return size * 8 / seconds, frames / seconds
+
+
+def test_a_transcoded_recording_is_within_15_percent_of_its_target(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=2, size="640x360", fps=15, bitrate=1500)
+    root = tmp_path / "rec"
+    config = tmp_path / "camctl.yaml"
+    config.write_text(
+        "cameras:\n"
+        f"  cam_1: {{url: '{cams.url('cam1')}', transcode: {{bitrate: 300k, encoder: libx264}}}}\n"
+        f"  cam_2: '{cams.url('cam2')}'\n"  # the same camera, stream copy: what it really sends
+        f"storage: {{root: '{root}', segment_seconds: 4, retention: {{min_free: null}}}}\n"
+    )
+    result = camctl("--config", str(config), "record", "--duration", "13s", "--json", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "transcoding h264 640x360 to libx264 at 300 kbps" in result.stderr
+    transcoded, transcoded_fps = bitrate_of(segment_files(root, "cam_1"))
+    copied, _copied_fps = bitrate_of(segment_files(root, "cam_2"))
+    assert copied > 2 * TARGET, f"the camera sends {copied / 1000:.0f} kbps: more than the target"
+    assert abs(transcoded - TARGET) <= 0.15 * TARGET, f"{transcoded / 1000:.0f} kbps for a 300 kbps target"
+    assert abs(transcoded_fps - 15) < 0.5, f"{transcoded_fps:.2f} fps: every frame of the camera re-encoded"
+    summary = {c["camera_id"]: c for c in json.loads(result.text)["cameras"]}
+    assert summary["cam_1"]["gaps"] == 0 and summary["cam_1"]["dropped_frames"] == 0
+
+
+class Collect:
+    """The consumer behind the transcoder: keeps what it is handed."""
+
+    def __init__(self) -> None:
+        self.info: StreamInfo | None = None
+        self.packets: list[tuple[int, int, bool]] = []  # (pts, size, keyframe)
+
+    def on_connected(self, info: StreamInfo) -> None:
+        self.info = info
+
+    def on_packet(self, packet: Packet, arrived: float) -> None:
+        self.packets.append((int(packet.pts or 0), packet.size, packet.is_keyframe))
+
+    def on_offline(self, reason: str, kind: str) -> None: ...
+
+    def on_stopped(self) -> None: ...
+
+
+class Disk:
+    def __init__(self) -> None:
+        self.free = 10**12
+
+    def __call__(self, _root: Path) -> DiskUsage:
+        return DiskUsage(self.free, 0)
+
+
+def camera_packets(seconds: int, fps: int = 15) -> tuple[StreamInfo, list[Any]]:
+    """A camera's H.264 packets (1.5 Mbps, 320x240), made ahead of time: no waiting on a clock."""
+    enc: Any = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt, enc.time_base = 320, 240, "yuv420p", Fraction(1, fps)
+    enc.bit_rate, enc.gop_size, enc.max_b_frames = 1_500_000, fps, 0
+    enc.options = {"preset": "ultrafast", "tune": "zerolatency"}
+    packets: list[Any] = []
+    with av.open(f"testsrc2=size=320x240:rate={fps}", format="lavfi") as source:
+        for n, frame in enumerate(source.decode(video=0)):
+            if n == seconds * fps:
+                break
+            picture = frame.reformat(format="yuv420p")
+            picture.pts, picture.pict_type = n, PictureType.NONE
+            for packet in enc.encode(picture):
+                packet.time_base = Fraction(1, fps)
+                packets.append(packet)
+    return StreamInfo("h264", None, 320, 240, float(fps), Fraction(1, fps), None, "tcp"), packets
+
+
+def test_the_transcoder_lowers_its_bitrate_at_a_keyframe_when_the_storage_budget_shrinks(tmp_path: Path) -> None:
+    info, packets = camera_packets(12)
+    disk = Disk()
+    budget = StorageBudget(tmp_path, 86400.0, streams=1, probe=disk, every=0)
+    camera = CameraConfig("cam_1", "rtsp://127.0.0.1:1/cam1")
+    out = Collect()
+    transcoder = Transcoder(camera, TranscodeConfig(800_000, "libx264", 100_000), out, budget)
+    transcoder.on_connected(info)
+    for n, packet in enumerate(packets):
+        if n == 3 * 15:  # at 3 s the disk fills up: 2.7 GB left for a day is 250 kbps
+            disk.free = int(250_000 * 86400 / 8)
+        transcoder.on_packet(packet, 1000.0 + n / 15)
+    transcoder.on_stopped()
+    assert out.info is not None and out.info.codec == "h264" and (out.info.width, out.info.height) == (320, 240)
+    assert transcoder.bitrate == 250_000 and transcoder.controller.reason == "storage budget"
+    keys = [pts for pts, _size, key in out.packets if key]
+    assert [round(pts / 90000) for pts in keys[:5]] == [0, 2, 4, 6, 8], "a keyframe every 2 s"
+
+    def kbps(start: float, end: float) -> float:
+        sizes = [size for pts, size, _ in out.packets if start * 90000 <= pts < end * 90000]
+        return sum(sizes) * 8 / (end - start) / 1000
+
+    assert kbps(0, 4) > 600, "full rate before the disk filled up"
+    # the change lands at the keyframe at 4 s (the first one after 3 s), not mid-GOP
+    assert kbps(4, 12) < 350, f"{kbps(4, 12):.0f} kbps after the budget shrank"
