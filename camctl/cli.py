@@ -401,8 +401,7 @@ def record(
         seconds = parse_duration(duration) if duration is not None else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    for name in ("camctl.record", "camctl.session", "camctl.transcode", "camctl.bitrate"):  # connects, rate changes
-        logging.getLogger(name).setLevel(logging.INFO)
+    _events_logged("camctl.record")
     limits = _limits(cfg)
     recorders = record_cameras(selected, cfg.storage, limits, seconds)
     summary = [
@@ -427,6 +426,12 @@ def record(
                 f"{item['gaps']} gap(s){problem}"
             )
     raise typer.Exit(record_exit_status(recorders))
+
+
+def _events_logged(*loggers: str) -> None:
+    """Long-running commands log their events (connects, segments, rate changes) at INFO."""
+    for name in ("camctl.session", "camctl.transcode", "camctl.bitrate", *loggers):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _limits(cfg: Config) -> Any:
@@ -548,8 +553,7 @@ def ingest(ctx: typer.Context, cameras: CameraArgs = None) -> None:
     tune_malloc()
     state = _state(ctx)
     cfg = state.config
-    logging.getLogger("camctl.ingest").setLevel(logging.INFO)
-    logging.getLogger("camctl.session").setLevel(logging.INFO)
+    _events_logged("camctl.ingest", "camctl.record")
     # SIGHUP re-reads the config: cameras added, removed or changed, the others untouched.
     reload = None if cameras else (lambda: load_config(state.config_path))
     run_ingest(cfg, cfg.select(cameras), reload=reload)
@@ -648,8 +652,7 @@ def grid(
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    for name in ("camctl.grid", "camctl.bitrate"):
-        logging.getLogger(name).setLevel(logging.INFO)
+    _events_logged("camctl.grid")
     result = run_grid(cfg, selected, options, progress=sys.stderr.isatty() and not json_out)
     if json_out:
         print_json(result)
@@ -680,8 +683,7 @@ def run_all(ctx: typer.Context) -> None:
 
     cfg = _state(ctx).config
     cameras = cfg.select(None)
-    for name in ("camctl.ingest", "camctl.session", "camctl.record", "camctl.supervisor"):
-        logging.getLogger(name).setLevel(logging.INFO)
+    _events_logged("camctl.ingest", "camctl.record", "camctl.supervisor")
     try:
         check_writable(cfg.storage.root)
     except StorageError as exc:  # live frames still flow; the recorders retry and report it
@@ -721,8 +723,7 @@ def worker(
     tune_malloc()
 
     cfg = _state(ctx).config
-    for name in ("camctl.ingest", "camctl.session", "camctl.record"):
-        logging.getLogger(name).setLevel(logging.INFO)
+    _events_logged("camctl.ingest", "camctl.record")
     run_ingest(cfg, [cfg.camera(camera)], record=True, worker=WorkerOptions(socket, nats_url, restarts))
 
 

@@ -17,8 +17,9 @@ from camctl.encoding.bitrate import DiskUsage, StorageBudget
 from camctl.encoding.transcode import Transcoder
 from camctl.media.source import Packet, StreamInfo
 from tests.conftest import Result
-from tests.harness import FakeCameras
-from tests.recording_helpers import segment_files
+from tests.harness import CamctlProcess, FakeCameras, NatsServer
+from tests.ingest_helpers import free_port, http_get
+from tests.recording_helpers import segment_files, wait_for
 
 TARGET = 300_000
 
@@ -131,3 +132,28 @@ def test_the_transcoder_lowers_its_bitrate_at_a_keyframe_when_the_storage_budget
     assert kbps(0, 4) > 600, "full rate before the disk filled up"
     # the change lands at the keyframe at 4 s (the first one after 3 s), not mid-GOP
     assert kbps(4, 12) < 350, f"{kbps(4, 12):.0f} kbps after the budget shrank"
+
+
+def test_run_all_shows_the_transcode_bitrate_in_status_and_metrics(nats_server: NatsServer, tmp_path: Path) -> None:
+    port = free_port()
+    root = tmp_path / "rec"
+    config = tmp_path / "camctl.yaml"
+    config.write_text(
+        "cameras:\n  cam_1: {url: 'demo:?size=320x240&fps=10', transcode: {bitrate: 200k, encoder: libx264}}\n"
+        f"storage: {{root: '{root}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
+        f"nats: {{url: '{nats_server.url}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n"
+    )
+
+    def status() -> dict[str, Any]:
+        code, _headers, body = http_get(f"http://127.0.0.1:{port}/status")
+        cameras = json.loads(body)["cameras"] if code == 200 else []
+        return cameras[0] if cameras and cameras[0].get("transcode_bitrate_kbps") else {}
+
+    with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
+        cam = wait_for("the transcode bitrate in status", status, timeout=30)
+        wait_for("a transcoded segment", lambda: len(segment_files(root, "cam_1")) >= 2, timeout=30)
+        metrics = http_get(f"http://127.0.0.1:{port}/metrics")[2].decode()
+        assert proc.terminate()[0] == 0, proc.stderr
+    assert cam["transcode_bitrate_kbps"] == 200 and cam["transcode_reason"] == "configured"
+    assert 'camctl_transcode_bitrate_kbps{camera="cam_1"' in metrics
+    assert "transcoding h264 320x240 to libx264 at 200 kbps" in proc.stderr

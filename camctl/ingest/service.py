@@ -32,7 +32,7 @@ from camctl.bus import (
     frame_event,
 )
 from camctl.config import CameraConfig, Config
-from camctl.encoding.transcode import recording_input
+from camctl.encoding.transcode import Transcoder, recording_input
 from camctl.errors import CamctlError
 from camctl.http import JpegCache, build_app
 from camctl.ingest.live import LiveCamera, LiveFrame
@@ -89,6 +89,7 @@ class IngestService:
         self.record = record
         self.reload_config = reload
         self.recorders: dict[str, CameraRecorder] = {}
+        self.transcoders: dict[str, Transcoder] = {}
         self.retention: RetentionRunner | None = None
         if record:  # under run-all the supervisor prunes for all; a worker only forces it when storage fails
             storage = config.storage
@@ -120,7 +121,10 @@ class IngestService:
             )  # fmt: skip
             self.recorders[cam.id] = recorder
             streams = len(self.config.select(None))
-            consumers.append(recording_input(cam, recorder, storage, streams, self.config.ingest.hardware_decode))
+            feed = recording_input(cam, recorder, storage, streams, self.config.ingest.hardware_decode)
+            if isinstance(feed, Transcoder):
+                self.transcoders[cam.id] = feed
+            consumers.append(feed)
         session = CameraSession(cam, consumers, read_timeout=self.config.ingest.stall_seconds)
         self.live[cam.id], self.sessions[cam.id] = live, session
         self.by_name[cam.id] = self.by_name[cam.slug] = live
@@ -134,6 +138,7 @@ class IngestService:
             self.by_name.pop(name, None)
         session.stop()
         session.join(3.0)
+        self.transcoders.pop(camera_id, None)
         recorder = self.recorders.pop(camera_id, None)
         if recorder is not None:
             recorder.finalize()
@@ -194,6 +199,10 @@ class IngestService:
             if recorder is not None:
                 payload["recording"] = recorder.status.state
                 payload["recording_error"] = recorder.status.error if recorder.status.failure == "storage" else None
+            transcoder = self.transcoders.get(cam.camera.id)
+            if transcoder is not None:  # what the recording is re-encoded at, and why
+                payload["transcode_bitrate_kbps"] = transcoder.bitrate // 1000
+                payload["transcode_reason"] = transcoder.controller.reason
             payloads.append(redact.data(payload))  # an error text must never carry a password
         return payloads
 
@@ -271,10 +280,13 @@ class IngestService:
             ("dropped_frames", "camctl_camera_dropped_frames_total", "counter"),
             ("reconnects", "camctl_camera_reconnects_total", "counter"),
             ("frames", "camctl_camera_frames_total", "counter"),
+            ("transcode_bitrate_kbps", "camctl_transcode_bitrate_kbps", "gauge"),
         ):
             if name != "camctl_camera_online":
                 lines += [f"# TYPE {name} {kind}"]
             for s in statuses:
+                if key not in s:  # transcoding is per camera
+                    continue
                 lines.append(f'{name}{{camera="{s["camera_id"]}",node="{self.config.node}"}} {float(s[key] or 0):g}')
         lines += ["# HELP camctl_event_latency_ms Camera frame arrival to NATS publish.",
                   "# TYPE camctl_event_latency_ms histogram"]  # fmt: skip
