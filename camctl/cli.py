@@ -607,7 +607,10 @@ def grid(
     output: Annotated[
         str,
         typer.Option(
-            "--output", "-o", metavar="TARGET", help="grid.mp4, grid.mkv, rtsp://server/path, or an HLS folder."
+            "--output",
+            "-o",
+            metavar="TARGET",
+            help="grid.mp4, grid.mkv, rtsp://server/path, an HLS folder, or - (MPEG-TS on stdout).",
         ),
     ] = "grid.mp4",
     size: Annotated[str, typer.Option("--size", metavar="WxH", help="Picture size of the grid.")] = "1920x1080",
@@ -654,7 +657,7 @@ def grid(
         raise UsageError(str(exc)) from None
     _events_logged("camctl.grid")
     result = run_grid(cfg, selected, options, progress=sys.stderr.isatty() and not json_out)
-    if json_out:
+    if json_out and output != "-":  # stdout carries the video
         print_json(result)
     else:
         error_line(

@@ -99,7 +99,9 @@ class Grid:
                     tick += late
                 began = time.monotonic()
                 if self.encoder.keyframe_due:
-                    struggling = stats.skipped > skipped_before or busy > 0.9 * self.encoder.gop / self.fps
+                    # a lost tick or two (a slow first picture, a busy moment) is not a trend
+                    lost = stats.skipped - skipped_before > self.encoder.gop // 20
+                    struggling = lost or busy > 0.9 * self.encoder.gop / self.fps
                     change = self.controller.update(struggling, "grid")
                     if change is not None:
                         self.encoder.set_bitrate(change.new)

@@ -1,4 +1,4 @@
-"""Where an encoded stream goes: a file (.mp4, .mkv), an RTSP server, or an HLS directory."""
+"""Where an encoded stream goes: a file (.mp4, .mkv), an RTSP server, an HLS directory, or stdout."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ class Target:
 
     @classmethod
     def parse(cls, text: str) -> Target:
+        if text == "-":  # MPEG-TS on stdout, for a pipe: camctl grid -o - | ffplay -
+            return cls("pipe:1", "mpegts", {"flush_packets": "1"}, "stdout")
         if text.startswith(("rtsp://", "rtsps://")):
             return cls(text, "rtsp", {"rtsp_transport": "tcp"}, mask_url(text))
         path = Path(text)
@@ -55,7 +57,7 @@ class StreamOutput:
         self.time_base = Fraction(1, fps)
         self.bytes = 0
         try:
-            if target.format != "rtsp":
+            if target.format not in ("rtsp", "mpegts"):
                 Path(target.url).parent.mkdir(parents=True, exist_ok=True)
             self.container: Any = av.open(target.url, "w", format=target.format, options=dict(target.options))
             self.stream: Any = self.container.add_mux_stream(codec, width=width, height=height)
