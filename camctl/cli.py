@@ -730,6 +730,23 @@ def worker(
     run_ingest(cfg, [cfg.camera(camera)], record=True, worker=WorkerOptions(socket, nats_url, restarts))
 
 
+@app.command("grid-worker", hidden=True)
+def grid_worker(
+    ctx: typer.Context,
+    sockets: Annotated[Path, typer.Option("--sockets", help="Folder of the camera workers' unix sockets.")],
+) -> None:
+    """The config's grid under `camctl run-all`, fed by the camera workers (internal)."""
+    from camctl.commands.grid import WorkerFeed, grid_options, run_grid
+
+    cfg = _state(ctx).config
+    if cfg.grid is None:
+        raise UsageError("no grid: section in the config")
+    cameras = [cfg.camera(cam) for cam in cfg.grid.cameras] if cfg.grid.cameras else cfg.select(None)
+    _events_logged("camctl.grid")
+    run_grid(cfg, cameras, grid_options(cfg.grid, cfg.encoder), progress=False,
+             feed=lambda layout: WorkerFeed(cameras, sockets, layout))  # fmt: skip
+
+
 @config_app.command("check")
 def config_check(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Validate the config; exit 2 with the file and key path of the first problem.

@@ -129,6 +129,19 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class GridConfig:
+    """The grid `run-all` keeps running (camctl grid with these options, fed by the camera workers)."""
+
+    output: str
+    cameras: tuple[str, ...] | None = None  # None: every enabled camera (up to 9)
+    width: int = 1920
+    height: int = 1080
+    fps: int = 30
+    bitrate: int = 4_000_000
+    min_bitrate: int | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     source: str  # the file it came from, or BUILTIN_DEMO
     cameras: dict[str, CameraConfig]
@@ -138,6 +151,7 @@ class Config:
     ingest: IngestConfig = IngestConfig()
     encoder: str = "auto"  # auto: the best that opens (camctl probe --encoders), or an FFmpeg encoder name
     node: str = field(default_factory=socket.gethostname)  # names this box in events (a fleet shares NATS)
+    grid: GridConfig | None = None
 
     def camera(self, camera_id: str) -> CameraConfig:
         """Look a camera up by id or slug (`cam_1` or `cam1`)."""
@@ -302,7 +316,9 @@ class _Parser:
     # --- sections -------------------------------------------------------------------------
 
     def config(self, data: Any) -> Config:
-        top = self.mapping(data, "", ("defaults", "cameras", "storage", "nats", "http", "ingest", "encoder", "node"))
+        top = self.mapping(
+            data, "", ("defaults", "cameras", "storage", "nats", "http", "ingest", "encoder", "node", "grid")
+        )
         defaults = self.camera_defaults(top.get("defaults", {}))
         cams_raw = top.get("cameras")
         if cams_raw is None or cams_raw == {}:
@@ -325,6 +341,45 @@ class _Parser:
             ingest=self.ingest(top.get("ingest", {})),
             encoder=self.encoder(top.get("encoder", "auto")),
             node=self.text(top["node"], "node") if top.get("node") else socket.gethostname(),
+            grid=self.grid(top["grid"], cameras) if top.get("grid") else None,
+        )
+
+    def grid(self, raw: Any, cameras: dict[str, CameraConfig]) -> GridConfig:
+        m = self.mapping(raw, "grid", ("output", "cameras", "size", "fps", "bitrate", "min_bitrate"))
+        if "output" not in m:
+            raise self.error("grid.output", "missing (rtsp://mediamtx:8554/grid, a .mp4/.mkv file, or an HLS folder)")
+        chosen = None
+        if m.get("cameras") is not None:
+            if not isinstance(m["cameras"], list) or not m["cameras"]:
+                raise self.error("grid.cameras", "expected a list of camera ids")
+            for cam in m["cameras"]:
+                if str(cam) not in cameras:
+                    raise self.error("grid.cameras", f"unknown camera {cam!r}")
+            chosen = tuple(str(cam) for cam in m["cameras"])
+        count = len(chosen) if chosen else sum(1 for c in cameras.values() if c.enabled)
+        if count > 9:
+            raise self.error("grid.cameras", f"a grid holds up to 9 cameras: name the {count} to show")
+        width, height = 1920, 1080
+        if "size" in m:
+            size = re.fullmatch(r"(\d+)x(\d+)", self.text(m["size"], "grid.size").strip().lower())
+            if not size or int(size[1]) % 2 or int(size[2]) % 2 or min(int(size[1]), int(size[2])) < 64:
+                raise self.error("grid.size", "expected WIDTHxHEIGHT, even, at least 64 (e.g. 1920x1080)")
+            width, height = int(size[1]), int(size[2])
+        rates = {}
+        for key in ("bitrate", "min_bitrate"):
+            if m.get(key) is not None:
+                try:
+                    rates[key] = parse_bitrate(m[key])
+                except ValueError as exc:
+                    raise self.error(f"grid.{key}", str(exc)) from None
+        return GridConfig(
+            output=self.text(m["output"], "grid.output"),
+            cameras=chosen,
+            width=width,
+            height=height,
+            fps=int(self.number(m.get("fps", 30), "grid.fps", 1, 60)),
+            bitrate=rates.get("bitrate", 4_000_000),
+            min_bitrate=rates.get("min_bitrate"),
         )
 
     def camera_defaults(self, raw: Any) -> dict[str, Any]:
@@ -572,4 +627,14 @@ def effective_config(config: Config) -> dict[str, Any]:
         },
         "encoder": config.encoder,
         "node": config.node,
+        "grid": None
+        if config.grid is None
+        else {
+            "output": redact(config.grid.output),
+            "cameras": list(config.grid.cameras or []) or None,
+            "size": f"{config.grid.width}x{config.grid.height}",
+            "fps": config.grid.fps,
+            "bitrate": config.grid.bitrate,
+            "min_bitrate": config.grid.min_bitrate,
+        },
     }

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from camctl.encoding.tiles import TileScaler, keepalive
 from camctl.ingest.live import LiveCamera, LiveFrame
 from camctl.media.jpeg import DEFAULT_QUALITY, encode_jpeg, scaled_size
 from camctl.secrets import redact
@@ -126,6 +127,35 @@ def build_app(
                 break
         return response
 
+    async def tiles_yuv(request: web.Request) -> web.StreamResponse:
+        """Newest frames scaled into a grid tile, raw: what a grid in another process reads."""
+        cam = camera(request)
+        try:
+            width, height = int(request.query["width"]), int(request.query["height"])
+            if not (16 <= width <= 8192 and 16 <= height <= 8192):
+                raise ValueError
+            scaler = TileScaler(width, height)
+        except (KeyError, ValueError):
+            raise web.HTTPBadRequest(text='{"error": "width and height: integers, 16-8192"}',
+                                     content_type="application/json") from None  # fmt: skip
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream", "Cache-Control": "no-store"})
+        await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        number = 0
+        try:
+            while True:
+                live = await loop.run_in_executor(None, cam.wait_newer, number, 1.0)
+                if live is None or not cam.online:
+                    await response.write(keepalive(cam.online))
+                    continue
+                number = live.number
+                await response.write(
+                    await loop.run_in_executor(None, scaler.record, number, live.timestamp, live.frame)
+                )
+        except (ConnectionResetError, RuntimeError):
+            pass
+        return response
+
     async def status_json(_request: web.Request) -> web.Response:
         return web.json_response(redact.data({"time": time.time(), "cameras": status()}))
 
@@ -141,4 +171,5 @@ def build_app(
     app.router.add_get("/metrics", metrics_text)
     app.router.add_get(f"/{_CAM}/frame.jpg", frame_jpg)
     app.router.add_get(f"/{_CAM}/stream.mjpeg", stream_mjpeg)
+    app.router.add_get(f"/{_CAM}/tiles.yuv", tiles_yuv)
     return app

@@ -47,8 +47,10 @@ STOP_GRACE = 8.0  # seconds the workers get to finish their segments
 
 
 @dataclass
-class Worker:
-    camera: CameraConfig
+class Child:
+    """A supervised process: restarted with backoff when it exits."""
+
+    name: str
     socket: Path
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
@@ -71,6 +73,13 @@ class Worker:
             return f"killed by {signal.Signals(-code).name}"
         return f"exit status {code}"
 
+
+@dataclass
+class Worker(Child):
+    """A camera's worker: its RTSP session, recording and ingest, HTTP on a unix socket."""
+
+    camera: CameraConfig = field(kw_only=True)
+
     def client(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
             self.session = aiohttp.ClientSession(
@@ -86,6 +95,7 @@ class Supervisor:
         self.argv = argv
         self.reload_config = reload
         self.workers: dict[str, Worker] = {}
+        self.grid: Child | None = None  # the config's grid, fed by the camera workers
         self.nats_url = config.nats.url or ""
         self.bus: Bus | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="camctl-run-all-"))
@@ -96,22 +106,36 @@ class Supervisor:
 
     # --- workers ------------------------------------------------------------------------------------
 
-    async def _start(self, worker: Worker) -> None:
-        worker.socket.unlink(missing_ok=True)
+    async def _start(self, worker: Child) -> None:
+        if isinstance(worker, Worker):
+            worker.socket.unlink(missing_ok=True)
+            args = ["worker", worker.camera.id, "--socket", str(worker.socket), "--nats-url", self.nats_url,
+                    "--restarts", str(worker.restarts)]  # fmt: skip
+        else:  # the grid, fed by the camera workers' sockets
+            args = ["grid-worker", "--sockets", str(self._dir)]
         worker.proc = await asyncio.create_subprocess_exec(
-            *self.argv, "worker", worker.camera.id, "--socket", str(worker.socket),
-            "--nats-url", self.nats_url, "--restarts", str(worker.restarts),
-            stdin=asyncio.subprocess.DEVNULL, env=WORKER_ENV,
-        )  # fmt: skip
+            *self.argv, *args, stdin=asyncio.subprocess.DEVNULL, env=WORKER_ENV
+        )
         worker.started_at = time.monotonic()
-        log.info("%s: worker started (pid %d)", worker.camera.id, worker.proc.pid)
+        log.info("%s: worker started (pid %d)", worker.name, worker.proc.pid)
 
     def _add(self, camera: CameraConfig) -> Worker:
-        worker = Worker(camera, self._dir / f"{camera.id}.sock")
+        worker = Worker(camera.id, self._dir / f"{camera.id}.sock", camera=camera)
         self.workers[camera.id] = worker
         return worker
 
-    async def _stop(self, worker: Worker) -> None:
+    async def _start_grid(self) -> None:
+        if self.grid is not None:
+            await self._stop(self.grid)
+            self.grid = None
+        if self.config.grid is not None:
+            self.grid = Child("grid", self._dir / "grid.sock")
+            await self._start(self.grid)
+
+    def _children(self) -> list[Child]:
+        return [*self.workers.values(), *([self.grid] if self.grid is not None else [])]
+
+    async def _stop(self, worker: Child) -> None:
         """SIGTERM, time to finish the segment, then SIGKILL."""
         worker.stopping = True
         proc = worker.proc
@@ -120,16 +144,16 @@ class Supervisor:
             try:
                 await asyncio.wait_for(proc.wait(), STOP_GRACE)
             except TimeoutError:
-                log.error("%s: worker did not stop within %gs; killing it", worker.camera.id, STOP_GRACE)
+                log.error("%s: worker did not stop within %gs; killing it", worker.name, STOP_GRACE)
                 proc.kill()
                 await proc.wait()
-        if worker.session is not None:
+        if isinstance(worker, Worker) and worker.session is not None:
             await worker.session.close()
 
     async def _watch(self) -> None:
         """Restarts workers that exited, with backoff."""
         now = time.monotonic()
-        for worker in list(self.workers.values()):
+        for worker in self._children():
             proc = worker.proc
             if worker.stopping or proc is None:
                 continue
@@ -140,7 +164,7 @@ class Supervisor:
             if worker.next_start == 0.0:  # just noticed the exit
                 worker.last_exit = worker.exit_reason()
                 worker.next_start = now + worker.backoff
-                log.error("%s: worker %s; restarting in %.0fs", worker.camera.id, worker.last_exit, worker.backoff)
+                log.error("%s: worker %s; restarting in %.0fs", worker.name, worker.last_exit, worker.backoff)
                 worker.backoff = min(30.0, worker.backoff * 2)
             elif now >= worker.next_start:
                 worker.next_start = 0.0
@@ -157,9 +181,12 @@ class Supervisor:
             await self._stop(worker)
             del self.workers[worker.camera.id]
         added = [cam for cam_id, cam in wanted.items() if cam_id not in self.workers]
+        regrid = new.grid != self.config.grid or bool(changed or added)
         self.config = new
         for cam in added:
             await self._start(self._add(cam))
+        if regrid:  # its tiles, names or output changed
+            await self._start_grid()
         log.info("SIGHUP: config reloaded: %d worker(s) stopped, %d started, %d untouched",
                  len(changed), len(added), len(self.workers) - len(added))  # fmt: skip
 
@@ -279,6 +306,7 @@ class Supervisor:
                 raise CamctlError(f"cannot listen on {self.config.http.listen}: {exc.strerror or exc}") from None
             for camera in self.config.select(None):
                 await self._start(self._add(camera))
+            await self._start_grid()
             next_prune = 0.0
             while not stop.is_set():
                 await self._watch()
@@ -291,7 +319,7 @@ class Supervisor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.25)
         finally:
-            await asyncio.gather(*(self._stop(w) for w in self.workers.values()))
+            await asyncio.gather(*(self._stop(w) for w in self._children()))
             await runner.cleanup()
             await self.bus.close()
             if embedded is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 
 from camctl.recording.index import build_index
@@ -184,3 +186,37 @@ def test_the_demo_starts_with_no_config_and_serves_all_four_cameras(tmp_path: Pa
     text = (tmp_path / "demo.log").read_text()
     assert "from the built-in demo" in text and str(tmp_path / "d" / "recordings") in text
     assert len(build_index(tmp_path / "d" / "recordings")) == 4
+
+
+def test_run_all_keeps_the_configured_grid_fed_by_the_camera_workers(nats_server: NatsServer, tmp_path: Path) -> None:
+    port = free_port()
+    grid_file = tmp_path / "grid" / "grid.mp4"
+    urls = {f"cam_{i}": "'demo:?size=320x240&fps=10&gop=10'" for i in (1, 2)}
+    extra = (
+        f"storage: {{root: '{tmp_path / 'rec'}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
+        f"grid: {{output: '{grid_file}', size: 640x240, fps: 10, bitrate: 500k}}\n"
+    )
+    config = write_ingest_config(tmp_path / "camctl.yaml", urls, nats_server.url, port, extra)
+    with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
+        wait_for("the grid writing", lambda: grid_file.exists() and grid_file.stat().st_size > 20_000, timeout=30)
+        status = {c["camera_id"]: c for c in json.loads(http_get(f"http://127.0.0.1:{port}/status")[2])["cameras"]}
+        assert list(status) == ["cam_1", "cam_2"], "the grid is not a camera"
+        os.kill(status["cam_2"]["worker_pid"], signal.SIGKILL)  # a child of the run-all this test started
+
+        def cam_2_back() -> bool:
+            cams = {c["camera_id"]: c for c in json.loads(http_get(f"http://127.0.0.1:{port}/status")[2])["cameras"]}
+            return bool(cams["cam_2"]["online"] and cams["cam_2"].get("restarts") == 1)
+
+        wait_for("cam_2's worker restarted", cam_2_back, timeout=20)
+        assert proc.terminate()[0] == 0, proc.stderr
+    assert "grid: worker started" in proc.stderr and "grid 640x240 at 10 fps" in proc.stderr
+    assert "connected" in proc.stderr and proc.stderr.count("cam_1: connected") == 1, "one RTSP session per camera"
+    times = []
+    with av.open(str(grid_file)) as container:  # finished by SIGTERM: plays to its end
+        for frame in container.decode(video=0):
+            times.append(frame.time or 0.0)
+            assert (frame.width, frame.height) == (640, 240)
+    assert len(times) >= 20
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert max(gaps) <= 0.35, "the grid went on at its rate while cam_2's worker restarted"
+    assert len(times) >= 0.9 * 10 * (times[-1] - times[0]), "about 10 frames per second of grid"

@@ -6,20 +6,22 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av.error
 
 from camctl.commands.record import stop_on_signals
-from camctl.config import CameraConfig, Config
+from camctl.config import CameraConfig, Config, GridConfig
 from camctl.encoding.bitrate import BitrateController, StorageBudget
 from camctl.encoding.compositor import Compositor
 from camctl.encoding.encoder import KeyframeEncoder
-from camctl.encoding.grid import Grid, GridStats
+from camctl.encoding.grid import Grid, GridStats, TileSource
 from camctl.encoding.layout import Layout
 from camctl.encoding.output import StreamOutput, Target
+from camctl.encoding.tiles import WorkerTiles
 from camctl.errors import CamctlError
 from camctl.ingest.live import LiveCamera
 from camctl.media.encoders import best_encoder
@@ -43,8 +45,66 @@ class GridOptions:
     keyframe_seconds: float = 1.0
 
 
-def run_grid(config: Config, cameras: list[CameraConfig], options: GridOptions, progress: bool) -> dict[str, Any]:
-    """Makes the grid until SIGTERM/SIGINT or options.duration; returns the summary."""
+class Feed(Protocol):
+    """Where the tiles come from, started and stopped around the grid."""
+
+    @property
+    def sources(self) -> Sequence[TileSource]: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class OwnSessions:
+    """`camctl grid` on its own: an RTSP session and a decoder per camera."""
+
+    def __init__(self, config: Config, cameras: list[CameraConfig]) -> None:
+        self.sources = [LiveCamera(cam, hardware_decode=config.ingest.hardware_decode) for cam in cameras]
+        self.sessions = [
+            CameraSession(cam, [tile], read_timeout=config.ingest.stall_seconds)
+            for cam, tile in zip(cameras, self.sources, strict=True)
+        ]
+
+    def start(self) -> None:
+        for session in self.sessions:
+            session.start()
+
+    def stop(self) -> None:
+        for session in self.sessions:
+            session.stop()
+        for session in self.sessions:
+            session.join(STOP_GRACE)
+
+
+class WorkerFeed:
+    """The grid under `run-all`: each camera's tiles streamed by its worker (its one RTSP session)."""
+
+    def __init__(self, cameras: list[CameraConfig], sockets: Path, layout: Layout) -> None:
+        tile = layout.tile(0)
+        self.sources = [WorkerTiles(cam.id, sockets / f"{cam.id}.sock", tile.width, tile.height) for cam in cameras]
+
+    def start(self) -> None:
+        for source in self.sources:
+            source.start()
+
+    def stop(self) -> None:
+        for source in self.sources:
+            source.stop()
+        for source in self.sources:
+            source.join(STOP_GRACE)
+
+
+def run_grid(
+    config: Config,
+    cameras: list[CameraConfig],
+    options: GridOptions,
+    progress: bool,
+    feed: Callable[[Layout], Feed] | None = None,
+) -> dict[str, Any]:
+    """Makes the grid until SIGTERM/SIGINT or options.duration; returns the summary.
+
+    feed: the tiles' source for a layout; by default the grid's own camera sessions."""
     layout = Layout.for_cameras(len(cameras), options.width, options.height)
     name = best_encoder(options.encoder)
     gop = max(1, round(options.fps * options.keyframe_seconds))
@@ -55,28 +115,26 @@ def run_grid(config: Config, cameras: list[CameraConfig], options: GridOptions, 
     output = StreamOutput(options.target, "h264" if "hevc" not in name else "hevc", layout.width, layout.height,
                           options.fps)  # fmt: skip
     controller = BitrateController(options.bitrate, options.min_bitrate, options.bitrate, _budget(config, options))
-    live = [LiveCamera(cam, hardware_decode=config.ingest.hardware_decode) for cam in cameras]
-    sessions = [
-        CameraSession(cam, [tile], read_timeout=config.ingest.stall_seconds)
-        for cam, tile in zip(cameras, live, strict=True)
-    ]
-    grid = Grid(live, Compositor(layout, [cam.name or cam.id for cam in cameras]), encoder, output, controller)
+    tiles = feed(layout) if feed is not None else OwnSessions(config, cameras)
+    grid = Grid(tiles.sources, Compositor(layout, [cam.name or cam.id for cam in cameras]), encoder, output, controller)
     log.info("grid %dx%d at %d fps, %s at %d kbps, into %s", layout.width, layout.height, options.fps, name,
-             options.bitrate // 1000, options.target.shown)  # fmt: skip
+             options.bitrate // 1000, output.target.shown)  # fmt: skip
     stop = threading.Event()
     with stop_on_signals(stop):
-        for session in sessions:
-            session.start()
+        tiles.start()
         try:
             stats = grid.run(stop, options.duration, _progress_line(len(cameras)) if progress else None)
         finally:
-            for session in sessions:
-                session.stop()
-            for session in sessions:
-                session.join(STOP_GRACE)
+            tiles.stop()
             if progress:
                 sys.stderr.write("\n")
-    return summary(stats, options, name, controller, len(cameras))
+    return summary(stats, output.target.shown, options, name, controller, len(cameras))
+
+
+def grid_options(grid: GridConfig, encoder: str) -> GridOptions:
+    """run-all's grid, from the config's `grid:` section."""
+    return GridOptions(Target.parse(grid.output), grid.width, grid.height, grid.fps, grid.bitrate, grid.min_bitrate,
+                       None, encoder)  # fmt: skip
 
 
 def _budget(config: Config, options: GridOptions) -> StorageBudget | None:
@@ -109,11 +167,11 @@ def _clock(stats: GridStats) -> str:
 
 
 def summary(
-    stats: GridStats, options: GridOptions, encoder: str, controller: BitrateController, cameras: int
+    stats: GridStats, shown: str, options: GridOptions, encoder: str, controller: BitrateController, cameras: int
 ) -> dict[str, Any]:
     seconds = time.monotonic() - stats.started
     return {
-        "output": options.target.shown,
+        "output": shown,
         "size": f"{options.width}x{options.height}",
         "cameras": cameras,
         "encoder": encoder,

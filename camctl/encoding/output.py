@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,22 @@ class Target:
         raise UsageError(f"output {text!r}: use a .mp4 or .mkv file, an rtsp:// URL, or a directory for HLS")
 
 
+def unused_path(path: Path) -> Path:
+    """path, or path with -2, -3... before its suffix when a file is already there."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
 class StreamOutput:
     """One H.264 stream muxed into the target; packets come from our own encoder, headers in-band."""
 
     def __init__(self, target: Target, codec: str, width: int, height: int, fps: int) -> None:
+        if target.format in ("mp4", "matroska"):  # never over an earlier grid (a restart, a second run)
+            path = unused_path(Path(target.url))
+            target = replace(target, url=str(path), shown=str(path))
         self.target = target
         self.time_base = Fraction(1, fps)
         self.bytes = 0
