@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """`camctl run-all` under the seed's load: 4 cameras 1080p30 2 Mbit/s, recording and ingest.
 
-Samples the whole process tree (supervisor, workers, embedded helpers) every 10 s: RSS (sum) and
-CPU. Counts frame events per second on NATS, glass-to-event latency from stamped cameras (a sample
+Samples the whole process tree (supervisor, workers, embedded helpers) every 10 s: RSS, PSS and
+USS (sums) and CPU. Counts frame events per second on NATS, glass-to-event latency from stamped cameras (a sample
 of events whose JPEG is the event's frame, as in bench_latency), and after the run compares the
 frames recorded (journal) with what the cameras sent over the recorded span. --soak HOURS for long
 runs (RSS at the end vs the peak shows growth). The peer here is the budget: the seed's 1.5 GB
@@ -68,6 +68,65 @@ def usage(pids: list[int]) -> tuple[float, float]:
     return rss, cpu
 
 
+def shared_aware(pids: list[int]) -> tuple[float, float]:
+    """(PSS, USS) MiB summed over live processes: PSS splits each shared page (the libraries every
+    worker maps) among the processes mapping it, USS counts private pages only. A container's
+    memory limit charges a page once, so the tree's real footprint lies between USS and the RSS sum,
+    close to PSS."""
+    pss = uss = 0.0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key == "Pss":
+                pss += int(value.split()[0]) / 1024
+            elif key in ("Private_Clean", "Private_Dirty"):
+                uss += int(value.split()[0]) / 1024
+    return pss, uss
+
+
+class MemoryCgroup:
+    """A cgroup (v1 memory controller, as this box has) holding run-all's process tree: what a
+    container's memory limit would see. The benchmark steps into it only while starting run-all,
+    so the children are born inside and the fake cameras and this script stay out."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        try:
+            own = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
+                       if line.split(":")[1] == "memory")  # fmt: skip
+            self.parent = Path("/sys/fs/cgroup/memory") / own.lstrip("/")
+            path = self.parent / f"camctl-bench-{os.getpid()}"
+            path.mkdir()
+            self.path = path
+        except (OSError, StopIteration, IndexError):
+            self.path = None  # no writable memory cgroup here: the sums of RSS/PSS/USS still tell
+
+    def enter(self) -> None:
+        if self.path is not None:
+            (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def leave(self) -> None:
+        if self.path is not None:
+            (self.parent / "cgroup.procs").write_text(str(os.getpid()))
+
+    def working_set(self) -> float | None:
+        """MiB of anonymous memory plus mapped files (libraries), without the page cache of the
+        recordings being written (reclaimable, and not what the budget is about)."""
+        if self.path is None:
+            return None
+        stat = dict(line.split() for line in (self.path / "memory.stat").read_text().splitlines())
+        return (int(stat["rss"]) + int(stat["mapped_file"])) / 2**20
+
+    def close(self) -> None:
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300)
@@ -79,6 +138,8 @@ def main() -> None:
     seconds = args.soak * 3600 if args.soak else args.seconds
     names = [f"cam{i + 1}" for i in range(args.cameras)]
     samples: list[tuple[float, float, float]] = []  # (time, rss, cpu)
+    shared: list[tuple[float, float]] = []  # (pss, uss)
+    working_sets: list[float] = []  # the cgroup's anonymous + mapped-file memory
     latencies: list[float] = []
     events = 0
     with ExitStack() as stack:
@@ -92,7 +153,13 @@ def main() -> None:
         extra = f"storage: {{root: '{root}', segment_seconds: 60, retention: {{min_free: null}}}}\n"
         config = write_ingest_config(tmp / "camctl.yaml", urls, nats_server.url, port, extra)
         refs = {n: stack.enter_context(ReferenceClient(cams.url(n))) for n in names}
-        proc = stack.enter_context(CamctlProcess(config, tmp / "d", "run-all"))
+        cgroup = MemoryCgroup()
+        stack.callback(cgroup.close)
+        cgroup.enter()
+        try:
+            proc = stack.enter_context(CamctlProcess(config, tmp / "d", "run-all"))
+        finally:
+            cgroup.leave()
         tap = stack.enter_context(EventTap(nats_server.url, ["seguranca.camera.frame"]))
         tap.wait("the first event", lambda e: True, 60)
         started = time.monotonic()
@@ -100,7 +167,10 @@ def main() -> None:
         next_fetch: dict[str, float] = {}
         while time.monotonic() - started < seconds:
             if time.monotonic() >= next_sample:
-                samples.append((time.monotonic() - started, *usage(tree(proc.proc.pid))))
+                pids = tree(proc.proc.pid)
+                samples.append((time.monotonic() - started, *usage(pids)))
+                shared.append(shared_aware(pids))
+                working_sets.append(cgroup.working_set() or 0.0)
                 next_sample += 10
             try:
                 _subject, event, received = tap.events.get(timeout=1.0)
@@ -122,6 +192,7 @@ def main() -> None:
                 latencies.append(latency)
         elapsed = time.monotonic() - started
         samples.append((elapsed, *usage(tree(proc.proc.pid))))
+        shared.append(shared_aware(tree(proc.proc.pid)))
         by_process = {}
         for pid in tree(proc.proc.pid):
             with contextlib.suppress(OSError):
@@ -150,6 +221,11 @@ def main() -> None:
             "first": round(samples[0][1], 1),
             "end": round(samples[-1][1], 1),
         },
+        "pss_mib": {"peak": round(max(p for p, _u in shared), 1), "end": round(shared[-1][0], 1)},
+        "uss_mib": {"peak": round(max(u for _p, u in shared), 1), "end": round(shared[-1][1], 1)},
+        "cgroup_rss_plus_mapped_mib": {"peak": round(max(working_sets), 1), "end": round(working_sets[-1], 1)}
+        if any(working_sets)
+        else None,
         "cpu_percent_of_one_core": round(cpu_total / (samples[-1][0] - samples[0][0]) * 100, 1),
         "events_per_s": round(events / elapsed, 1),
         "latency_ms": {

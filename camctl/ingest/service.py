@@ -71,6 +71,9 @@ class WorkerOptions:
     restarts: int  # how many times the supervisor restarted this camera's worker
 
 
+JPEGS_PER_CAMERA = 6
+
+
 class IngestService:
     def __init__(
         self,
@@ -101,7 +104,9 @@ class IngestService:
         self.by_name: dict[str, LiveCamera] = {}  # what HTTP serves: ids and slugs
         self.bus: Bus | None = None
         self.latency = LatencyHistogram()
-        self.jpegs = JpegCache()
+        # A few encodes per camera (latest frames x requested sizes): a 1080p JPEG is ~250 KB, and a
+        # worker holds one camera, so 32 entries there were 8 MB of old pictures nobody asks for.
+        self.jpegs = JpegCache(size=JPEGS_PER_CAMERA * max(1, len(cameras)))
         self._fps: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Queue[str] = asyncio.Queue()
