@@ -18,6 +18,7 @@ from camctl.encoding.compositor import NO_SIGNAL_LUMA
 from camctl.encoding.layout import Layout
 from tests.conftest import Result
 from tests.harness import FakeCameras
+from tests.ingest_helpers import free_port
 from tests.recording_helpers import wait_for
 
 GRID = Layout.for_cameras(4, 1920, 1080)
@@ -132,3 +133,7 @@ def test_grid_refuses_bad_targets_and_sizes_in_one_line(camctl: Callable[..., Re
     unwritable = camctl("--config", str(config), "grid", "-o", str(blocked / "grid.mp4"), "-d", "1s")
     assert unwritable.returncode == 5 and "cannot write" in unwritable.stderr
     assert len(unwritable.stderr.strip().splitlines()) == 1, unwritable.stderr
+    port = free_port()  # nothing listens there: an RTSP server that is down
+    refused = camctl("--config", str(config), "grid", "-o", f"rtsp://admin:s3cret@127.0.0.1:{port}/grid", "-d", "2s")
+    assert refused.returncode == 5 and f"cannot write rtsp://admin:***@127.0.0.1:{port}/grid" in refused.stderr
+    assert "s3cret" not in refused.stderr + refused.text and "Traceback" not in refused.stderr

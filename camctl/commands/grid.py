@@ -148,7 +148,7 @@ def _budget(config: Config, options: GridOptions) -> StorageBudget | None:
     return StorageBudget(folder, keep, 1, config.storage.retention.min_free or 0)
 
 
-def _progress_line(cameras: int) -> Any:
+def _progress_line(cameras: int) -> Callable[[GridStats], None]:
     def show(stats: GridStats) -> None:
         fps, kbps = stats.rates()
         elapsed = _clock(stats)
