@@ -365,13 +365,7 @@ class _Parser:
             if not size or int(size[1]) % 2 or int(size[2]) % 2 or min(int(size[1]), int(size[2])) < 64:
                 raise self.error("grid.size", "expected WIDTHxHEIGHT, even, at least 64 (e.g. 1920x1080)")
             width, height = int(size[1]), int(size[2])
-        rates = {}
-        for key in ("bitrate", "min_bitrate"):
-            if m.get(key) is not None:
-                try:
-                    rates[key] = parse_bitrate(m[key])
-                except ValueError as exc:
-                    raise self.error(f"grid.{key}", str(exc)) from None
+        rates = self.bitrates(m, "grid")
         return GridConfig(
             output=self.text(m["output"], "grid.output"),
             cameras=chosen,
@@ -436,12 +430,8 @@ class _Parser:
             else defaults["transcode"],
         )
 
-    def transcode(self, raw: Any, path: str) -> TranscodeConfig | None:
-        if raw is None or raw is False:
-            return None
-        m = self.mapping(raw, path, ("bitrate", "encoder", "min_bitrate"))
-        if "bitrate" not in m:
-            raise self.error(f"{path}.bitrate", "missing (the target, e.g. 2M)")
+    def bitrates(self, m: dict[str, Any], path: str) -> dict[str, int]:
+        """`bitrate` and `min_bitrate` of a section, those that are set."""
         rates = {}
         for key in ("bitrate", "min_bitrate"):
             if m.get(key) is not None:
@@ -449,6 +439,15 @@ class _Parser:
                     rates[key] = parse_bitrate(m[key])
                 except ValueError as exc:
                     raise self.error(f"{path}.{key}", str(exc)) from None
+        return rates
+
+    def transcode(self, raw: Any, path: str) -> TranscodeConfig | None:
+        if raw is None or raw is False:
+            return None
+        m = self.mapping(raw, path, ("bitrate", "encoder", "min_bitrate"))
+        if "bitrate" not in m:
+            raise self.error(f"{path}.bitrate", "missing (the target, e.g. 2M)")
+        rates = self.bitrates(m, path)
         encoder = self.encoder(m.get("encoder", "auto"), f"{path}.encoder")
         return TranscodeConfig(rates["bitrate"], encoder, rates.get("min_bitrate"))
 

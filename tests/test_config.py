@@ -94,6 +94,27 @@ def test_env_default_used_when_variable_unset() -> None:
             "cameras: {c: {url: 'rtsp://u:pw@h/x', password: other}}\n",
             "camctl.yaml: cameras.c: credentials are both in the url and in username/password",
         ),
+        (
+            "cameras: {c: {url: 'demo:', transcode: {encoder: libx264}}}\n",
+            "camctl.yaml: cameras.c.transcode.bitrate: missing",
+        ),
+        (
+            "cameras: {c: {url: 'demo:', transcode: {bitrate: fast}}}\n",
+            "camctl.yaml: cameras.c.transcode.bitrate: bad bitrate",
+        ),
+        (
+            "cameras: {c: {url: 'demo:', transcode: {bitrate: 1M, encoder: nvenc}}}\n",
+            "camctl.yaml: cameras.c.transcode.encoder: 'nvenc' is not an encoder camctl knows (did you mean",
+        ),
+        ("cameras: {c: 'demo:'}\ngrid: {size: 640x480}\n", "camctl.yaml: grid.output: missing"),
+        (
+            "cameras: {c: 'demo:'}\ngrid: {output: g.mp4, cameras: [d]}\n",
+            "camctl.yaml: grid.cameras: unknown camera 'd'",
+        ),
+        (
+            "cameras: {c: 'demo:'}\ngrid: {output: g.mp4, size: 641x480}\n",
+            "camctl.yaml: grid.size: expected WIDTHxHEIGHT",
+        ),
     ],
 )
 def test_bad_config_names_file_and_key_path(yaml_text: str, message: str) -> None:
@@ -101,6 +122,24 @@ def test_bad_config_names_file_and_key_path(yaml_text: str, message: str) -> Non
         parse_config(yaml_text, "camctl.yaml", environ={})
     assert str(err.value).startswith(message), str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_transcode_from_defaults_or_per_camera_and_the_grid_section() -> None:
+    config = parse_config(
+        "defaults: {transcode: {bitrate: 2M}}\n"
+        "cameras:\n  a: 'demo:'\n  b: {url: 'demo:', transcode: null}\n"
+        "  c: {url: 'demo:', transcode: {bitrate: 1.5M, encoder: libx264, min_bitrate: 500k}}\n"
+        "grid: {output: 'rtsp://u:pw@127.0.0.1:8554/grid', cameras: [c, a], size: 1280x720, bitrate: 2M}\n"
+    )
+    a, b, c = config.cameras["a"], config.cameras["b"], config.cameras["c"]
+    assert a.transcode is not None and (a.transcode.bitrate, a.transcode.encoder) == (2_000_000, "auto")
+    assert b.transcode is None, "stream copy for this one"
+    assert c.transcode is not None and (c.transcode.bitrate, c.transcode.min_bitrate) == (1_500_000, 500_000)
+    assert config.grid is not None and config.grid.cameras == ("c", "a")
+    assert (config.grid.width, config.grid.height, config.grid.fps, config.grid.bitrate) == (1280, 720, 30, 2_000_000)
+    shown = effective_config(config)
+    assert shown["grid"]["output"] == "rtsp://u:***@127.0.0.1:8554/grid"
+    assert shown["cameras"]["c"]["transcode"] == {"bitrate": 1_500_000, "encoder": "libx264", "min_bitrate": 500_000}
 
 
 def test_credentials_in_url_are_split_out_and_masked() -> None:
