@@ -132,11 +132,11 @@ def build_app(
         cam = camera(request)
         try:
             width, height = int(request.query["width"]), int(request.query["height"])
-            if not (16 <= width <= 8192 and 16 <= height <= 8192):
+            if not (16 <= width <= 3840 and 16 <= height <= 2160):  # a tile of a 4K grid at most
                 raise ValueError
             scaler = TileScaler(width, height)
         except (KeyError, ValueError):
-            raise web.HTTPBadRequest(text='{"error": "width and height: integers, 16-8192"}',
+            raise web.HTTPBadRequest(text='{"error": "width 16-3840, height 16-2160"}',
                                      content_type="application/json") from None  # fmt: skip
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream", "Cache-Control": "no-store"})
         await response.prepare(request)
