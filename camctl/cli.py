@@ -641,7 +641,7 @@ def grid(
     """
     from camctl.commands.grid import GridOptions, run_grid
     from camctl.encoding.layout import parse_size
-    from camctl.encoding.output import Target
+    from camctl.encoding.target import Target
     from camctl.units import parse_bitrate, parse_duration
 
     cfg = _state(ctx).config

@@ -19,7 +19,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import yaml
 
 from camctl.demo_spec import DemoSpec, parse_demo_url
-from camctl.errors import ConfigError
+from camctl.encoding.target import Target
+from camctl.errors import ConfigError, UsageError
 from camctl.paths import default_data_dir
 from camctl.secrets import Secret, mask_url, redact
 from camctl.units import parse_bitrate, parse_duration, parse_size
@@ -366,8 +367,13 @@ class _Parser:
                 raise self.error("grid.size", "expected WIDTHxHEIGHT, even, at least 64 (e.g. 1920x1080)")
             width, height = int(size[1]), int(size[2])
         rates = self.bitrates(m, "grid")
+        output = self.text(m["output"], "grid.output")
+        try:
+            Target.parse(output)
+        except UsageError as exc:
+            raise self.error("grid.output", str(exc).removeprefix(f"output {output!r}: ")) from None
         return GridConfig(
-            output=self.text(m["output"], "grid.output"),
+            output=output,
             cameras=chosen,
             width=width,
             height=height,

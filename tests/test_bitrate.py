@@ -12,7 +12,7 @@ from av.video.frame import PictureType
 from camctl.encoding.bitrate import BitrateController, DiskUsage, StorageBudget
 from camctl.encoding.encoder import KeyframeEncoder
 from camctl.encoding.layout import Layout, Tile, fit
-from camctl.encoding.output import Target
+from camctl.encoding.target import Target
 from camctl.errors import UsageError
 
 DAY = 86400.0

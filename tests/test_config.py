@@ -107,6 +107,7 @@ def test_env_default_used_when_variable_unset() -> None:
             "camctl.yaml: cameras.c.transcode.encoder: 'nvenc' is not an encoder camctl knows (did you mean",
         ),
         ("cameras: {c: 'demo:'}\ngrid: {size: 640x480}\n", "camctl.yaml: grid.output: missing"),
+        ("cameras: {c: 'demo:'}\ngrid: {output: g.avi}\n", "camctl.yaml: grid.output: use a .mp4 or .mkv file"),
         (
             "cameras: {c: 'demo:'}\ngrid: {output: g.mp4, cameras: [d]}\n",
             "camctl.yaml: grid.cameras: unknown camera 'd'",

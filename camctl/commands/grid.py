@@ -20,7 +20,8 @@ from camctl.encoding.compositor import Compositor
 from camctl.encoding.encoder import KeyframeEncoder
 from camctl.encoding.grid import Grid, GridStats, TileSource
 from camctl.encoding.layout import Layout
-from camctl.encoding.output import StreamOutput, Target
+from camctl.encoding.output import StreamOutput
+from camctl.encoding.target import Target
 from camctl.encoding.tiles import WorkerTiles
 from camctl.errors import CamctlError
 from camctl.ingest.live import LiveCamera

@@ -18,13 +18,11 @@ import av.error
 
 from camctl.errors import StorageError
 from camctl.media.access_units import AccessUnit
+from camctl.media.mp4 import MOVFLAGS
 from camctl.storage import segment_path
 
 TIME_BASE = Fraction(1, 90000)
 TICKS = 90000  # per second: float arithmetic per frame, Fractions only where PyAV wants one
-# empty_moov + frag_keyframe: playable from the first fragment; delay_moov: the codec headers (SPS/PPS)
-# are taken from the first keyframe when the camera's SDP did not carry them.
-MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+delay_moov"
 START_TAG = "camctl-start="
 
 
