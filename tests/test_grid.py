@@ -106,7 +106,7 @@ def test_a_camera_killed_mid_grid_gets_no_signal_while_the_grid_keeps_its_rate(
     assert json.loads(stdout)["skipped"] < 40
 
 
-def test_grid_into_an_hls_folder(camctl: Callable[..., Result], tmp_path: Path) -> None:
+def test_grid_into_an_hls_folder_and_a_matroska_file(camctl: Callable[..., Result], tmp_path: Path) -> None:
     demo = "demo:?size=320x240&fps=10"
     config = write_config(tmp_path / "camctl.yaml", {"cam_1": demo, "cam_2": demo})
     hls = tmp_path / "hls"
@@ -120,6 +120,12 @@ def test_grid_into_an_hls_folder(camctl: Callable[..., Result], tmp_path: Path) 
         stream = container.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (640, 240)
         assert stream.average_rate is None or stream.average_rate == Fraction(30)
+    mkv = tmp_path / "grid.mkv"
+    mkv.write_bytes(b"an earlier grid")  # never overwritten: the new one is grid-2.mkv
+    result = camctl("--config", str(config), "grid", "-o", str(mkv), "--size", "640x240", "-d", "2s", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.text)["output"] == str(tmp_path / "grid-2.mkv") and mkv.read_bytes() == b"an earlier grid"
+    assert 50 <= len(decoded(tmp_path / "grid-2.mkv")) <= 61
 
 
 def test_grid_refuses_bad_targets_and_sizes_in_one_line(camctl: Callable[..., Result], tmp_path: Path) -> None:
