@@ -155,5 +155,9 @@ def test_run_all_shows_the_transcode_bitrate_in_status_and_metrics(nats_server: 
         metrics = http_get(f"http://127.0.0.1:{port}/metrics")[2].decode()
         assert proc.terminate()[0] == 0, proc.stderr
     assert cam["transcode_bitrate_kbps"] == 200 and cam["transcode_reason"] == "configured"
+    # the worker re-encodes the live decoder's pictures (one decode): every frame, on the camera's clock
+    bitrate, fps = bitrate_of(segment_files(root, "cam_1")[:-1])  # the finished segments
+    assert abs(fps - 10) < 0.5, f"{fps:.2f} fps"
+    assert bitrate < 300_000, f"{bitrate / 1000:.0f} kbps for a 200 kbps target"
     assert 'camctl_transcode_bitrate_kbps{camera="cam_1"' in metrics
     assert "transcoding h264 320x240 to libx264 at 200 kbps" in proc.stderr

@@ -45,6 +45,7 @@ class Transcoder:
         self.inner = inner
         self.settings = settings
         self.hardware_decode = hardware_decode
+        self.decodes = True  # False when another consumer decodes and hands pictures to take()
         self.controller = BitrateController(self.settings.bitrate, self.settings.min_bitrate, None, budget)
         self.encoder_name = best_encoder(self.settings.encoder)
         self.dropped_frames = 0  # pictures lost to decode or encode errors
@@ -65,7 +66,7 @@ class Transcoder:
 
     def on_connected(self, info: StreamInfo) -> None:
         self._info = info
-        self._decoder = open_best_decoder(info, self.hardware_decode)
+        self._decoder = open_best_decoder(info, self.hardware_decode) if self.decodes else None
         self._joiner = KeyframeJoiner()
         self._encoder, self._origin, self._last_pts = None, None, -1  # opened at the first picture: its size
 
@@ -81,6 +82,11 @@ class Transcoder:
             for picture in pictures:
                 self._encode(picture, whole, when)
 
+    def take(self, picture: av.VideoFrame, arrived: float) -> None:
+        """A picture decoded by another consumer of the same session (the live decoder)."""
+        if self._info is not None:
+            self._encode(picture, None, arrived)
+
     def on_offline(self, reason: str, kind: str) -> None:
         self._flush(time.time())
         self._decoder = None
@@ -92,7 +98,7 @@ class Transcoder:
 
     # --- encoding --------------------------------------------------------------------------------
 
-    def _encode(self, picture: av.VideoFrame, packet: Packet, arrived: float) -> None:
+    def _encode(self, picture: av.VideoFrame, packet: Packet | None, arrived: float) -> None:
         encoder = self._encoder or self._open(picture)
         if encoder is None:
             return
@@ -113,10 +119,10 @@ class Transcoder:
         for out in packets:
             self.inner.on_packet(out, arrived)
 
-    def _pts(self, picture: av.VideoFrame, packet: Packet) -> int:
+    def _pts(self, picture: av.VideoFrame, packet: Packet | None) -> int:
         """The camera's clock, from 0 at the first picture, strictly increasing."""
         seconds = picture.time if picture.time is not None else None
-        if seconds is None and packet.pts is not None and packet.time_base is not None:
+        if seconds is None and packet is not None and packet.pts is not None and packet.time_base is not None:
             seconds = float(packet.pts * packet.time_base)
         if seconds is None:
             pts = self._last_pts + 1

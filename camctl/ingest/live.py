@@ -63,6 +63,8 @@ class LiveCamera:
         self.claimed_fps: float | None = None
         self._decoder: DecoderChoice | None = None
         self._joiner = KeyframeJoiner()
+        # Others that want every decoded picture (a transcoder): one decode serves them all.
+        self.picture_listeners: list[Callable[[av.VideoFrame, float], None]] = []
         self._ring: collections.deque[LiveFrame] = collections.deque(maxlen=ring)
         self._arrivals: collections.deque[tuple[float, int]] = collections.deque()  # (time, bytes) per packet
         self._frame_times: collections.deque[float] = collections.deque()
@@ -116,6 +118,8 @@ class LiveCamera:
     # --- frames -----------------------------------------------------------------------------------
 
     def _take(self, frame: av.VideoFrame, arrived: float) -> None:
+        for listener in self.picture_listeners:
+            listener(frame, arrived)
         self.frames += 1
         live = LiveFrame(self.frames, arrived, frame)
         with self._new_frame:

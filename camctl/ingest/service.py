@@ -127,7 +127,9 @@ class IngestService:
             self.recorders[cam.id] = recorder
             streams = len(self.config.select(None))
             feed = recording_input(cam, recorder, storage, streams, self.config.ingest.hardware_decode)
-            if isinstance(feed, Transcoder):
+            if isinstance(feed, Transcoder):  # it re-encodes what the live decoder decodes anyway
+                feed.decodes = False
+                live.picture_listeners.append(feed.take)
                 self.transcoders[cam.id] = feed
             consumers.append(feed)
         session = CameraSession(cam, consumers, read_timeout=self.config.ingest.stall_seconds)
