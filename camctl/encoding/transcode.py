@@ -16,6 +16,7 @@ from typing import Any
 
 import av
 import av.error
+from av.video.reformatter import VideoReformatter
 
 from camctl.config import CameraConfig, StorageConfig, TranscodeConfig
 from camctl.encoding.bitrate import BitrateController, StorageBudget
@@ -57,6 +58,8 @@ class Transcoder:
         self._last_pts = -1
         self._busy = 0.0  # seconds spent encoding since the last keyframe
         self._since = time.monotonic()
+        # Our own scaler, as everywhere a frame may be shared: frame.reformat() keeps one per frame.
+        self._reformatter = VideoReformatter()
 
     @property
     def bitrate(self) -> int:
@@ -83,7 +86,10 @@ class Transcoder:
                 self._encode(picture, whole, when)
 
     def take(self, picture: av.VideoFrame, arrived: float) -> None:
-        """A picture decoded by another consumer of the same session (the live decoder)."""
+        """A picture decoded by another consumer of the same session (the live decoder).
+
+        Encoding sets its pts, time_base and pict_type; the live side never reads those (frames
+        are known by their number and arrival time), so the picture is not copied for that."""
         if self._info is not None:
             self._encode(picture, None, arrived)
 
@@ -106,7 +112,7 @@ class Transcoder:
             self._adjust(encoder)
         began = time.monotonic()
         if picture.format.name != "yuv420p" or (picture.width, picture.height) != (encoder.width, encoder.height):
-            picture = picture.reformat(width=encoder.width, height=encoder.height, format="yuv420p")
+            picture = self._reformatter.reformat(picture, width=encoder.width, height=encoder.height, format="yuv420p")
         picture.pts = self._pts(picture, packet)
         picture.time_base = TIME_BASE
         try:
