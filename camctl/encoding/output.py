@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import time
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +15,9 @@ import av.error
 
 from camctl.encoding.target import Target
 from camctl.errors import StorageError
+from camctl.storage import free_space
+
+MIN_FREE_FOR_HLS = 1 << 20  # less than a segment of the grid: the next one cannot be written
 
 
 def unused_path(path: Path) -> Path:
@@ -33,6 +39,7 @@ class StreamOutput:
         self.target = target
         self.time_base = Fraction(1, fps)
         self.bytes = 0
+        self._space_checked = 0.0
         try:
             if target.format not in ("rtsp", "mpegts"):
                 Path(target.url).parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +57,18 @@ class StreamOutput:
             self.container.mux(packet)
         except (OSError, av.error.FFmpegError) as exc:
             raise self._error(exc) from None
+        if self.target.format == "hls":
+            self._check_space()
+
+    def _check_space(self) -> None:
+        """FFmpeg's HLS muxer drops its segments' write errors: a full disk would leave a playlist
+        that no longer moves while the grid reports success. Look at the disk once a second."""
+        now = time.monotonic()
+        if now - self._space_checked < 1.0:
+            return
+        self._space_checked = now
+        if free_space(Path(self.target.url).parent) < MIN_FREE_FOR_HLS:
+            raise self._error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
 
     def close(self) -> None:
         try:

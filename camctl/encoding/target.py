@@ -14,6 +14,9 @@ from camctl.secrets import mask_url
 
 HLS_SEGMENT_SECONDS = 2
 HLS_SEGMENTS_KEPT = 10
+# Every packet handed to the file at once: a full disk then fails the write that hit it (exit 5)
+# instead of vanishing in FFmpeg's buffer while the grid reports success.
+WRITE_THROUGH = {"flush_packets": "1"}
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,9 @@ class Target:
         path = Path(text)
         suffix = path.suffix.lower()
         if suffix == ".mp4":  # fragmented: a killed grid still leaves a playable file
-            return cls(text, "mp4", {"movflags": MOVFLAGS, "frag_duration": "1000000"}, text)
+            return cls(text, "mp4", {"movflags": MOVFLAGS, "frag_duration": "1000000", **WRITE_THROUGH}, text)
         if suffix == ".mkv":
-            return cls(text, "matroska", {}, text)
+            return cls(text, "matroska", dict(WRITE_THROUGH), text)
         if suffix == ".m3u8" or text.endswith("/") or path.is_dir() or not suffix:
             playlist = path if suffix == ".m3u8" else path / "index.m3u8"
             options = {
@@ -42,6 +45,7 @@ class Target:
                 "hls_list_size": str(HLS_SEGMENTS_KEPT),
                 "hls_flags": "delete_segments+independent_segments",
                 "hls_segment_filename": str(playlist.parent / "segment_%06d.ts"),
+                **WRITE_THROUGH,
             }
             return cls(str(playlist), "hls", options, str(playlist))
         raise UsageError(f"output {text!r}: use a .mp4 or .mkv file, an rtsp:// URL, or a directory for HLS")
