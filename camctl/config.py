@@ -56,6 +56,7 @@ class CameraConfig:
     analysis_fps: float | None = None
     slug: str = ""
     transcode: TranscodeConfig | None = None
+    audio: bool = True  # record the camera's audio (AAC/Opus copied, G.711 as AAC) when it sends any
 
     @property
     def is_demo(self) -> bool:
@@ -384,8 +385,9 @@ class _Parser:
 
     def camera_defaults(self, raw: Any) -> dict[str, Any]:
         path = "defaults"
-        m = self.mapping(raw or {}, path, ("username", "password", "transport", "timeout", "transcode"))
+        m = self.mapping(raw or {}, path, ("username", "password", "transport", "timeout", "transcode", "audio"))
         return {
+            "audio": self.boolean(m.get("audio", True), f"{path}.audio"),
             "transcode": self.transcode(m.get("transcode"), f"{path}.transcode"),
             "username": self.optional_text(m.get("username"), f"{path}.username"),
             "password": self.password(m.get("password"), f"{path}.password"),
@@ -400,7 +402,7 @@ class _Parser:
         if isinstance(raw, str):  # shorthand: `cam_1: rtsp://...`
             raw = {"url": raw}
         keys = ("url", "name", "username", "password", "transport", "timeout", "enabled", "analysis_fps", "slug",
-                "transcode")  # fmt: skip
+                "transcode", "audio")  # fmt: skip
         m = self.mapping(raw, path, keys)
         if "url" not in m:
             raise self.error(f"{path}.url", "missing (rtsp://host:554/stream or demo:)")
@@ -434,6 +436,7 @@ class _Parser:
             transcode=self.transcode(m["transcode"], f"{path}.transcode")
             if "transcode" in m
             else defaults["transcode"],
+            audio=self.boolean(m.get("audio", defaults["audio"]), f"{path}.audio"),
         )
 
     def bitrates(self, m: dict[str, Any], path: str) -> dict[str, int]:
@@ -604,6 +607,7 @@ def effective_config(config: Config) -> dict[str, Any]:
                 "timeout": cam.timeout,
                 "enabled": cam.enabled,
                 "analysis_fps": cam.analysis_fps,
+                "audio": cam.audio,
                 "transcode": None
                 if cam.transcode is None
                 else {

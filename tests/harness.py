@@ -121,7 +121,9 @@ class FakeCameras:
         auth_only: list[str] | None = None,
         port: int = 0,
         stamp: bool = False,
+        audio: str | None = None,
     ) -> None:
+        """audio: aac, pcma, pcmu or opus: the cameras also send audio, a tick every second."""
         self.args = [
             "--port",
             str(port),
@@ -144,6 +146,8 @@ class FakeCameras:
             self.args += ["--auth-only", ",".join(auth_only)]
         if stamp:
             self.args.append("--stamp")
+        if audio:
+            self.args += ["--audio", audio]
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.urls: dict[str, str] = {}

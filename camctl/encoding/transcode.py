@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -85,6 +86,9 @@ class Transcoder:
             for picture in pictures:
                 self._encode(picture, whole, when)
 
+    def on_audio(self, packet: Packet, arrived: float) -> None:
+        self.inner.on_audio(packet, arrived)  # audio is kept as the camera sent it (G.711: as AAC)
+
     def take(self, picture: av.VideoFrame, arrived: float) -> None:
         """A picture decoded by another consumer of the same session (the live decoder).
 
@@ -156,8 +160,9 @@ class Transcoder:
         log.info("%s: transcoding %s %dx%d to %s at %d kbps", self.camera.id, info.codec, width, height,
                  self.encoder_name, self.controller.bitrate // 1000)  # fmt: skip
         codec = "hevc" if "hevc" in self.encoder_name else "h264"
-        self.inner.on_connected(StreamInfo(codec, None, width, height, info.claimed_fps, TIME_BASE, None,
-                                           info.transport))  # fmt: skip
+        # Audio passes as the camera sent it: its parameters go on with the new video's.
+        self.inner.on_connected(replace(info, codec=codec, profile=None, width=width, height=height,
+                                        time_base=TIME_BASE, extradata=None))  # fmt: skip
         return self._encoder
 
     def _adjust(self, encoder: KeyframeEncoder) -> None:

@@ -102,6 +102,9 @@ class LiveCamera:
             for frame in frames:
                 self._take(frame, when)
 
+    def on_audio(self, packet: Packet, arrived: float) -> None:
+        """Analysis looks at pictures only."""
+
     def on_offline(self, reason: str, kind: str) -> None:
         changed = self.online or self.error != reason
         self.online, self.error, self.error_kind = False, reason, kind

@@ -30,6 +30,7 @@ class AccessUnit:
     dts: int
     time_base: Fraction
     key: bool
+    arrived: float = 0.0  # wall clock when its first part arrived (0 when not told)
 
     @property
     def seconds(self) -> float:
@@ -61,6 +62,7 @@ class _Frame:
     pts: int = 0  # for pictures that came without a time: set once the next frame tells it
     dts: int = 0
     time_base: Fraction = DEFAULT_TIME_BASE
+    arrived: float = 0.0
 
 
 class AccessUnitAssembler:
@@ -75,11 +77,14 @@ class AccessUnitAssembler:
         self._current: _Frame | None = None
         self._step = 0  # the latest frame interval, in the camera's time base
 
-    def push(self, packet: Packet) -> list[AccessUnit]:
+    def push(self, packet: Packet, arrived: float = 0.0) -> list[AccessUnit]:
+        """arrived: when the packet came; a frame keeps the time its first part came (the frame
+        comes out only once the next one starts, a frame interval later)."""
         data = bytes(packet)
         if packet.pts is None:
             if has_picture(data, self.codec):
-                self._untimed.append(_Frame([*self._prefix, data], self._prefix_key or packet.is_keyframe))
+                frame = _Frame([*self._prefix, data], self._prefix_key or packet.is_keyframe, arrived=arrived)
+                self._untimed.append(frame)
                 self._prefix, self._prefix_key = [], False
             else:
                 self._prefix.append(data)
@@ -101,9 +106,10 @@ class AccessUnitAssembler:
         interval = self._step or round(1 / (30 * tb))
         for n, frame in enumerate(self._untimed):
             back = (len(self._untimed) - n) * interval
-            done.append(AccessUnit(b"".join(frame.parts), packet.pts - back, dts - back, tb, frame.key))
+            done.append(AccessUnit(b"".join(frame.parts), packet.pts - back, dts - back, tb, frame.key, frame.arrived))
         self._untimed = []
-        self._current = _Frame([*self._prefix, data], self._prefix_key or packet.is_keyframe, packet.pts, dts, tb)
+        key = self._prefix_key or packet.is_keyframe
+        self._current = _Frame([*self._prefix, data], key, packet.pts, dts, tb, arrived)
         self._prefix, self._prefix_key = [], False
         return done
 
@@ -114,7 +120,7 @@ class AccessUnitAssembler:
 
 
 def _unit(frame: _Frame) -> AccessUnit:
-    return AccessUnit(b"".join(frame.parts), frame.pts, frame.dts, frame.time_base, frame.key)
+    return AccessUnit(b"".join(frame.parts), frame.pts, frame.dts, frame.time_base, frame.key, frame.arrived)
 
 
 def access_units(packets: Iterable[Packet], codec: str = "h264") -> Iterator[AccessUnit]:

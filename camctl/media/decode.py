@@ -85,3 +85,14 @@ def open_best_decoder(info: StreamInfo, hardware: bool = True) -> DecoderChoice:
         return DecoderChoice(opened, name, True, skipped)
     dec = open_decoder(info)
     return DecoderChoice(dec, dec.codec.name, False, skipped)
+
+
+def picture_size(info: StreamInfo, keyframe: bytes) -> tuple[int, int] | None:
+    """(width, height) of a whole keyframe (Annex B), by decoding it: exact for any codec, and
+    cheap once per connection. None when it does not decode to a picture."""
+    decoder = open_decoder(info)
+    try:
+        frames = [*decoder.decode(av.Packet(keyframe)), *decoder.decode(None)]
+    except av.error.FFmpegError:
+        return None
+    return (frames[0].width, frames[0].height) if frames else None

@@ -50,7 +50,7 @@ class DemoSource(Source):
             transport="demo",
         )
 
-    def packets(self) -> Iterator[Packet]:
+    def packets(self, audio: bool = False) -> Iterator[Packet]:
         started = time.monotonic()
         for number, raw in enumerate(self.input.decode(video=0)):
             # A camera delivers frame n at n/fps after it started: wait for that moment.

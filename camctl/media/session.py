@@ -19,7 +19,7 @@ from typing import Protocol
 import tenacity
 
 from camctl.config import CameraConfig
-from camctl.errors import AuthFailed, CameraError
+from camctl.errors import AuthFailed, CameraError, CameraTimeout
 from camctl.media.source import Packet, Source, StreamInfo, open_source
 
 log = logging.getLogger("camctl.session")
@@ -29,6 +29,9 @@ class Consumer(Protocol):
     def on_connected(self, info: StreamInfo) -> None: ...
 
     def on_packet(self, packet: Packet, arrived: float) -> None: ...
+
+    def on_audio(self, packet: Packet, arrived: float) -> None:
+        """An audio packet (only when the camera sends audio and its config keeps it)."""
 
     def on_offline(self, reason: str, kind: str) -> None:
         """The camera could not be reached or dropped out; kind: unreachable, timeout, auth."""
@@ -132,20 +135,33 @@ class CameraSession:
 
     def _read(self, source: Source) -> None:
         info = source.info
+        audio = self.camera.audio and info.audio is not None
         self.online = True
-        log.info("%s: connected (%s %sx%s)", self.camera.id, info.codec, info.width or "?", info.height or "?")
+        log.info("%s: connected (%s)", self.camera.id, info.describe())
         self._notify("on_connected", info)
-        for packet in source.packets():
+        # Audio keeps the socket busy: a camera whose video stalls must still count as stalled.
+        stall = self.read_timeout or self.camera.timeout
+        last_video = time.monotonic()
+        for packet in source.packets(audio=audio):
             if self._stop.is_set():
                 return
             arrived = time.time()
-            for consumer in self.consumers:
-                try:
-                    consumer.on_packet(packet, arrived)
-                except CameraError:
-                    raise
-                except Exception:  # one consumer's bug must not starve the others
-                    log.exception("%s: %s failed on a packet", self.camera.id, type(consumer).__name__)
+            if audio and source.is_audio(packet):
+                if time.monotonic() - last_video > stall:
+                    raise CameraTimeout(self.camera.id, f"no video for {stall:g}s (audio goes on)")
+                self._hand("on_audio", packet, arrived)
+                continue
+            last_video = time.monotonic()
+            self._hand("on_packet", packet, arrived)
+
+    def _hand(self, method: str, packet: Packet, arrived: float) -> None:
+        for consumer in self.consumers:
+            try:
+                getattr(consumer, method)(packet, arrived)
+            except CameraError:
+                raise
+            except Exception:  # one consumer's bug must not starve the others
+                log.exception("%s: %s failed on a packet", self.camera.id, type(consumer).__name__)
 
     def _offline(self, exc: CameraError, quiet: bool = False) -> None:
         was_online, self.online = self.online, False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeAlias
@@ -19,6 +19,7 @@ import av.error
 
 from camctl.config import CameraConfig
 from camctl.errors import AuthFailed, CameraError, CameraTimeout, CameraUnreachable
+from camctl.media.audio import AudioInfo, audio_info
 
 if TYPE_CHECKING:
     Packet: TypeAlias = av.Packet[Any]
@@ -36,16 +37,28 @@ class StreamInfo:
     time_base: Fraction
     extradata: bytes | None
     transport: str  # tcp, udp, auto, or demo
-    audio: str | None = None  # the camera's audio codec, when it sends audio
+    audio: AudioInfo | None = None  # the camera's audio, when it sends any
+    # The demuxed audio stream, for whoever copies its parameters during on_connected (it is freed
+    # when the connection closes: never keep it).
+    audio_stream: Any = field(default=None, compare=False, repr=False)
+
+    def describe(self) -> str:
+        size = f"{self.width}x{self.height}" if self.width else "size from the first keyframe"
+        return f"{self.codec} {size}" + (f", audio {self.audio.describe()}" if self.audio else ", no audio")
 
 
 class Source(ABC):
     camera: CameraConfig
     info: StreamInfo
+    audio_stream: Any = None  # the demuxed audio stream, when the camera sends audio
 
     @abstractmethod
-    def packets(self) -> Iterator[Packet]:
-        """Video packets in arrival order, never empty ones; raises CameraError on failure."""
+    def packets(self, audio: bool = False) -> Iterator[Packet]:
+        """Video packets in arrival order, never empty ones, and with audio=True the audio packets
+        too (`is_audio` tells them apart); raises CameraError on failure."""
+
+    def is_audio(self, packet: Packet) -> bool:
+        return self.audio_stream is not None and packet.stream_index == self.audio_stream.index
 
     @abstractmethod
     def close(self) -> None: ...
@@ -91,6 +104,9 @@ class RtspSource(Source):
             self.container.close()
             raise CameraUnreachable(camera.id, "the stream has no video track", camera.display_url)
         self.stream = self.container.streams.video[0]
+        # Data tracks (ONVIF metadata, backchannels) are never read; audio when wanted and usable.
+        audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        self.audio_stream = audio if audio is not None and audio_info(audio) is not None else None
         ctx = self.stream.codec_context
         rate = self.stream.average_rate or self.stream.base_rate
         self.info = StreamInfo(
@@ -102,13 +118,15 @@ class RtspSource(Source):
             time_base=self.stream.time_base or Fraction(1, 90000),
             extradata=ctx.extradata,
             transport=camera.transport,
-            audio=self.container.streams.audio[0].codec_context.name if self.container.streams.audio else None,
+            audio=audio_info(self.audio_stream) if self.audio_stream is not None else None,
+            audio_stream=self.audio_stream,
         )
 
-    def packets(self) -> Iterator[Packet]:
+    def packets(self, audio: bool = False) -> Iterator[Packet]:
         started = time.monotonic()
+        streams = [self.stream, self.audio_stream] if audio and self.audio_stream is not None else [self.stream]
         try:
-            for packet in self.container.demux(self.stream):
+            for packet in self.container.demux(streams):
                 if packet.size:
                     yield packet
                 started = time.monotonic()

@@ -89,32 +89,44 @@ def export_clip(
 
 
 class _ClipWriter:
+    """Video and (when the first segment has it) audio, by stream copy, on one wall-clock timeline."""
+
     def __init__(self, path: Path, first: SegmentRecord) -> None:
         self.frames = 0
         self.first_t: float | None = None
         self.last_end = 0.0
         self._pending: list[tuple[float, Any, Fraction]] = []  # the GOP before the clip's start
+        self.audio: Any = None
+        self._audio_next = 0  # where the next audio packet goes, in samples
         try:
             self.container: Any = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
             with av.open(str(first.path)) as template:
                 self.stream: Any = self.container.add_stream_from_template(template.streams.video[0])
+                if template.streams.audio:
+                    self.audio = self.container.add_stream_from_template(template.streams.audio[0])
         except av.error.FFmpegError as exc:
             raise StorageError(f"cannot start the clip from {first.path}: {exc.strerror or exc}") from None
         self.stream.time_base = TIME_BASE
+        if self.audio is not None:
+            self.audio.time_base = Fraction(1, self.audio.codec_context.sample_rate or 48000)
 
     def copy(self, record: SegmentRecord, start: float, end: float) -> None:
         try:
             with av.open(str(record.path)) as container:
-                stream = container.streams.video[0]
-                tb = stream.time_base or TIME_BASE
-                for packet in container.demux(stream):
+                streams: list[Any] = [container.streams.video[0]]
+                if self.audio is not None and container.streams.audio:
+                    streams.append(container.streams.audio[0])
+                for packet in container.demux(streams):
+                    tb = packet.time_base or TIME_BASE
                     if packet.dts is None:
                         continue
                     t = record.start + float(packet.dts * tb)
                     if t >= end:
-                        return
+                        if packet.stream.type == "video":
+                            return
+                        continue
                     if t < start and self.first_t is None:
-                        if packet.is_keyframe:
+                        if packet.is_keyframe and packet.stream.type == "video":
                             self._pending.clear()
                         self._pending.append((t, packet, tb))
                         continue
@@ -126,6 +138,9 @@ class _ClipWriter:
             return  # a segment cut short by a crash: keep what it had
 
     def _mux(self, t: float, packet: Any, tb: Fraction) -> None:
+        if packet.stream.type == "audio":
+            self._mux_audio(t, packet, tb)
+            return
         if self.first_t is None:
             if not packet.is_keyframe:
                 return  # only start on a keyframe
@@ -139,6 +154,24 @@ class _ClipWriter:
         self.container.mux(packet)
         self.frames += 1
         self.last_end = t + float(packet.duration * TIME_BASE)
+
+    def _mux_audio(self, t: float, packet: Any, tb: Fraction) -> None:
+        """Audio packets back to back from the clip's first picture; a hair's overlap is absorbed."""
+        if self.first_t is None or self.audio is None:
+            return
+        rate = self.audio.time_base.denominator
+        at = round((t - self.first_t) * rate)
+        samples = round((packet.duration or 0) * tb * rate)
+        if at < self._audio_next:
+            if at + samples // 2 < self._audio_next:
+                return
+            at = self._audio_next
+        packet.dts = packet.pts = at
+        packet.duration = samples
+        packet.time_base = self.audio.time_base
+        packet.stream = self.audio
+        self.container.mux(packet)
+        self._audio_next = at + samples
 
     def close(self) -> None:
         self.container.close()

@@ -15,12 +15,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import av.error
 
 from camctl.config import CameraConfig
 from camctl.errors import StorageError
 from camctl.media.access_units import AccessUnit, AccessUnitAssembler
+from camctl.media.audio import AudioSample, AudioTrack
+from camctl.media.decode import picture_size
 from camctl.media.session import DEFAULT_BACKOFF, Backoff, CameraSession, Consumer
 from camctl.media.source import Packet, StreamInfo
 from camctl.recording.journal import Gap, Journal
@@ -32,6 +36,7 @@ log = logging.getLogger("camctl.record")
 STORAGE_RETRY_SECONDS = 5.0
 JOURNAL_COMPACT_EVERY = 60  # segments (an hour at the default 60 s); also at the first one
 JOURNAL_GAP_DAYS = 7  # gaps older than this leave the journal (their footage is long gone)
+AUDIO_HELD = 200  # audio packets waiting for the video to catch up (seconds of audio; then dropped)
 
 
 @dataclass
@@ -41,6 +46,7 @@ class RecorderStatus:
     segments: int = 0
     frames: int = 0
     dropped_frames: int = 0  # received but not written (storage trouble)
+    audio: str | None = None  # what the audio is recorded as (aac, opus), when the camera sends any
     failure: str | None = None  # kind of the latest failure: storage, auth, unreachable, timeout
     reconnects: int = 0
     current: Path | None = None
@@ -75,7 +81,8 @@ class CameraRecorder:
         self._gap_from: float | None = time.time()
         self._gap_reason = "recording started"
         self._storage_retry_at = 0.0
-        self._warned_audio = False
+        self._audio: AudioTrack | None = None
+        self._held_audio: list[AudioSample] = []  # placed, not yet written: written as the video passes them
 
     # --- session callbacks (the camera's thread) -------------------------------------------------
 
@@ -87,13 +94,39 @@ class CameraRecorder:
         self.timeline.restart()
         if self.status.state != "storage error":
             self.status.state, self.status.error = "recording", None
-        if info.audio and not self._warned_audio:
-            self._warned_audio = True
-            log.warning("%s: the camera sends %s audio; camctl records video only", self.camera.id, info.audio)
+        self._open_audio(info)
+
+    def _open_audio(self, info: StreamInfo) -> None:
+        with self._lock:
+            if self._audio is not None:
+                self._audio.close()
+            self._audio, self._held_audio = None, []
+            if not (self.camera.audio and info.audio is not None and info.audio_stream is not None):
+                self.status.audio = None
+                return
+            try:
+                self._audio = AudioTrack(info.audio_stream, info.audio)
+            except (av.error.FFmpegError, ValueError) as exc:  # an audio codec we cannot keep: video goes on
+                log.warning("%s: %s audio not recorded: %s", self.camera.id, info.audio.describe(), exc)
+                self.status.audio = None
+                return
+            self.status.audio = info.audio.recorded_as
+            how = "transcoded to AAC" if self._audio.transcoded else "copied"
+            log.info("%s: recording %s audio (%s)", self.camera.id, info.audio.describe(), how)
 
     def on_packet(self, packet: Packet, arrived: float) -> None:
-        for au in self._assembler.push(packet):
-            self._write(au, arrived)
+        for au in self._assembler.push(packet, arrived):
+            self._write(au, au.arrived or arrived)
+
+    def on_audio(self, packet: Packet, arrived: float) -> None:
+        track = self._audio
+        if track is None:
+            return
+        samples = track.push(packet, arrived)
+        with self._lock:
+            self._held_audio += samples
+            if len(self._held_audio) > AUDIO_HELD:  # no video for a while: the segment is closed anyway
+                del self._held_audio[: len(self._held_audio) - AUDIO_HELD]
 
     def on_offline(self, reason: str, kind: str) -> None:
         with self._lock:
@@ -129,24 +162,43 @@ class CameraRecorder:
                 return
             self.status.frames += 1
             if self._writer is not None and au.key and t >= self._boundary:
-                self._close_segment(None)
-            writer = self._writer or self._open_segment(au.key, t)
+                self._close_segment(None, until=t)
+            writer = self._writer or self._open_segment(au, t)
             if writer is None:
                 self.status.dropped_frames += 1
                 return
             try:
                 writer.write(au, t, self.timeline.step)
+                self._write_audio(writer, t + self.timeline.step)
             except StorageError as exc:
                 self._storage_failed(exc)
 
-    def _open_segment(self, key: bool, t: float) -> SegmentWriter | None:
+    def _write_audio(self, writer: SegmentWriter, until: float) -> None:
+        """Writes the held audio that starts before `until` (where the video written so far ends),
+        so each segment holds the audio of its own time span, and drops what the segment missed."""
+        held = self._held_audio
+        n = 0
+        while n < len(held) and held[n].t < until:
+            if held[n].t >= writer.start - 0.5 * held[n].duration:
+                writer.write_audio(held[n])
+            n += 1
+        del held[:n]
+
+    def _open_segment(self, au: AccessUnit, t: float) -> SegmentWriter | None:
         """Starts a segment at a keyframe, unless storage is failing and not yet due for a retry."""
         info = self._info
-        if not key or t < self._storage_retry_at or info is None:
+        if not au.key or t < self._storage_retry_at or info is None:
             return None
+        if not info.width:
+            # Cameras that also send audio often open without a picture size (FFmpeg stops probing
+            # early); MP4 needs one: the keyframe tells it, once per connection.
+            size = picture_size(info, au.data)
+            if size is None:
+                return None  # not a decodable keyframe: wait for the next one
+            info = self._info = replace(info, width=size[0], height=size[1])
         try:
             self._writer = SegmentWriter(
-                self.root, self.camera.id, info.codec, info.width, info.height, t, info.extradata
+                self.root, self.camera.id, info.codec, info.width, info.height, t, info.extradata, self._audio
             )
         except StorageError as exc:
             self._storage_failed(exc)
@@ -163,10 +215,17 @@ class CameraRecorder:
         boundary = (t // step + 1) * step
         return boundary + step if boundary - t < step / 2 else boundary
 
-    def _close_segment(self, gap_reason: str | None) -> None:
+    def _close_segment(self, gap_reason: str | None, until: float | None = None) -> None:
+        """until: where the next segment starts (its audio goes there); None: the camera is gone."""
         writer, self._writer = self._writer, None
         if writer is None:
             return
+        try:
+            self._write_audio(writer, writer.end if until is None else until)
+        except StorageError as exc:
+            log.warning("%s", exc)
+        if until is None:
+            self._held_audio.clear()
         self.status.current = None
         if gap_reason is not None:
             self._gap_from, self._gap_reason = writer.end, gap_reason

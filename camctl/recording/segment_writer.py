@@ -18,6 +18,7 @@ import av.error
 
 from camctl.errors import StorageError
 from camctl.media.access_units import AccessUnit
+from camctl.media.audio import AudioSample, AudioTrack
 from camctl.media.mp4 import MOVFLAGS
 from camctl.storage import segment_path
 
@@ -35,9 +36,11 @@ class SegmentInfo:
     frames: int
     bytes: int
     codec: str
+    audio: str | None = None  # the audio track's codec, when the segment has one
 
     def to_json(self, root: Path) -> dict[str, Any]:
-        return {
+        audio = {"audio": self.audio} if self.audio else {}
+        return audio | {
             "type": "segment",
             "file": str(self.path.relative_to(root / self.camera_id)),
             "start": round(self.start, 6),
@@ -50,27 +53,42 @@ class SegmentInfo:
 
 class SegmentWriter:
     def __init__(
-        self, root: Path, camera_id: str, codec: str, width: int, height: int, start: float, extradata: bytes | None
+        self,
+        root: Path,
+        camera_id: str,
+        codec: str,
+        width: int,
+        height: int,
+        start: float,
+        extradata: bytes | None,
+        audio: AudioTrack | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.codec = codec
         self.start = start
         self.frames = 0
+        self.audio_samples = 0  # audio packets written
         self.end = start
         self.path = _free_path(root, camera_id, start)
+        # With two tracks the muxer interleaves them; it must never hold video back for long waiting
+        # for audio that stopped (what is held is what a crash loses).
+        options = {"movflags": MOVFLAGS, "frag_duration": "1000000", "flush_packets": "1",
+                   "max_interleave_delta": "500000"}  # fmt: skip
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.container: Any = av.open(
-                str(self.path),
-                "w",
-                format="mp4",
-                options={"movflags": MOVFLAGS, "frag_duration": "1000000", "flush_packets": "1"},
-            )
+            self.container: Any = av.open(str(self.path), "w", format="mp4", options=options)
         except (OSError, av.error.FFmpegError) as exc:
             raise _storage_error(self.path, exc) from None
         self.container.metadata["comment"] = f"{START_TAG}{start:.6f} camera={camera_id}"
         self.stream: Any = self.container.add_mux_stream(codec, width=width, height=height)
         self.stream.time_base = TIME_BASE
+        self.audio_codec: str | None = None
+        self._audio: Any = None
+        self._audio_next = 0  # where the next audio packet starts, in samples from the segment start
+        if audio is not None:
+            self._audio = self.container.add_stream_from_template(audio.template)
+            self._audio.time_base = Fraction(1, audio.info.sample_rate)
+            self.audio_codec = audio.info.recorded_as
         # The first frame also carries the SDP's parameter sets (Annex B), for cameras that send
         # them only there: the muxer builds the MP4 codec header from that first frame.
         self._prefix = extradata if extradata and extradata.startswith((b"\0\0\1", b"\0\0\0\1")) else b""
@@ -93,6 +111,28 @@ class SegmentWriter:
         self.frames += 1
         self.end = t + duration
 
+    def write_audio(self, sample: AudioSample) -> None:
+        """Adds one audio packet at its wall-clock time; audio from before the segment's start
+        belongs to the previous segment, and a packet a hair early follows the previous one."""
+        if self._audio is None:
+            return
+        at = round((sample.t - self.start) * sample.sample_rate)
+        if at < self._audio_next:
+            if at + sample.samples // 2 < self._audio_next:
+                return  # mostly overlaps what is written: a repeat or the previous segment's
+            at = self._audio_next
+        packet = av.Packet(sample.data)
+        packet.pts = packet.dts = at
+        packet.duration = sample.samples
+        packet.time_base = self._audio.time_base
+        packet.stream = self._audio
+        try:
+            self.container.mux(packet)
+        except (OSError, av.error.FFmpegError) as exc:
+            raise _storage_error(self.path, exc) from None
+        self._audio_next = at + sample.samples
+        self.audio_samples += 1
+
     def close(self) -> SegmentInfo:
         """Finishes the file (last fragment and index). Safe to call after a write error."""
         try:
@@ -101,7 +141,10 @@ class SegmentWriter:
             raise _storage_error(self.path, exc) from None
         finally:
             self.container = _Closed()
-        return SegmentInfo(self.camera_id, self.path, self.start, self.end, self.frames, _size(self.path), self.codec)
+        audio = self.audio_codec if self.audio_samples else None
+        return SegmentInfo(
+            self.camera_id, self.path, self.start, self.end, self.frames, _size(self.path), self.codec, audio
+        )
 
 
 class _Closed:
