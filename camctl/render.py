@@ -45,12 +45,14 @@ def _num(value: float | None, fmt: str = "{:.1f}") -> str:
 def probe_table(results: Sequence[ProbeResult]) -> Any:
     from rich.table import Table
 
+    from camctl.media.audio import AudioInfo
+
     table = Table(title="camctl probe", title_justify="left", header_style="bold")
-    for name in ("camera", "status", "video", "fps", "bitrate", "keyframes", "first frame"):
-        table.add_column(name, justify="left" if name in ("camera", "status", "video") else "right")
+    for name in ("camera", "status", "video", "audio", "fps", "bitrate", "keyframes", "first frame"):
+        table.add_column(name, justify="left" if name in ("camera", "status", "video", "audio") else "right")
     for r in results:
         if not r.online:
-            table.add_row(r.camera_id, f"[red]✘ {r.error}[/red]", r.url, "", "", "", "")
+            table.add_row(r.camera_id, f"[red]✘ {r.error}[/red]", r.url, "", "", "", "", "")
             continue
         fps = _num(r.fps)
         if r.claimed_fps and r.fps and abs(r.claimed_fps - r.fps) > 0.1 * r.claimed_fps:
@@ -60,6 +62,7 @@ def probe_table(results: Sequence[ProbeResult]) -> Any:
             r.camera_id,
             "[green]✔ online[/green]",
             f"{r.codec} {r.width}x{r.height}",
+            AudioInfo(**r.audio).describe() if r.audio else "none",
             fps,
             f"{_num(r.bitrate_kbps, '{:.0f}')} kb/s",
             gop,

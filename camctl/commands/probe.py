@@ -35,6 +35,7 @@ class ProbeResult:
     transport: str | None = None
     first_frame_ms: float | None = None  # from connecting to the first decoded picture
     measured_seconds: float | None = None
+    audio: dict[str, Any] | None = None  # codec, sample_rate, channels, when the camera sends audio
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +82,7 @@ def probe_camera(camera: CameraConfig, timeout: float, seconds: float = DEFAULT_
         transport=info.transport,
         first_frame_ms=round(first_ms, 1),
         measured_seconds=round(meter.span_seconds, 2),
+        audio=info.audio.to_json() if info.audio else None,
     )
 
 

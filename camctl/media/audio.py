@@ -177,6 +177,22 @@ class AudioTrack:
             self.dropped += 1
         return out
 
+    def flush(self) -> list[AudioSample]:
+        """What the encoder still holds (the camera went away); the track takes nothing more."""
+        if self._encoder is None or self._first is None:
+            return []
+        try:
+            out: list[AudioSample] = []
+            for chunk in self._resampler.resample(None):
+                chunk.pts, chunk.time_base = self._encoded, Fraction(1, self.info.sample_rate)
+                self._encoded += chunk.samples
+                out += self._samples(self._encoder.encode(chunk))
+            return out + self._samples(self._encoder.encode(None))
+        except (av.error.FFmpegError, ValueError):
+            return []
+        finally:
+            self._first = None
+
     def _samples(self, packets: list[Any]) -> list[AudioSample]:
         rate = self.info.sample_rate
         return [

@@ -37,6 +37,7 @@ STORAGE_RETRY_SECONDS = 5.0
 JOURNAL_COMPACT_EVERY = 60  # segments (an hour at the default 60 s); also at the first one
 JOURNAL_GAP_DAYS = 7  # gaps older than this leave the journal (their footage is long gone)
 AUDIO_HELD = 200  # audio packets waiting for the video to catch up (seconds of audio; then dropped)
+AUDIO_WAIT = 1.0  # seconds a finished segment waits for the last of its audio
 
 
 @dataclass
@@ -83,6 +84,8 @@ class CameraRecorder:
         self._storage_retry_at = 0.0
         self._audio: AudioTrack | None = None
         self._held_audio: list[AudioSample] = []  # placed, not yet written: written as the video passes them
+        self._audio_end = 0.0  # where the latest audio received ends, on the wall clock
+        self._draining: tuple[SegmentWriter, float] | None = None  # a finished segment and its cut
 
     # --- session callbacks (the camera's thread) -------------------------------------------------
 
@@ -125,17 +128,21 @@ class CameraRecorder:
         samples = track.push(packet, arrived)
         with self._lock:
             self._held_audio += samples
+            if samples:
+                self._audio_end = samples[-1].end
             if len(self._held_audio) > AUDIO_HELD:  # no video for a while: the segment is closed anyway
                 del self._held_audio[: len(self._held_audio) - AUDIO_HELD]
 
     def on_offline(self, reason: str, kind: str) -> None:
         with self._lock:
             if self._writer is not None:
-                self._close_segment(reason)
-            elif self._gap_from is None:
-                self._gap_from, self._gap_reason = time.time(), reason
-            elif self._gap_reason == "recording started":
-                self._gap_reason = reason
+                self._close_segment(reason)  # the gap starts where its footage ends
+            else:
+                self._close_segment(None)  # finishes a segment still waiting for its audio
+                if self._gap_from is None:
+                    self._gap_from, self._gap_reason = time.time(), reason
+                elif self._gap_reason == "recording started":
+                    self._gap_reason = reason
         self.status.state, self.status.error, self.status.failure = "offline", reason, kind
 
     def on_stopped(self) -> None:
@@ -162,27 +169,57 @@ class CameraRecorder:
                 return
             self.status.frames += 1
             if self._writer is not None and au.key and t >= self._boundary:
-                self._close_segment(None, until=t)
+                self._retire(t)
             writer = self._writer or self._open_segment(au, t)
             if writer is None:
                 self.status.dropped_frames += 1
                 return
             try:
                 writer.write(au, t, self.timeline.step)
-                self._write_audio(writer, t + self.timeline.step)
+                self._write_audio(t + self.timeline.step)
             except StorageError as exc:
                 self._storage_failed(exc)
+            self._finish_draining(t)
 
-    def _write_audio(self, writer: SegmentWriter, until: float) -> None:
-        """Writes the held audio that starts before `until` (where the video written so far ends),
-        so each segment holds the audio of its own time span, and drops what the segment missed."""
-        held = self._held_audio
+    def _retire(self, cut: float) -> None:
+        """The segment ends before the keyframe at `cut`. Its last audio is still on its way (a
+        transcoded track lags by an AAC frame or two), so with audio it stays open for that."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        self._finish_draining(None)
+        if self._audio is not None:
+            self._draining = (writer, cut)
+        else:
+            self._finish(writer)
+
+    def _write_audio(self, video_end: float) -> None:
+        """Writes the held audio in order: what starts before the draining segment's cut goes there,
+        then into the open segment what starts before its video's end; the rest waits."""
+        held, writer, draining = self._held_audio, self._writer, self._draining
         n = 0
-        while n < len(held) and held[n].t < until:
-            if held[n].t >= writer.start - 0.5 * held[n].duration:
-                writer.write_audio(held[n])
+        while n < len(held):
+            sample = held[n]
+            if draining is not None and sample.t < draining[1]:
+                draining[0].write_audio(sample)
+            elif writer is not None and sample.t < video_end:
+                if sample.t >= writer.start - 0.5 * sample.duration:  # else: from before this segment
+                    writer.write_audio(sample)
+            else:
+                break
             n += 1
         del held[:n]
+
+    def _finish_draining(self, video_t: float | None) -> None:
+        """Closes the draining segment once audio has passed its cut, or a second after it (the
+        audio stopped); video_t None: now."""
+        if self._draining is None:
+            return
+        writer, cut = self._draining
+        if video_t is not None and self._audio_end < cut and video_t < cut + AUDIO_WAIT:
+            return
+        self._draining = None
+        self._finish(writer)
 
     def _open_segment(self, au: AccessUnit, t: float) -> SegmentWriter | None:
         """Starts a segment at a keyframe, unless storage is failing and not yet due for a retry."""
@@ -215,20 +252,28 @@ class CameraRecorder:
         boundary = (t // step + 1) * step
         return boundary + step if boundary - t < step / 2 else boundary
 
-    def _close_segment(self, gap_reason: str | None, until: float | None = None) -> None:
-        """until: where the next segment starts (its audio goes there); None: the camera is gone."""
+    def _close_segment(self, gap_reason: str | None, camera_gone: bool = True) -> None:
+        """The camera went away or recording stops (camera_gone), or storage failed: the open
+        segment is finished with the audio that reached us; gap_reason: why footage stops here."""
         writer, self._writer = self._writer, None
-        if writer is None:
-            return
+        if camera_gone and self._audio is not None:
+            self._held_audio += self._audio.flush()  # a transcoded track's last AAC frames
         try:
-            self._write_audio(writer, writer.end if until is None else until)
+            self._write_audio(writer.end if writer is not None else 0.0)
         except StorageError as exc:
             log.warning("%s", exc)
-        if until is None:
-            self._held_audio.clear()
-        self.status.current = None
+        self._held_audio.clear()
+        self._finish_draining(None)
+        if writer is None:
+            return
         if gap_reason is not None:
             self._gap_from, self._gap_reason = writer.end, gap_reason
+        self._finish(writer)
+
+    def _finish(self, writer: SegmentWriter) -> None:
+        """Closes a segment's file and journals it (an empty one is removed)."""
+        if writer.path == self.status.current:
+            self.status.current = None
         try:
             info = writer.close()
         except StorageError as exc:  # what reached the disk stays playable; the next open tells more
@@ -266,7 +311,7 @@ class CameraRecorder:
         """Keeps the camera session; frames are dropped until storage works again."""
         if self._writer is not None:
             end = self._writer.end
-            self._close_segment(None)  # keeps what reached the disk, journalled if it can be
+            self._close_segment(None, camera_gone=False)  # keeps what reached the disk, journalled if it can be
             self._gap_from = end if self._gap_from is None else self._gap_from
         if self._gap_from is None:
             self._gap_from = time.time()

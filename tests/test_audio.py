@@ -1,0 +1,95 @@
+"""Cameras that also send audio (most IP cameras ship with it on): video and audio are recorded."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from camctl.units import iso_time
+
+from tests.audio_helpers import audio_packets, av_sync_error, streams_of
+from tests.conftest import Result
+from tests.harness import FakeCameras
+from tests.recording_helpers import segment_files, segment_frames
+
+
+def config(tmp_path: Path, url: str, extra: str = "") -> Path:
+    path = tmp_path / "camctl.yaml"
+    path.write_text(f"cameras:\n  cam_1: {{url: '{url}'{extra}}}\nstorage:\n  root: {tmp_path / 'rec'}\n"
+                    "  segment_seconds: 2\n")  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize(
+    ("audio", "h265"), [("aac", False), ("pcma", False), ("pcmu", False), ("pcma", True), ("opus", False)]
+)
+def test_a_camera_with_audio_records_video_and_audio_in_sync(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path, audio: str, h265: bool
+) -> None:
+    cams = fake_cameras(size="320x240", fps=15, gop=15, bitrate=300, audio=audio, h265=h265, stamp=True)
+    result = camctl("record", "cam_1", "--duration", "7", "--json", config=config(tmp_path, cams.url()))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.text)
+    assert summary["cameras"][0]["segments"] >= 3, summary
+    files = segment_files(tmp_path / "rec", "cam_1")
+    assert len(files) >= 3
+    recorded_as = "opus" if audio == "opus" else "aac"
+    for n, path in enumerate(files):
+        assert streams_of(path) == {"video": "hevc" if h265 else "h264", "audio": recorded_as}, path.name
+        # Audio runs the length of the video, back to back (a hole would be a click or silence); at
+        # the boundaries between segments it hands over within an audio frame or so.
+        packets = audio_packets(path)
+        video = segment_frames(path)
+        assert packets, f"{path.name}: no audio"
+        if n > 0:
+            assert abs(packets[0][0]) < 0.15, f"{path.name}: audio starts at {packets[0][0]:.3f}s"
+        if n < len(files) - 1:
+            audio_end, video_end = packets[-1][0] + packets[-1][1], video[-1][0] + 1 / 15
+            assert abs(audio_end - video_end) < 0.15, f"{path.name}: audio ends at {audio_end:.3f}s, video {video_end:.3f}s"
+        for (t0, d0), (t1, _d1) in itertools.pairwise(packets):
+            assert abs(t1 - (t0 + d0)) < 0.002, f"{path.name}: audio jumps at {t0:.3f}s"
+    for path in files[1:-1]:  # whole segments (the first and last may hold no tick)
+        error = av_sync_error(path)
+        assert abs(error) < 0.1, f"{path.name}: audio {error * 1000:+.0f} ms off the video"
+    journal = [json.loads(line) for line in (tmp_path / "rec" / "cam_1" / "recordings.jsonl").read_text().splitlines()]
+    assert all(e.get("audio") == recorded_as for e in journal if e["type"] == "segment")
+
+
+def test_a_clip_across_a_boundary_carries_continuous_audio(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    cams = fake_cameras(size="320x240", fps=15, gop=15, bitrate=300, audio="pcmu", stamp=True)
+    cfg = config(tmp_path, cams.url())
+    assert camctl("record", "cam_1", "--duration", "7", config=cfg).returncode == 0
+    entries = [json.loads(line) for line in (tmp_path / "rec" / "cam_1" / "recordings.jsonl").read_text().splitlines()]
+    segments = [e for e in entries if e["type"] == "segment"]
+    boundary = segments[1]["start"]
+    clip = tmp_path / "clip.mp4"
+    result = camctl("clip", "cam_1", "--from", iso_time(boundary - 1.5), "--to", iso_time(boundary + 1.5),
+                    "-o", str(clip), config=cfg)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert streams_of(clip) == {"video": "h264", "audio": "aac"}
+    packets = audio_packets(clip)
+    span = packets[-1][0] + packets[-1][1] - packets[0][0]
+    assert span > 2.5
+    holes = [t1 - (t0 + d0) for (t0, d0), (t1, _d) in itertools.pairwise(packets) if abs(t1 - (t0 + d0)) > 0.002]
+    assert not holes, f"audio not continuous across the boundary: {holes}"
+    assert abs(av_sync_error(clip)) < 0.1
+
+
+def test_audio_false_records_video_only_and_probe_reports_the_audio(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    cams = fake_cameras(size="320x240", fps=15, gop=15, bitrate=300, audio="pcma")
+    cfg = config(tmp_path, cams.url(), ", audio: false")
+    assert camctl("record", "cam_1", "--duration", "3", config=cfg).returncode == 0
+    files = segment_files(tmp_path / "rec", "cam_1")
+    assert files and all(streams_of(p) == {"video": "h264"} for p in files)
+    probe = camctl("probe", "--json", config=cfg)
+    assert probe.returncode == 0, probe.stderr
+    (row,) = json.loads(probe.text)
+    assert row["audio"] == {"codec": "pcm_alaw", "sample_rate": 8000, "channels": 1}
