@@ -20,6 +20,7 @@ from nats.aio.client import Client
 
 from camctl.errors import CamctlError
 from camctl.lifecycle import die_with_parent
+from camctl.secrets import redact
 
 log = logging.getLogger("camctl.bus")
 
@@ -28,6 +29,7 @@ STATUS_SUBJECT = "seguranca.camera.status"
 SNAPSHOT_SUBJECT = "seguranca.camera.snapshot"  # request/reply: <subject>.<camera_id> -> JPEG
 STATUS_REQUEST_SUBJECT = "seguranca.camera.status.get"  # request: every node replies with its cameras
 EMBEDDED_URL = "nats://127.0.0.1:4222"
+AUTH_REFUSED = "credentials refused (authorization violation)"
 
 
 def frame_event(
@@ -49,8 +51,9 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 
 class Bus:
-    """Publishes without ever blocking or failing the caller: while NATS is away, events are
-    dropped and counted, and they flow again once the client has reconnected by itself."""
+    """Publishes without ever blocking or failing the caller: while NATS is away (down, refusing
+    our credentials, not started yet), events are dropped and counted, and they flow once the
+    client has connected by itself. Nothing waits for NATS: `connect` returns at once."""
 
     def __init__(self, url: str, name: str = "camctl") -> None:
         self.url = url
@@ -59,53 +62,62 @@ class Bus:
         self.published = 0
         self.dropped = 0
         self.connected = False
-        self._retry: asyncio.Future[None] | None = None
+        self.error: str | None = None  # why NATS is not connected, for status and logs
+        self._task: asyncio.Future[None] | None = None
         self._closing = False
         self._responders: list[tuple[str, Callable[[Any], Awaitable[None]]]] = []
 
+    def state(self) -> dict[str, Any]:
+        """For /status: whether events go out, and why not."""
+        return {"url": redact(self.url), "connected": self.connected, "error": None if self.connected else self.error,
+                "published": self.published, "dropped": self.dropped}  # fmt: skip
+
     async def connect(self) -> None:
+        """Starts connecting in the background (retried forever, also when the first try fails)."""
+        self._task = asyncio.ensure_future(self._connect())
+
+    async def _connect(self) -> None:
         async def disconnected() -> None:
             if self.connected and not self._closing:
                 log.warning("NATS disconnected; events are dropped until it is back")
             self.connected = False
 
         async def reconnected() -> None:
-            self.connected = True
+            self.connected, self.error = True, None
             log.warning("NATS reconnected")
 
         async def error(exc: Exception) -> None:
-            log.debug("NATS: %s", exc)
+            reason = nats_error_reason(exc)
+            if self.error == AUTH_REFUSED and isinstance(exc, ConnectionError):
+                return  # the server hangs up after refusing us: the refusal is the news
+            if reason != self.error and not self.connected and not self._closing:
+                log.error("NATS at %s: %s; events are dropped (and counted) until it answers", redact(self.url), reason)
+            self.error = reason
 
-        async def attempt() -> bool:
-            try:
-                self.nc = await nats.connect(
-                    servers=[u.strip() for u in self.url.split(",")],
-                    name=self.name,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,  # forever, once connected: the bus comes back by itself
-                    reconnect_time_wait=1,
-                    connect_timeout=2,
-                    disconnected_cb=disconnected,
-                    reconnected_cb=reconnected,
-                    error_cb=error,
-                )
-            except Exception as exc:  # noqa: BLE001 - NATS not up yet: ingest starts anyway
-                log.debug("NATS connect: %s", exc)
-                return False
-            self.connected = True
-            for subject, handler in self._responders:
-                await self.nc.subscribe(subject, cb=handler)
-            self._responders.clear()
-            return True
-
-        async def keep_trying() -> None:
-            while not await attempt():
-                await asyncio.sleep(2)
-            log.warning("NATS connected (%s)", self.url)
-
-        if not await attempt():
-            log.warning("NATS not reachable at %s; events are dropped until it is", self.url)
-            self._retry = asyncio.ensure_future(keep_trying())
+        self.error = "connecting"
+        try:
+            self.nc = await nats.connect(
+                servers=[u.strip() for u in self.url.split(",")],
+                name=self.name,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,  # forever, the first connect included: NATS may come later
+                reconnect_time_wait=2,
+                connect_timeout=2,
+                disconnected_cb=disconnected,
+                reconnected_cb=reconnected,
+                error_cb=error,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bad URL: events stay off, recording goes on
+            self.error = nats_error_reason(exc)
+            log.error("NATS at %s: %s; events are off", redact(self.url), self.error)
+            return
+        self.connected, self.error = True, None
+        log.warning("NATS connected (%s)", redact(self.url))
+        for subject, handler in self._responders:
+            await self.nc.subscribe(subject, cb=handler)
+        self._responders.clear()
 
     async def publish(self, subject: str, payload: dict[str, Any]) -> None:
         nc = self.nc
@@ -125,13 +137,29 @@ class Bus:
             return
         await self.nc.subscribe(subject, cb=handler)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 2.0) -> None:
+        """Within `timeout`, whatever NATS is doing: a shutdown never waits for it."""
         self._closing = True
-        if self._retry is not None:
-            self._retry.cancel()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
         if self.nc is not None:
             with contextlib.suppress(Exception):
-                await self.nc.drain()
+                await asyncio.wait_for(self.nc.drain() if self.nc.is_connected else self.nc.close(), timeout)
+
+
+def nats_error_reason(exc: BaseException) -> str:
+    """One line for people: what stops us from talking to NATS (never the URL's password)."""
+    text = str(exc).strip().strip("'\"")
+    lowered = text.lower()
+    if "authorization" in lowered or "authentication" in lowered or "auth" in type(exc).__name__.lower():
+        return AUTH_REFUSED
+    if isinstance(exc, ConnectionRefusedError) or "connect call failed" in lowered or "refused" in lowered:
+        return "connection refused (is nats-server running?)"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "no answer (timeout)"
+    return redact(text or type(exc).__name__)
 
 
 def nats_server_binary() -> str:

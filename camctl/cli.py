@@ -698,7 +698,7 @@ def run_all(ctx: typer.Context) -> None:
         f"camctl run-all: {len(cameras)} camera(s) from {what}\n"
         f"  frames      {first}/frame.jpg   live view: {first}/stream.mjpeg\n"
         f"  status      camctl status   or   {base}/status\n"
-        f"  events      {cfg.nats.url or EMBEDDED_URL}   seguranca.camera.frame, seguranca.camera.status\n"
+        f"  events      {redact(cfg.nats.url or EMBEDDED_URL)}   seguranca.camera.frame, seguranca.camera.status\n"
         f"  recordings  {cfg.storage.root}   (camctl recordings, camctl clip)\n"
         "Stop with Ctrl-C."
     )
@@ -716,7 +716,7 @@ def worker(
     ctx: typer.Context,
     camera: Annotated[str, typer.Argument(metavar="CAM")],
     socket: Annotated[Path, typer.Option("--socket", help="Unix socket for the supervisor's HTTP front.")],
-    nats_url: Annotated[str, typer.Option("--nats-url")],
+    nats_url: Annotated[str, typer.Option("--nats-url", envvar="CAMCTL_WORKER_NATS_URL")],
     restarts: Annotated[int, typer.Option("--restarts", min=0)] = 0,
 ) -> None:
     """One camera's worker process under `camctl run-all` (internal)."""

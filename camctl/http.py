@@ -57,8 +57,9 @@ def build_app(
     metrics: Callable[[], str],
     status: Callable[[], list[dict[str, Any]]],
     cache: JpegCache,
+    nats: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
-    """cameras: by id and by slug."""
+    """cameras: by id and by slug; nats: the bus's state, for /status."""
     app = web.Application()
 
     def camera(request: web.Request) -> LiveCamera:
@@ -157,7 +158,8 @@ def build_app(
         return response
 
     async def status_json(_request: web.Request) -> web.Response:
-        return web.json_response(redact.data({"time": time.time(), "cameras": status()}))
+        body = {"time": time.time(), "cameras": status()} | ({"nats": nats()} if nats is not None else {})
+        return web.json_response(redact.data(body))
 
     async def healthz(_request: web.Request) -> web.Response:
         online = sum(1 for c in set(cameras.values()) if c.online)

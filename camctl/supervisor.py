@@ -109,12 +109,15 @@ class Supervisor:
     async def _start(self, worker: Child) -> None:
         if isinstance(worker, Worker):
             worker.socket.unlink(missing_ok=True)
-            args = ["worker", worker.camera.id, "--socket", str(worker.socket), "--nats-url", self.nats_url,
-                    "--restarts", str(worker.restarts)]  # fmt: skip
+            # The NATS URL may hold a password: it goes in the environment, never on a command line (ps).
+            args = ["worker", worker.camera.id, "--socket", str(worker.socket), "--restarts", str(worker.restarts)]
         else:  # the grid, fed by the camera workers' sockets
             args = ["grid-worker", "--sockets", str(self._dir)]
         worker.proc = await asyncio.create_subprocess_exec(
-            *self.argv, *args, stdin=asyncio.subprocess.DEVNULL, env=WORKER_ENV
+            *self.argv,
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            env={**WORKER_ENV, "CAMCTL_WORKER_NATS_URL": self.nats_url},
         )
         worker.started_at = time.monotonic()
         log.info("%s: worker started (pid %d)", worker.name, worker.proc.pid)
@@ -256,7 +259,8 @@ class Supervisor:
         cam = r"{cam:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}"
 
         async def status(_request: web.Request) -> web.Response:
-            return web.json_response({"time": time.time(), "cameras": await self.status_payloads()})
+            nats = self.bus.state() if self.bus is not None else None
+            return web.json_response({"time": time.time(), "cameras": await self.status_payloads(), "nats": nats})
 
         async def healthz(_request: web.Request) -> web.Response:
             running = sum(1 for w in self.workers.values() if w.running)

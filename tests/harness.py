@@ -215,9 +215,11 @@ class NatsServer:
 
     _LISTEN = re.compile(r"Listening for client connections on [^:\s]+:(\d+)")
 
-    def __init__(self) -> None:
+    def __init__(self, auth: str | None = None) -> None:
+        """auth: USER:PASS that clients must give."""
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.auth = auth
 
     @property
     def url(self) -> str:
@@ -225,8 +227,10 @@ class NatsServer:
 
     def start(self, timeout: float = 15.0, port: int = -1) -> Self:
         """port -1 lets the server pick; a fixed port restarts it where clients expect it."""
+        user, _, password = (self.auth or "").partition(":")
+        credentials = ["--user", user, "--pass", password] if self.auth else []
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port)],
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), *credentials],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -307,6 +307,9 @@ class IngestService:
         ]
         if self.bus is not None:
             lines += [
+                "# HELP camctl_nats_connected 1 when events reach NATS.",
+                "# TYPE camctl_nats_connected gauge",
+                f"camctl_nats_connected {int(self.bus.connected)}",
                 "# TYPE camctl_events_published_total counter",
                 f"camctl_events_published_total {self.bus.published}",
                 "# TYPE camctl_events_dropped_total counter",
@@ -329,7 +332,7 @@ class IngestService:
             await self.bus.connect()
             await self.bus.respond(f"{SNAPSHOT_SUBJECT}.*", self._answer_snapshot)
             await self.bus.respond(STATUS_REQUEST_SUBJECT, self._answer_status)
-            app = build_app(self.by_name, self.metrics, self.status_payloads, self.jpegs)
+            app = build_app(self.by_name, self.metrics, self.status_payloads, self.jpegs, self.bus.state)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             try:
