@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from camctl.units import iso_time
-
 from tests.audio_helpers import audio_packets, av_sync_error, streams_of
 from tests.conftest import Result
 from tests.harness import FakeCameras
@@ -49,7 +48,9 @@ def test_a_camera_with_audio_records_video_and_audio_in_sync(
             assert abs(packets[0][0]) < 0.15, f"{path.name}: audio starts at {packets[0][0]:.3f}s"
         if n < len(files) - 1:
             audio_end, video_end = packets[-1][0] + packets[-1][1], video[-1][0] + 1 / 15
-            assert abs(audio_end - video_end) < 0.15, f"{path.name}: audio ends at {audio_end:.3f}s, video {video_end:.3f}s"
+            assert abs(audio_end - video_end) < 0.15, (
+                f"{path.name}: audio ends at {audio_end:.3f}s, video {video_end:.3f}s"
+            )
         for (t0, d0), (t1, _d1) in itertools.pairwise(packets):
             assert abs(t1 - (t0 + d0)) < 0.002, f"{path.name}: audio jumps at {t0:.3f}s"
     for path in files[1:-1]:  # whole segments (the first and last may hold no tick)

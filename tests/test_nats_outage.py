@@ -21,7 +21,8 @@ CAMERAS = "".join(f"  cam_{i}: 'demo:?size=320x240&fps=10&gop=10'\n" for i in (1
 def run_all_config(tmp_path: Path, nats_url: str, port: int) -> Path:
     config = tmp_path / "camctl.yaml"
     config.write_text(
-        f"cameras:\n{CAMERAS}storage: {{root: '{tmp_path / 'rec'}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
+        f"cameras:\n{CAMERAS}"
+        f"storage: {{root: '{tmp_path / 'rec'}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
         f"nats: {{url: '{nats_url}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n"
     )
     assert parse_config(config.read_text()).nats.url == nats_url

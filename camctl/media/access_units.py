@@ -38,6 +38,11 @@ class AccessUnit:
         return self.dts * self.time_base.numerator / self.time_base.denominator
 
     @property
+    def presentation(self) -> float:
+        """Presentation time in camera seconds."""
+        return self.pts * self.time_base.numerator / self.time_base.denominator
+
+    @property
     def composition_offset(self) -> float:
         return (self.pts - self.dts) * self.time_base.numerator / self.time_base.denominator
 

@@ -38,6 +38,7 @@ JOURNAL_COMPACT_EVERY = 60  # segments (an hour at the default 60 s); also at th
 JOURNAL_GAP_DAYS = 7  # gaps older than this leave the journal (their footage is long gone)
 AUDIO_HELD = 200  # audio packets waiting for the video to catch up (seconds of audio; then dropped)
 AUDIO_WAIT = 1.0  # seconds a finished segment waits for the last of its audio
+HOLE_SECONDS = 1.0  # a pause of the camera this long ends the segment and is journalled as a gap
 
 
 @dataclass
@@ -163,11 +164,16 @@ class CameraRecorder:
     # --- writing ------------------------------------------------------------------------------
 
     def _write(self, au: AccessUnit, arrived: float) -> None:
-        t = self.timeline.place(au.seconds, arrived)
+        placed = self.timeline.place(au.presentation, arrived)
+        t = placed.dts
         with self._lock:
             if self._stopped:
                 return
             self.status.frames += 1
+            if placed.hole >= HOLE_SECONDS and self._writer is not None:
+                # The camera sent nothing for a while and goes on as if not: the footage has a hole,
+                # said in the journal (a segment holds continuous footage only).
+                self._close_segment(f"the camera sent nothing for {placed.hole:.1f}s", camera_gone=False)
             if self._writer is not None and au.key and t >= self._boundary:
                 self._retire(t)
             writer = self._writer or self._open_segment(au, t)
@@ -175,8 +181,8 @@ class CameraRecorder:
                 self.status.dropped_frames += 1
                 return
             try:
-                writer.write(au, t, self.timeline.step)
-                self._write_audio(t + self.timeline.step)
+                writer.write(au, t, placed.pts, self.timeline.step)
+                self._write_audio(writer.end)
             except StorageError as exc:
                 self._storage_failed(exc)
             self._finish_draining(t)

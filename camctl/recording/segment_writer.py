@@ -7,6 +7,7 @@ fragment index (mfra), so a finished file seeks fast and shows its true duration
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -93,13 +94,13 @@ class SegmentWriter:
         # them only there: the muxer builds the MP4 codec header from that first frame.
         self._prefix = extradata if extradata and extradata.startswith((b"\0\0\1", b"\0\0\0\1")) else b""
 
-    def write(self, au: AccessUnit, t: float, duration: float) -> None:
-        """Adds one frame placed at wall-clock t (seconds); duration is that of this frame."""
+    def write(self, au: AccessUnit, dts: float, pts: float, duration: float) -> None:
+        """Adds one frame decoded at wall-clock dts and shown at pts (seconds); duration is that of
+        this frame."""
         packet = av.Packet(self._prefix + au.data if self._prefix else au.data)
         self._prefix = b""
-        dts = round((t - self.start) * TICKS)
-        packet.dts = dts
-        packet.pts = dts + max(0, round(au.composition_offset * TICKS))
+        packet.dts = round((dts - self.start) * TICKS)
+        packet.pts = max(packet.dts, round((pts - self.start) * TICKS))
         packet.duration = max(1, round(duration * TICKS))
         packet.time_base = TIME_BASE
         packet.is_keyframe = au.key
@@ -109,7 +110,7 @@ class SegmentWriter:
         except (OSError, av.error.FFmpegError) as exc:
             raise _storage_error(self.path, exc) from None
         self.frames += 1
-        self.end = t + duration
+        self.end = max(self.end, pts + duration)
 
     def write_audio(self, sample: AudioSample) -> None:
         """Adds one audio packet at its wall-clock time; audio from before the segment's start
@@ -157,8 +158,9 @@ class _Closed:
 
 def _free_path(root: Path, camera_id: str, start: float) -> Path:
     """The segment's path; a name is never reused (two starts within one second: the next second),
-    so an existing recording is never overwritten."""
-    second = int(start)
+    so an existing recording is never overwritten, nor named after a moment yet to come (a frame
+    may be placed a moment ahead of its arrival after a burst; the exact start is in the file)."""
+    second = int(min(start, time.time()))
     while True:
         path = segment_path(root, camera_id, datetime.fromtimestamp(second, UTC))
         if not path.exists():
