@@ -403,7 +403,7 @@ def record(
         raise UsageError(str(exc)) from None
     _events_logged("camctl.record")
     limits = _limits(cfg)
-    recorders = record_cameras(selected, cfg.storage, limits, seconds)
+    recorders = record_cameras(selected, cfg.storage, limits, seconds, cfg.ingest.stall_seconds)
     summary = [
         {
             "camera_id": r.camera.id,

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ComponentMissing, FakeCameras, NatsServer, check_gst_rtsp, nats_server_binary
+from tests.harness import (
+    ComponentMissing,
+    FakeCameras,
+    NatsServer,
+    VlcCamera,
+    check_gst_rtsp,
+    check_vlc,
+    looping_test_video,
+    nats_server_binary,
+)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _checked: dict[str, str | None] = {}
@@ -85,3 +94,11 @@ def camctl(tmp_path: Path) -> Callable[..., Result]:
         return Result(proc.returncode, proc.stdout, proc.stderr.decode(errors="replace"))
 
     return run
+
+
+@pytest.fixture
+def vlc_camera() -> Iterator[VlcCamera]:
+    """VLC serving a 20 s x264 file in a loop over RTSP (a third-party camera, untidy clock)."""
+    require("VLC", check_vlc)
+    with VlcCamera(looping_test_video()) as camera:
+        yield camera

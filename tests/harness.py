@@ -11,7 +11,9 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,7 +43,8 @@ def check_gst_rtsp() -> None:
     probe = (
         "import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0');"
         "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
-        "missing=[e for e in ('videotestsrc','x264enc','x265enc','rtph264pay','rtph265pay','timeoverlay')"
+        "missing=[e for e in ('videotestsrc','x264enc','x265enc','rtph264pay','rtph265pay','timeoverlay',"
+        "'voaacenc','alawenc','mulawenc','opusenc','rtpmp4gpay','rtppcmapay')"
         " if Gst.ElementFactory.find(e) is None]; print(','.join(missing))"
     )
     if not Path(GST_PYTHON).exists():
@@ -319,3 +322,103 @@ class CamctlProcess:
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.kill()
         self._log_file.close()
+
+
+VLC_INSTALL_HINT = "apt-get install -y vlc-bin vlc-plugin-base (the README's test command does this)"
+
+
+def check_vlc() -> None:
+    if shutil.which("cvlc") is None:
+        raise ComponentMissing(f"cvlc not found; install: {VLC_INSTALL_HINT}")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        raise ComponentMissing("VLC refuses to run as root and runuser (util-linux) is missing")
+
+
+def looping_test_video(seconds: int = 20, size: str = "640x360", fps: int = 25) -> Path:
+    """An x264 file (with B-frames, as x264 makes by default) that VLC can loop; made once per machine
+    with PyAV's own FFmpeg (lavfi testsrc2), world-readable for VLC running as nobody."""
+    folder = Path(tempfile.gettempdir()) / f"camctl-test-media-{os.getuid()}"
+    path = folder / f"testsrc2-{size}-{fps}-{seconds}s-bframes.mp4"
+    if path.exists():
+        return path
+    import av
+
+    folder.mkdir(mode=0o755, exist_ok=True)
+    folder.chmod(0o755)
+    width, height = (int(v) for v in size.split("x"))
+    part = path.with_suffix(f".{os.getpid()}.part")
+    with (
+        av.open(f"testsrc2=size={size}:rate={fps}:duration={seconds}", format="lavfi") as src,
+        av.open(str(part), "w", format="mp4") as out,
+    ):
+        stream = out.add_stream("libx264", rate=fps, options={"g": str(2 * fps), "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in src.decode(video=0):
+            picture = frame.reformat(format="yuv420p")
+            picture.pict_type = av.video.frame.PictureType.NONE  # lavfi marks every frame I: let x264 choose
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode(None))
+    part.chmod(0o644)
+    part.replace(path)
+    return path
+
+
+class VlcCamera:
+    """VLC 3 serving a file in a loop over RTSP, as people use it for a test camera; at each loop it
+    rewinds its timestamps and sends a burst of frames. As root it runs as nobody (VLC refuses root),
+    in its own process group, stopped by that group's id."""
+
+    def __init__(self, video: Path) -> None:
+        self.video = video
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/cam"
+
+    def start(self, timeout: float = 20.0) -> Self:
+        check_vlc()
+        self.port = free_tcp_port()
+        argv = ["cvlc", "-I", "dummy", "--no-plugins-cache", str(self.video), "--loop",
+                "--sout", f"#gather:rtp{{sdp=rtsp://127.0.0.1:{self.port}/cam}}", "--sout-keep"]  # fmt: skip
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "nobody", "--", *argv]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                                     start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return self
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                self._log.seek(0)
+                raise RuntimeError(f"VLC did not serve RTSP on {self.port}: {self._log.read()[-1500:]!r}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait(5)
+            self.proc = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+        self._log.close()
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -17,7 +17,7 @@ def feed(timeline: Timeline, frames: list[tuple[float, float]]) -> list[Placemen
 
 def assert_valid(placed: list[Placement]) -> None:
     assert all(b.dts > a.dts for a, b in itertools.pairwise(placed)), "decode times strictly increase"
-    assert all(p.pts >= p.dts for p in placed), "never shown before decoded"
+    assert all(0 <= p.pts - p.dts < 0.6 for p in placed), "shown when decoded, or a few B-frames later"
 
 
 def test_follows_the_camera_spacing_not_the_arrival_jitter() -> None:

@@ -52,9 +52,14 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def record_cameras(
-    cameras: list[CameraConfig], storage: StorageConfig, limits: Limits, duration: float | None
+    cameras: list[CameraConfig],
+    storage: StorageConfig,
+    limits: Limits,
+    duration: float | None,
+    stall_seconds: float | None = None,
 ) -> list[RecordingCamera]:
-    """Records until SIGTERM/SIGINT or `duration` seconds; returns the recorders for a summary."""
+    """Records until SIGTERM/SIGINT or `duration` seconds; returns the recorders for a summary.
+    stall_seconds: a camera that sends nothing this long is offline (and reconnected)."""
     check_writable(storage.root)
     # Once per segment round: after each camera's segment would scan the tree N times a round.
     retention = RetentionRunner(storage.root, limits, interval=storage.segment_seconds / 2)
@@ -69,7 +74,7 @@ def record_cameras(
             on_storage_error=lambda _exc: retention.run(force=True),
         )
         feed = recording_input(cam, recorder, storage, len(cameras))
-        recorders.append(RecordingCamera(recorder, feed=feed))
+        recorders.append(RecordingCamera(recorder, feed=feed, read_timeout=stall_seconds))
     stop = threading.Event()
     with stop_on_signals(stop):
         for rec in recorders:

@@ -333,12 +333,17 @@ class RecordingCamera:
     """A camera session with a recorder on it: what `camctl record` runs per camera."""
 
     def __init__(
-        self, recorder: CameraRecorder, backoff: Backoff = DEFAULT_BACKOFF, feed: Consumer | None = None
+        self,
+        recorder: CameraRecorder,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        feed: Consumer | None = None,
+        read_timeout: float | None = None,
     ) -> None:
-        """feed: what the session hands packets to, when not the recorder itself (a transcoder)."""
+        """feed: what the session hands packets to, when not the recorder itself (a transcoder);
+        read_timeout: seconds without data before the camera counts as stalled."""
         self.recorder = recorder
         self.feed = feed or recorder
-        self.session = CameraSession(recorder.camera, [self.feed], backoff)
+        self.session = CameraSession(recorder.camera, [self.feed], backoff, read_timeout=read_timeout)
 
     @property
     def camera(self) -> CameraConfig:

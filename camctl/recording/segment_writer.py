@@ -110,7 +110,7 @@ class SegmentWriter:
         except (OSError, av.error.FFmpegError) as exc:
             raise _storage_error(self.path, exc) from None
         self.frames += 1
-        self.end = max(self.end, pts + duration)
+        self.end = dts + duration  # on the decode timeline, as `start` is: the next segment starts there
 
     def write_audio(self, sample: AudioSample) -> None:
         """Adds one audio packet at its wall-clock time; audio from before the segment's start

@@ -17,6 +17,9 @@ never after the presentation time, as MP4 requires.
 
 from __future__ import annotations
 
+import collections
+import itertools
+import statistics
 from dataclasses import dataclass, field
 
 DEFAULT_STEP = 1 / 25  # until the camera's own frame interval has been seen
@@ -29,6 +32,7 @@ STEER_LEAD = 0.1  # ahead of arrival by more than this (more than network jitter
 STEER_LAG = 0.25  # behind arrival by more than this: intervals stretch
 HOLE_LAG = 1.0  # behind arrival by more than this for HOLE_AFTER seconds: the camera paused; jump
 HOLE_AFTER = 1.0
+RECENT = 32  # frames whose camera times are remembered, to spot one sent twice
 DTS_TICK = 1 / 90000  # the least step between decode times (one tick of the MP4 time base)
 
 
@@ -41,40 +45,73 @@ class Placement:
 
 @dataclass
 class Timeline:
-    step: float = DEFAULT_STEP  # the camera's frame interval, as last seen
+    step: float = DEFAULT_STEP  # the camera's frame interval, as lately seen
     reanchors: int = 0
-    _head: tuple[float, float] | None = field(default=None, repr=False)  # (camera s, wall) of the newest frame
+    _heads: collections.deque[tuple[float, float]] = field(
+        default_factory=lambda: collections.deque(maxlen=8), repr=False
+    )  # (camera s, wall) of the newest frames in presentation order: B-frames fall between them
     _last_dts: float | None = field(default=None, repr=False)
     _behind_since: float | None = field(default=None, repr=False)
-    _reorder: float = field(default=0.0, repr=False)  # how far presentation runs ahead of decode
+    _reorder: float = field(default=0.0, repr=False)  # how far decode runs behind presentation
     _since_head: int = field(default=0, repr=False)  # frames since the newest (B-frames come between)
+    _steps: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=15), repr=False)
+    _recent: dict[float, None] = field(default_factory=dict, repr=False)  # camera times seen lately, in order
 
     def restart(self) -> None:
         """A new session (reconnect): the camera's clock starts over, ours goes on."""
-        self._head, self._behind_since, self._reorder = None, None, 0.0
+        self._heads.clear()
+        self._behind_since, self._reorder = None, 0.0
+        self._recent.clear()
 
     def place(self, camera_seconds: float, now: float) -> Placement:
         """Wall-clock times of a frame with presentation time camera_seconds, arrived at now."""
-        hole = 0.0
+        hole, newest = 0.0, True
         self._since_head += 1
-        if self._head is None:
+        if not self._heads:
             pts = now if self._last_dts is None else max(now, self._last_dts + self.step)
-            self._head = (camera_seconds, pts)
+            self._new_head(camera_seconds, pts)
         else:
-            head_cam, head_wall = self._head
+            head_cam, head_wall = self._heads[-1]
             delta = camera_seconds - head_cam
-            if -MAX_REORDER < delta <= 0:  # a reordered frame: shown before the newest one
-                pts = head_wall + delta
+            repeat = camera_seconds in self._recent  # a server looping its file sends a seam twice
+            if -MAX_REORDER < delta <= 0 and not repeat:  # a reordered frame: shown before the newest one
+                pts, newest = self._between(camera_seconds), False
                 self._reorder = min(MAX_REORDER, max(self._reorder, -delta))
             else:
-                pts, hole = self._advance(delta, head_wall, now)
-                self._head = (camera_seconds, pts)
-                self._since_head = 0
-        dts = pts - self._reorder
+                if 0 < delta <= MAX_STEP and not repeat:
+                    self._steps.append(delta / self._since_head)  # B-frames share the newest's interval
+                    self.step = statistics.median(self._steps)
+                pts, hole = self._advance(self.step if repeat else delta, head_wall, now)
+                self._new_head(camera_seconds, pts, keep=not hole and 0 < delta <= MAX_STEP and not repeat)
+        # Decode times advance a frame interval per frame (frames arrive in decode order), never past
+        # the presentation time nor far behind it (after a jump); a newest frame is decoded early
+        # enough for the reordered frames that follow it in decode order but are shown before it.
+        dts = pts
         if self._last_dts is not None:
-            dts = max(dts, self._last_dts + DTS_TICK)
+            latest = pts - self._reorder - self.step / 2 if newest and self._reorder else pts
+            nominal = max(self._last_dts + self.step, pts - self._reorder - self.step)
+            dts = max(self._last_dts + DTS_TICK, min(latest, nominal))
         self._last_dts = dts
+        if len(self._recent) >= RECENT:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[camera_seconds] = None
         return Placement(dts, max(pts, dts), hole)
+
+    def _new_head(self, camera_seconds: float, wall: float, keep: bool = False) -> None:
+        """keep: the camera clock ran on smoothly, so older heads still place B-frames."""
+        if not keep:
+            self._heads.clear()
+        self._heads.append((camera_seconds, wall))
+        self._since_head = 0
+
+    def _between(self, camera_seconds: float) -> float:
+        """A reordered frame's wall time, interpolated between the newest frames around it."""
+        heads = list(self._heads)
+        for (cam_a, wall_a), (cam_b, wall_b) in itertools.pairwise(reversed(heads)):
+            if cam_b < camera_seconds <= cam_a:  # reversed: a is the later one
+                return wall_b + (camera_seconds - cam_b) * (wall_a - wall_b) / (cam_a - cam_b)
+        cam, wall = heads[0]  # before everything we know of (just after connecting or a jump)
+        return wall + (camera_seconds - cam)
 
     def _advance(self, delta: float, head_wall: float, now: float) -> tuple[float, float]:
         """(wall time, hole) of a new newest frame, delta camera seconds after the previous one."""
@@ -82,17 +119,17 @@ class Timeline:
             self.reanchors += 1
             if now - head_wall > MAX_STEP:  # and our clock says time passed meanwhile: it really paused
                 return self._jump(head_wall, now)
-            delta = self.step  # it streamed on: keep the spacing, drop the jump
-        else:
-            self.step = delta / max(1, self._since_head)  # with B-frames, several frames per step of the newest
+            # It streamed on: keep the spacing, drop the jump, and leave room for the B-frames that
+            # come after this frame but are shown before it.
+            delta = self.step + self._reorder
         pts = head_wall + delta
         lead = pts - self._reorder - now  # B-frames: the newest frame is shown after later-decoded ones
         if lead > STEER_LEAD:  # ahead of arrival (a burst): shrink intervals until back
             shrink = SLEW + (MAX_SLEW - SLEW) * min(1.0, lead / MAX_LEAD)  # harder the further ahead
             pts = max(head_wall + delta * (1 - shrink), now + self._reorder + STEER_LEAD)
-            if pts - now > MAX_LEAD:
+            if pts - self._reorder - now > MAX_LEAD:
                 self.reanchors += 1
-                pts = max(now, head_wall + self.step / 4)
+                pts = max(now + self._reorder, head_wall + self.step / 4)
         elif -lead > STEER_LAG:  # behind: stretch intervals; persistently far behind: it paused
             self._behind_since = self._behind_since or now
             if -lead > HOLE_LAG and now - self._behind_since >= HOLE_AFTER:
