@@ -385,7 +385,8 @@ def record(
     cut at keyframes, with retention after every segment. Runs until SIGTERM/SIGINT (or --duration);
     a stopped camera is retried with backoff and the gap is journalled.
 
-    Exit 0 when every camera recorded; 5 when storage is not writable; 3/4 when a camera never came up.
+    Exit 0 when every camera recorded; 5 when storage is not writable or footage was lost to it (a
+    full disk); 3/4 when a camera never came up.
 
     [dim]Examples: camctl record;  camctl record cam_1 cam_2 --duration 10m[/dim]
     """
@@ -412,6 +413,8 @@ def record(
             "dropped_frames": r.status.dropped_frames,
             "reconnects": r.status.reconnects,
             "gaps": len(r.status.gaps),
+            "storage_lost_seconds": round(r.status.storage_lost, 1),
+            "audio": r.status.audio,
             "error": r.status.error,
         }
         for r in recorders
@@ -421,9 +424,10 @@ def record(
     else:
         for item in summary:
             problem = f"; last error: {item['error']}" if item["error"] else ""
+            lost = f" ({item['storage_lost_seconds']:g}s lost to storage)" if item["storage_lost_seconds"] else ""
             error_line(
                 f"{item['camera_id']}: {item['segments']} segment(s), {item['frames']} frames, "
-                f"{item['gaps']} gap(s){problem}"
+                f"{item['gaps']} gap(s){lost}{problem}"
             )
     raise typer.Exit(record_exit_status(recorders))
 
@@ -753,11 +757,16 @@ def config_check(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 
     [dim]Example: camctl --config /etc/camctl/camctl.yaml config check[/dim]
     """
+    from camctl.storage import unreachable_min_free
+
     cfg = _state(ctx).config
+    warnings = [w for w in [unreachable_min_free(cfg.storage.root, _limits(cfg))] if w]
     if json_out:
-        print_json({"ok": True, "source": cfg.source, "cameras": list(cfg.cameras)})
+        print_json({"ok": True, "source": cfg.source, "cameras": list(cfg.cameras), "warnings": warnings})
     else:
         console().print(f"{cfg.source}: OK, {len(cfg.cameras)} camera(s): {', '.join(cfg.cameras)}")
+        for warning in warnings:
+            error_line(f"warning: {warning}")
 
 
 @config_app.command("show")

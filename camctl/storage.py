@@ -95,13 +95,29 @@ class RetentionPlan:
         return sum(s.size for s in self.delete)
 
 
-def plan_retention(segments: list[Segment], limits: Limits, now: float, free_bytes: int | None) -> RetentionPlan:
-    """Which whole segments to delete, oldest first, so that every limit holds again.
+RESERVE_SEGMENTS = 3  # free room kept for this many segments per camera, whatever min_free says
+
+
+def reserve_bytes(segments: list[Segment], per_camera: int = RESERVE_SEGMENTS) -> int:
+    """Room for `per_camera` more segments of every camera (sized by its larger of the last two
+    finished ones): what recording needs to go on while retention catches up."""
+    recent: dict[str, list[int]] = {}
+    for seg in segments:  # oldest first
+        recent.setdefault(seg.camera_id, []).append(seg.size)
+    return per_camera * sum(max(sizes[-3:-1] or sizes[-1:]) for sizes in recent.values())
+
+
+def plan_retention(
+    segments: list[Segment], limits: Limits, now: float, free_bytes: int | None, reserve: int = 0
+) -> RetentionPlan:
+    """Which whole segments to delete, oldest first, so that every limit holds again and `reserve`
+    bytes are free.
 
     The newest segment of each camera is never chosen: it may be the one being written."""
     newest: dict[str, Segment] = {}
     for seg in segments:  # oldest first, so the last one seen per camera is its newest
         newest[seg.camera_id] = seg
+    floor = max(limits.min_free or 0, reserve) or None
     ends = _segment_ends(segments)
     candidates = [s for s in segments if newest[s.camera_id] is not s]
     plan = RetentionPlan()
@@ -123,8 +139,8 @@ def plan_retention(segments: list[Segment], limits: Limits, now: float, free_byt
     for seg in newer:  # oldest first, until the size limits hold
         if limits.max_bytes is not None and total - freed > limits.max_bytes:
             take(seg, "max_bytes")
-        elif limits.min_free is not None and free_bytes is not None and free_bytes + freed < limits.min_free:
-            take(seg, "min_free")
+        elif floor is not None and free_bytes is not None and free_bytes + freed < floor:
+            take(seg, "min_free" if limits.min_free is not None and free_bytes + freed < limits.min_free else "reserve")
         else:
             break
     plan.kept = len(segments) - len(plan.delete)
@@ -176,11 +192,56 @@ def apply_plan(plan: RetentionPlan, root: Path) -> int:
     return freed
 
 
+def filesystem_size(path: Path) -> int:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).total
+
+
+def unreachable_min_free(root: Path, limits: Limits) -> str | None:
+    """A warning when min_free can never be met (it is most of the filesystem or more): retention
+    would then delete all but the newest segment, again and again."""
+    if limits.min_free is None:
+        return None
+    try:
+        total = filesystem_size(root)
+    except OSError:
+        return None
+    if limits.min_free < total * MIN_FREE_SHARE:
+        return None
+    from camctl.units import format_size
+
+    return (
+        f"storage.retention.min_free ({format_size(limits.min_free)}) cannot be met on the filesystem holding "
+        f"{root} ({format_size(total)} in all): it is ignored, and room for {RESERVE_SEGMENTS} segments per "
+        "camera is kept instead; set min_free well below the filesystem's size (or null)"
+    )
+
+
+MIN_FREE_SHARE = 0.9  # a min_free above this share of the filesystem cannot be met
+
+
+def effective_limits(root: Path, limits: Limits) -> Limits:
+    """The limits retention applies: an unreachable min_free is dropped (see unreachable_min_free)."""
+    if unreachable_min_free(root, limits) is None:
+        return limits
+    return Limits(limits.max_age, limits.max_bytes, None)
+
+
 def prune(
-    root: Path, limits: Limits, now: float, free_probe: Callable[[Path], int] = free_space, dry_run: bool = False
+    root: Path,
+    limits: Limits,
+    now: float,
+    free_probe: Callable[[Path], int] = free_space,
+    dry_run: bool = False,
+    reserve_segments: int = RESERVE_SEGMENTS,
 ) -> RetentionPlan:
+    """reserve_segments: keep room for this many more segments per camera, whatever the limits say."""
     segments = scan_segments(root)
-    plan = plan_retention(segments, limits, now, free_probe(root) if limits.min_free is not None else None)
+    reserve = reserve_bytes(segments, reserve_segments) if reserve_segments else 0
+    free = free_probe(root) if limits.min_free is not None or reserve else None
+    plan = plan_retention(segments, limits, now, free, reserve)
     if not dry_run:
         apply_plan(plan, root)
     return plan

@@ -102,3 +102,27 @@ def vlc_camera() -> Iterator[VlcCamera]:
     require("VLC", check_vlc)
     with VlcCamera(looping_test_video()) as camera:
         yield camera
+
+
+def _can_mount() -> None:
+    if os.geteuid() != 0:
+        raise ComponentMissing("a small filesystem needs root (mount -t tmpfs)")
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """Factory: small_filesystem(megabytes) mounts a tmpfs of that size and returns its folder
+    (a real filesystem that really fills: ENOSPC, not a mock). Unmounted by the test."""
+    require("root for tmpfs", _can_mount)
+    mounted: list[Path] = []
+
+    def mount(megabytes: int) -> Path:
+        folder = tmp_path / f"small-{len(mounted)}"
+        folder.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)], check=True)
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -30,7 +30,7 @@ def test_config_check_ok_and_json(camctl: Callable[..., Result], tmp_path: Path)
     cfg.write_text("cameras:\n  door: rtsp://127.0.0.1:8554/door\n  yard: 'demo:'\n")
     result = camctl("config", "check", "--json", CAMCTL_CONFIG=str(cfg))
     assert result.returncode == 0
-    assert json.loads(result.stdout) == {"ok": True, "source": str(cfg), "cameras": ["door", "yard"]}
+    assert json.loads(result.stdout) == {"ok": True, "source": str(cfg), "cameras": ["door", "yard"], "warnings": []}
 
 
 def test_config_show_masks_passwords(camctl: Callable[..., Result], tmp_path: Path) -> None:

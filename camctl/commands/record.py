@@ -95,7 +95,10 @@ def stop_all(recorders: list[RecordingCamera], grace: float = STOP_GRACE) -> Non
 
 
 def record_exit_status(recorders: list[RecordingCamera]) -> ExitStatus:
-    """0 when every camera recorded something; else the worst camera problem."""
+    """0 when every camera recorded without losing footage to storage; 5 when storage lost some
+    (a full disk, write errors); else the worst camera problem."""
+    if any(r.status.storage_lost > 0 for r in recorders):
+        return ExitStatus.STORAGE
     if all(r.status.segments > 0 for r in recorders):
         return ExitStatus.OK
     if any(r.status.failure == "storage" for r in recorders):

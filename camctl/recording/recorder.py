@@ -27,13 +27,15 @@ from camctl.media.audio import AudioSample, AudioTrack
 from camctl.media.decode import picture_size
 from camctl.media.session import DEFAULT_BACKOFF, Backoff, CameraSession, Consumer
 from camctl.media.source import Packet, StreamInfo
+from camctl.recording.index import measure_segment
 from camctl.recording.journal import Gap, Journal
+from camctl.recording.repair import repair_segment
 from camctl.recording.segment_writer import SegmentInfo, SegmentWriter
 from camctl.recording.timeline import Timeline
 
 log = logging.getLogger("camctl.record")
 
-STORAGE_RETRY_SECONDS = 5.0
+STORAGE_RETRY_SECONDS = 1.0  # forced retention has made room by then, or the disk is really broken
 JOURNAL_COMPACT_EVERY = 60  # segments (an hour at the default 60 s); also at the first one
 JOURNAL_GAP_DAYS = 7  # gaps older than this leave the journal (their footage is long gone)
 AUDIO_HELD = 200  # audio packets waiting for the video to catch up (seconds of audio; then dropped)
@@ -53,6 +55,11 @@ class RecorderStatus:
     reconnects: int = 0
     current: Path | None = None
     gaps: list[Gap] = field(default_factory=list)
+
+    @property
+    def storage_lost(self) -> float:
+        """Seconds of footage lost to storage trouble (full disk, write errors)."""
+        return sum(g.end - g.start for g in self.gaps if g.reason.startswith("storage"))
 
 
 class CameraRecorder:
@@ -280,10 +287,15 @@ class CameraRecorder:
         """Closes a segment's file and journals it (an empty one is removed)."""
         if writer.path == self.status.current:
             self.status.current = None
+        info: SegmentInfo | None
         try:
             info = writer.close()
-        except StorageError as exc:  # what reached the disk stays playable; the next open tells more
+            if writer.failed:
+                info = self._repaired(writer)
+        except StorageError as exc:  # a full disk: keep what plays of it, journalled as measured
             log.warning("%s", exc)
+            info = self._repaired(writer)
+        if info is None:
             return
         if info.frames == 0:
             info.path.unlink(missing_ok=True)
@@ -298,6 +310,20 @@ class CameraRecorder:
         except OSError as exc:
             log.warning("%s: cannot write the journal: %s", self.camera.id, exc.strerror)
         self.on_segment(info)
+
+    def _repaired(self, writer: SegmentWriter) -> SegmentInfo | None:
+        """A segment whose writing failed: cut back to its last whole fragment and measured from
+        the file (None when nothing in it plays: it is removed). Its end starts the gap."""
+        if not repair_segment(writer.path):
+            if self._gap_from is None or writer.start < self._gap_from:
+                self._gap_from = writer.start
+            return None
+        start, duration, frames = measure_segment(writer.path, writer.start)
+        end = start + duration + (self.timeline.step if frames else 0.0)
+        if self._gap_from is not None and end < self._gap_from:
+            self._gap_from = end  # the footage lost with the torn end is part of the gap
+        size = writer.path.stat().st_size if writer.path.exists() else 0
+        return SegmentInfo(self.camera.id, writer.path, start, end, frames, size, writer.codec, writer.audio_codec)
 
     def _record_gap(self, until: float) -> None:
         if self._gap_from is None:
@@ -316,9 +342,9 @@ class CameraRecorder:
     def _storage_failed(self, exc: StorageError) -> None:
         """Keeps the camera session; frames are dropped until storage works again."""
         if self._writer is not None:
-            end = self._writer.end
-            self._close_segment(None, camera_gone=False)  # keeps what reached the disk, journalled if it can be
-            self._gap_from = end if self._gap_from is None else self._gap_from
+            if self._gap_from is None:
+                self._gap_from = self._writer.end  # or earlier: where what plays of it ends
+            self._close_segment(None, camera_gone=False)  # keeps what plays of it, journalled
         if self._gap_from is None:
             self._gap_from = time.time()
         self._gap_reason = f"storage: {exc}"

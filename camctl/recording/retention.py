@@ -1,4 +1,7 @@
-"""Retention inside the recorder: after every finished segment, and at once when storage fails."""
+"""Retention inside the recorder: after every finished segment, and at once when storage fails.
+
+Whatever the limits, room for a few more segments per camera stays free, so that a disk that
+fills is pruned ahead of the recorder instead of after a failed write."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from camctl.errors import StorageError
-from camctl.storage import Limits, free_space, prune
+from camctl.storage import RESERVE_SEGMENTS, Limits, effective_limits, free_space, prune, unreachable_min_free
 from camctl.units import format_size
 
 log = logging.getLogger("camctl.record")
@@ -27,7 +30,10 @@ class RetentionRunner:
         free_probe: Callable[[Path], int] = free_space,
     ) -> None:
         self.root = root
-        self.limits = limits
+        warning = unreachable_min_free(root, limits)
+        if warning:
+            log.warning("%s", warning)
+        self.limits = effective_limits(root, limits)
         self.interval = interval
         self.free_probe = free_probe
         self.deleted = 0
@@ -44,11 +50,11 @@ class RetentionRunner:
             if not force and now - self._last_run < self.interval:
                 return
             self._last_run = now
-            limits = self.limits
-            if force and limits.min_free is None:
-                # Storage failed: make room even when no free-space floor is configured.
-                limits = Limits(limits.max_age, limits.max_bytes, 1)
-            plan = prune(self.root, limits, now, self.free_probe)
+            # Room for a few segments per camera is always kept; when writing failed anyway (the disk
+            # filled faster, or someone else filled it), twice that: freeing one segment at a time
+            # would lose footage again within seconds.
+            reserve = RESERVE_SEGMENTS * (2 if force else 1)
+            plan = prune(self.root, self.limits, now, self.free_probe, reserve_segments=reserve)
             self.last_error = None
             if plan.delete:
                 self.deleted += len(plan.delete)

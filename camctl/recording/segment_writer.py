@@ -69,6 +69,7 @@ class SegmentWriter:
         self.start = start
         self.frames = 0
         self.audio_samples = 0  # audio packets written
+        self.failed = False  # a write failed: the file may end in a torn fragment
         self.end = start
         self.path = _free_path(root, camera_id, start)
         # With two tracks the muxer interleaves them; it must never hold video back for long waiting
@@ -108,6 +109,7 @@ class SegmentWriter:
         try:
             self.container.mux(packet)
         except (OSError, av.error.FFmpegError) as exc:
+            self.failed = True
             raise _storage_error(self.path, exc) from None
         self.frames += 1
         self.end = dts + duration  # on the decode timeline, as `start` is: the next segment starts there
@@ -130,6 +132,7 @@ class SegmentWriter:
         try:
             self.container.mux(packet)
         except (OSError, av.error.FFmpegError) as exc:
+            self.failed = True
             raise _storage_error(self.path, exc) from None
         self._audio_next = at + sample.samples
         self.audio_samples += 1
@@ -139,6 +142,7 @@ class SegmentWriter:
         try:
             self.container.close()
         except (OSError, av.error.FFmpegError) as exc:
+            self.failed = True
             raise _storage_error(self.path, exc) from None
         finally:
             self.container = _Closed()
