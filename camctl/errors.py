@@ -33,6 +33,12 @@ class StorageError(CamctlError):
     exit_status = ExitStatus.STORAGE
 
 
+class AlreadyRecording(CamctlError):
+    """Another camctl records this camera into the same storage root."""
+
+    exit_status = ExitStatus.USAGE
+
+
 class NoFootage(CamctlError):
     exit_status = ExitStatus.NO_FOOTAGE
 

@@ -295,3 +295,22 @@ def test_journal_compaction_drops_deleted_segments_and_old_gaps(tmp_path: Path) 
     segments, gaps = read_journal(root, "cam_1")
     assert list(segments) == ["2026-11-24/18/cam_1_20261124T180000Z.mp4"]
     assert [g.reason for g in gaps] == ["recent outage"]
+
+
+def test_a_second_recorder_of_the_same_camera_and_root_is_refused_and_a_killed_one_leaves_no_lock(
+    camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    config = record_config(tmp_path, "'demo:?size=320x240&fps=10&gop=10'")
+    root = tmp_path / "rec"
+    with Recorder(config, tmp_path / "data") as first:
+        wait_for("the first recorder writing", lambda: segment_files(root, "cam_1"), timeout=20)
+        second = camctl("record", "cam_1", "--duration", "3", config=config)
+        assert second.returncode == 2
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"by process {first.proc.pid}" in lines[0], second.stderr
+        assert first.proc.poll() is None, "the first one goes on"
+        first.kill()  # SIGKILL: the kernel drops its lock
+    third = camctl("record", "cam_1", "--duration", "3", config=config)
+    assert third.returncode == 0, third.stderr
+    files = [e["file"] for e in journal(root) if e["type"] == "segment"]
+    assert len(files) == len(set(files)), "no segment journalled twice"

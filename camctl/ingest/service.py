@@ -163,7 +163,10 @@ class IngestService:
         self.config = replace(self.config, cameras=new.cameras)
         added = [cam for cam_id, cam in wanted.items() if current.get(cam_id) != cam]
         for cam in added:
-            self._add(cam)
+            try:
+                self._add(cam)
+            except CamctlError as exc:  # another recorder has it: the others go on
+                log.error("SIGHUP: %s not started: %s", cam.id, exc)
         log.info(
             "SIGHUP: config reloaded: %d camera(s) added or changed, %d removed, %d untouched%s",
             len(added), len(set(gone) - set(wanted)), len(set(current) - set(gone)),

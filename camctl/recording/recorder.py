@@ -29,6 +29,7 @@ from camctl.media.session import DEFAULT_BACKOFF, Backoff, CameraSession, Consum
 from camctl.media.source import Packet, StreamInfo
 from camctl.recording.index import measure_segment
 from camctl.recording.journal import Gap, Journal
+from camctl.recording.lock import RecorderLock
 from camctl.recording.repair import repair_segment
 from camctl.recording.segment_writer import SegmentInfo, SegmentWriter
 from camctl.recording.timeline import Timeline
@@ -79,6 +80,7 @@ class CameraRecorder:
         self.on_storage_error = on_storage_error
         self.storage_retry = storage_retry
         self.status = RecorderStatus()
+        self.lock = RecorderLock(root, camera.id)  # raises AlreadyRecording: one recorder per camera
         self.journal = Journal(root, camera.id)
         self.timeline = Timeline()
         self._lock = threading.Lock()  # the session thread writes; the main thread may finalise
@@ -166,6 +168,7 @@ class CameraRecorder:
                 self._record_gap(time.time())
             finally:
                 self._lock.release()
+        self.lock.release()  # even when the camera's thread is stuck: a reload may record it again
         self.status.state = "stopped"
 
     # --- writing ------------------------------------------------------------------------------
