@@ -12,8 +12,9 @@ import pytest
 from camctl.units import iso_time
 from tests.audio_helpers import audio_packets, av_sync_error, streams_of
 from tests.conftest import Result
-from tests.harness import FakeCameras
-from tests.recording_helpers import segment_files, segment_frames
+from tests.harness import CamctlProcess, FakeCameras, NatsServer
+from tests.ingest_helpers import free_port, http_get
+from tests.recording_helpers import segment_files, segment_frames, wait_for
 
 
 def config(tmp_path: Path, url: str, extra: str = "") -> Path:
@@ -94,3 +95,23 @@ def test_audio_false_records_video_only_and_probe_reports_the_audio(
     assert probe.returncode == 0, probe.stderr
     (row,) = json.loads(probe.text)
     assert row["audio"] == {"codec": "pcm_alaw", "sample_rate": 8000, "channels": 1}
+
+
+def test_run_all_records_an_audio_camera_with_its_audio_and_reports_it(
+    fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, tmp_path: Path
+) -> None:
+    cams = fake_cameras(size="320x240", fps=15, gop=15, bitrate=300, audio="pcma")
+    port = free_port()
+    root = tmp_path / "rec"
+    config = tmp_path / "camctl.yaml"
+    config.write_text(f"cameras:\n  cam_1: '{cams.url()}'\n"
+                      f"storage: {{root: '{root}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
+                      f"nats: {{url: '{nats_server.url}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n")  # fmt: skip
+    with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
+        wait_for("two finished segments", lambda: len(segment_files(root, "cam_1")) >= 3, timeout=30)
+        status = json.loads(http_get(f"http://127.0.0.1:{port}/status")[2])["cameras"][0]
+        assert proc.terminate()[0] == 0, proc.stderr
+    assert status["audio"] == {"codec": "pcm_alaw", "sample_rate": 8000, "channels": 1}
+    for path in segment_files(root, "cam_1")[:-1]:
+        assert streams_of(path) == {"video": "h264", "audio": "aac"}, path.name
+        assert audio_packets(path), path.name

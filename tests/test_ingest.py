@@ -47,7 +47,7 @@ def is_status(cam: str, online: bool) -> Callable[[Event], bool]:
 def test_events_follow_the_seed_and_their_url_serves_the_frame(
     fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, tmp_path: Path
 ) -> None:
-    cams = fake_cameras(count=2, size="640x360", fps=15)
+    cams = fake_cameras(count=2, size="640x360", fps=15, audio="aac")  # most cameras also send audio
     port = free_port()
     config = ingest_config(tmp_path, cams, nats_server.url, port)
     with EventTap(nats_server.url, [FRAME_SUBJECT, STATUS_SUBJECT]) as tap, Ingest(config, tmp_path / "d") as ingest:
@@ -76,6 +76,7 @@ def test_events_follow_the_seed_and_their_url_serves_the_frame(
         assert 10 <= events[-1]["fps"] <= 20
     assert all(isinstance(status[k], t) for k, t in STATUS_KEYS.items()), status
     assert status["node"] == "test-node" and status["uptime_seconds"] >= 0 and status["dropped_frames"] >= 0
+    assert status["audio"] == {"codec": "aac", "sample_rate": 16000, "channels": 1}
 
     assert code == 200 and jpeg[:2] == b"\xff\xd8" and headers["Content-Type"] == "image/jpeg"
     assert int(headers["X-Frame-Number"]) >= latest["frame_number"]

@@ -20,6 +20,7 @@ import av.error
 
 from camctl.config import CameraConfig
 from camctl.media.access_units import KeyframeJoiner
+from camctl.media.audio import AudioInfo
 from camctl.media.decode import DecoderChoice, open_best_decoder
 from camctl.media.source import Packet, StreamInfo
 
@@ -61,6 +62,7 @@ class LiveCamera:
         self.frames = 0
         self.decoder: str | None = None
         self.claimed_fps: float | None = None
+        self.audio: AudioInfo | None = None
         self._decoder: DecoderChoice | None = None
         self._joiner = KeyframeJoiner()
         # Others that want every decoded picture (a transcoder): one decode serves them all.
@@ -82,6 +84,7 @@ class LiveCamera:
         self.decoder = self._decoder.name
         self._joiner = KeyframeJoiner()
         self.claimed_fps = info.claimed_fps
+        self.audio = info.audio
         self._connects += 1
         self.reconnects = self._connects - 1
         self.connected_at = time.time()
@@ -186,4 +189,5 @@ class LiveCamera:
             "last_frame_age_ms": round((now - latest.timestamp) * 1000) if latest else None,
             "frames": self.frames,
             "decoder": self.decoder,
+            "audio": self.audio.to_json() if self.audio else None,  # what the camera sends
         }
