@@ -35,9 +35,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.bench_record import stop_and_measure  # noqa: E402
-from tests.audio_helpers import av_sync_error  # noqa: E402
-from tests.harness import FakeCameras  # noqa: E402
+from scripts.bench_record import stop_and_measure
+from tests.audio_helpers import av_sync_error
+from tests.harness import FakeCameras
 
 
 def camctl_recorder(work: Path, url: str, name: str, audio: bool, segment: int) -> subprocess.Popen[bytes]:

@@ -193,6 +193,13 @@ class FakeCameras:
     def up(self, *names: str) -> None:
         self.command("up " + " ".join(names))
 
+    def mute(self, *names: str) -> None:
+        """(audio cameras) Their audio stops; video goes on."""
+        self.command("mute " + " ".join(names))
+
+    def unmute(self, *names: str) -> None:
+        self.command("unmute " + " ".join(names))
+
     def log(self) -> str:
         self._log.seek(0)
         return self._log.read().decode(errors="replace")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,3 +116,25 @@ def test_run_all_records_an_audio_camera_with_its_audio_and_reports_it(
     for path in segment_files(root, "cam_1")[:-1]:
         assert streams_of(path) == {"video": "h264", "audio": "aac"}, path.name
         assert audio_packets(path), path.name
+
+
+def test_audio_that_stops_never_costs_video(fake_cameras: Callable[..., FakeCameras], tmp_path: Path) -> None:
+    cams = fake_cameras(size="320x240", fps=15, gop=15, bitrate=300, audio="aac")
+    root = tmp_path / "rec"
+    with CamctlProcess(config(tmp_path, cams.url()), tmp_path / "d", "record") as rec:
+        wait_for("a finished segment with audio", lambda: len(segment_files(root, "cam_1")) >= 2, timeout=20)
+        cams.mute("cam1")
+        muted = time.time()
+        wait_for("three segments since the audio stopped", lambda: sum(
+            1 for p in segment_files(root, "cam_1") if p.stat().st_ctime > muted + 0.5) >= 3, timeout=20)  # fmt: skip
+        assert rec.terminate()[0] == 0, rec.stderr
+    entries = [json.loads(line) for line in (root / "cam_1" / "recordings.jsonl").read_text().splitlines()]
+    segments = [e for e in entries if e["type"] == "segment"]
+    assert not [e for e in entries if e["type"] == "gap" and e["to"] > muted], "no gap: video went on"
+    for prev, nxt in itertools.pairwise(segments):
+        assert abs(nxt["start"] - prev["end"]) < 0.01, "contiguous"
+    for path, entry in zip(segment_files(root, "cam_1"), segments, strict=True):
+        frames = segment_frames(path)
+        assert len(frames) == entry["frames"] and frames[0][1], path.name
+        span = entry["end"] - entry["start"]
+        assert len(frames) >= 0.9 * 15 * span, f"{path.name}: {len(frames)} frames in {span:.1f}s"
