@@ -30,8 +30,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.bench_record import cpu_seconds
-from tests.harness import FakeCameras, NatsServer
-from tests.ingest_helpers import free_port, http_get, write_ingest_config
+from tests.harness import FakeCameras, NatsServer, free_port
+from tests.ingest_helpers import http_get, write_ingest_config
 
 
 def measure(procs: list[subprocess.Popen[bytes]], warmup: float, seconds: float) -> float:

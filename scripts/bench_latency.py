@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import av
 
-from tests.harness import FakeCameras, NatsServer, read_stamp
-from tests.ingest_helpers import EventTap, free_port, http_get, write_ingest_config
+from tests.harness import FakeCameras, NatsServer, free_port, read_stamp
+from tests.ingest_helpers import EventTap, http_get, write_ingest_config
 
 
 def percentiles(values: list[float]) -> dict[str, float | int | None]:

@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import av
 
 from camctl.recording.index import build_index
-from tests.harness import CamctlProcess, FakeCameras, NatsServer, read_stamp
-from tests.ingest_helpers import EventTap, free_port, http_get, write_ingest_config
+from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port, read_stamp
+from tests.ingest_helpers import EventTap, http_get, write_ingest_config
 from tests.recording_helpers import ReferenceClient
 
 

@@ -109,7 +109,26 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
             proc.wait(grace)
 
 
-class FakeCameras:
+class ManagedChild:
+    """A child process with a log file, used as `with X(...) as x:` (start, then stop by PID)."""
+
+    _log: IO[bytes]
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+        self._log.close()
+
+
+class FakeCameras(ManagedChild):
     """`scripts/fake-cameras` on a free loopback port; cameras are cam1..camN."""
 
     def __init__(
@@ -211,13 +230,6 @@ class FakeCameras:
                     self.proc.stdin.close()  # --control: end of stdin stops it cleanly
             _stop(self.proc)
             self.proc = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
-        self._log.close()
 
 
 class NatsServer:
@@ -370,7 +382,7 @@ def looping_test_video(seconds: int = 20, size: str = "640x360", fps: int = 25) 
     return path
 
 
-class VlcCamera:
+class VlcCamera(ManagedChild):
     """VLC 3 serving a file in a loop over RTSP, as people use it for a test camera; at each loop it
     rewinds its timestamps and sends a burst of frames. As root it runs as nobody (VLC refuses root),
     in its own process group, stopped by that group's id."""
@@ -379,7 +391,7 @@ class VlcCamera:
         self.video = video
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
+        self._log: IO[bytes] = tempfile.TemporaryFile()
 
     @property
     def url(self) -> str:
@@ -387,7 +399,7 @@ class VlcCamera:
 
     def start(self, timeout: float = 20.0) -> Self:
         check_vlc()
-        self.port = free_tcp_port()
+        self.port = free_port()
         argv = ["cvlc", "-I", "dummy", "--no-plugins-cache", str(self.video), "--loop",
                 "--sout", f"#gather:rtp{{sdp=rtsp://127.0.0.1:{self.port}/cam}}", "--sout-keep"]  # fmt: skip
         if os.geteuid() == 0:
@@ -417,15 +429,9 @@ class VlcCamera:
                     self.proc.wait(5)
             self.proc = None
 
-    def __enter__(self) -> Self:
-        return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
-        self._log.close()
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -13,8 +13,8 @@ import pytest
 from camctl.units import iso_time
 from tests.audio_helpers import audio_packets, av_sync_error, streams_of
 from tests.conftest import Result
-from tests.harness import CamctlProcess, FakeCameras, NatsServer
-from tests.ingest_helpers import free_port, http_get
+from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
+from tests.ingest_helpers import http_get
 from tests.recording_helpers import segment_files, segment_frames, wait_for
 
 

@@ -22,8 +22,7 @@ from camctl.encoding.output import StreamOutput
 from camctl.encoding.target import WRITE_THROUGH, Target
 from camctl.errors import StorageError
 from tests.conftest import Result
-from tests.harness import FakeCameras
-from tests.ingest_helpers import free_port
+from tests.harness import FakeCameras, free_port
 from tests.recording_helpers import wait_for
 
 GRID = Layout.for_cameras(4, 1920, 1080)

@@ -19,8 +19,8 @@ import pytest
 
 from camctl.bus import FRAME_SUBJECT, SNAPSHOT_SUBJECT, STATUS_SUBJECT
 from tests.conftest import Result
-from tests.harness import FakeCameras, NatsServer, read_stamp
-from tests.ingest_helpers import Event, EventTap, Ingest, free_port, http_get, write_ingest_config
+from tests.harness import FakeCameras, NatsServer, free_port, read_stamp
+from tests.ingest_helpers import Event, EventTap, Ingest, http_get, write_ingest_config
 from tests.recording_helpers import wait_for
 from tests.test_probe import PASSWORD
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from camctl.config import parse_config
 from tests.conftest import require
-from tests.harness import CamctlProcess, NatsServer, nats_server_binary
-from tests.ingest_helpers import free_port, http_get
+from tests.harness import CamctlProcess, NatsServer, free_port, nats_server_binary
+from tests.ingest_helpers import http_get
 from tests.recording_helpers import segment_files, wait_for
 
 CAMERAS = "".join(f"  cam_{i}: 'demo:?size=320x240&fps=10&gop=10'\n" for i in (1, 2))

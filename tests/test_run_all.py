@@ -18,8 +18,8 @@ import pytest
 
 from camctl.recording.index import build_index
 from tests.conftest import IN_CI, Result
-from tests.harness import CamctlProcess, NatsServer
-from tests.ingest_helpers import free_port, http_get, write_ingest_config
+from tests.harness import CamctlProcess, NatsServer, free_port
+from tests.ingest_helpers import http_get, write_ingest_config
 from tests.recording_helpers import segment_files, segment_frames, wait_for
 
 

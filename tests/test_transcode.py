@@ -17,8 +17,8 @@ from camctl.encoding.bitrate import DiskUsage, StorageBudget
 from camctl.encoding.transcode import Transcoder
 from camctl.media.source import Packet, StreamInfo
 from tests.conftest import Result
-from tests.harness import CamctlProcess, FakeCameras, NatsServer
-from tests.ingest_helpers import free_port, http_get
+from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
+from tests.ingest_helpers import http_get
 from tests.recording_helpers import segment_files, wait_for
 
 TARGET = 300_000

@@ -80,7 +80,7 @@ class CameraRecorder:
         self.on_storage_error = on_storage_error
         self.storage_retry = storage_retry
         self.status = RecorderStatus()
-        self.lock = RecorderLock(root, camera.id)  # raises AlreadyRecording: one recorder per camera
+        self.camera_lock = RecorderLock(root, camera.id)  # raises AlreadyRecording: one recorder per camera
         self.journal = Journal(root, camera.id)
         self.timeline = Timeline()
         self._lock = threading.Lock()  # the session thread writes; the main thread may finalise
@@ -168,7 +168,7 @@ class CameraRecorder:
                 self._record_gap(time.time())
             finally:
                 self._lock.release()
-        self.lock.release()  # even when the camera's thread is stuck: a reload may record it again
+        self.camera_lock.release()  # even when the camera's thread is stuck: a reload may record it again
         self.status.state = "stopped"
 
     # --- writing ------------------------------------------------------------------------------

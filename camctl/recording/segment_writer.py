@@ -106,11 +106,7 @@ class SegmentWriter:
         packet.time_base = TIME_BASE
         packet.is_keyframe = au.key
         packet.stream = self.stream
-        try:
-            self.container.mux(packet)
-        except (OSError, av.error.FFmpegError) as exc:
-            self.failed = True
-            raise _storage_error(self.path, exc) from None
+        self._mux(packet)
         self.frames += 1
         self.end = dts + duration  # on the decode timeline, as `start` is: the next segment starts there
 
@@ -129,13 +125,16 @@ class SegmentWriter:
         packet.duration = sample.samples
         packet.time_base = self._audio.time_base
         packet.stream = self._audio
+        self._mux(packet)
+        self._audio_next = at + sample.samples
+        self.audio_samples += 1
+
+    def _mux(self, packet: Any) -> None:
         try:
             self.container.mux(packet)
         except (OSError, av.error.FFmpegError) as exc:
-            self.failed = True
+            self.failed = True  # the file may end in a torn fragment now
             raise _storage_error(self.path, exc) from None
-        self._audio_next = at + sample.samples
-        self.audio_samples += 1
 
     def close(self) -> SegmentInfo:
         """Finishes the file (last fragment and index). Safe to call after a write error."""
