@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,8 +106,15 @@ def vlc_camera() -> Iterator[VlcCamera]:
 
 
 def _can_mount() -> None:
+    """A trial mount: root is not enough in a container without CAP_SYS_ADMIN."""
     if os.geteuid() != 0:
         raise ComponentMissing("a small filesystem needs root (mount -t tmpfs)")
+    with tempfile.TemporaryDirectory() as folder:
+        trial = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", folder],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+        if trial.returncode != 0:
+            raise ComponentMissing(f"cannot mount a tmpfs here: {trial.stderr.strip() or trial.returncode}")
+        subprocess.run(["umount", folder], check=False)
 
 
 @pytest.fixture
