@@ -27,6 +27,7 @@ log = logging.getLogger("camctl.audio")
 
 COPIED = frozenset({"aac", "opus"})  # MP4 carries them and browsers play them as they are
 MAX_SKEW = 0.3  # seconds an audio packet may stray from its arrival before the clock re-anchors
+CODEC_NAMES = {"aac": "AAC", "opus": "Opus", "pcm_alaw": "G.711 A-law", "pcm_mulaw": "G.711 mu-law"}
 AAC_BITRATE = 32_000  # per channel, for transcoded G.711 speech
 
 
@@ -37,8 +38,9 @@ class AudioInfo:
     channels: int
 
     def describe(self) -> str:
+        """For people: `G.711 A-law 8 kHz mono`."""
         layout = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} channels")
-        return f"{self.codec} {self.sample_rate / 1000:g} kHz {layout}"
+        return f"{CODEC_NAMES.get(self.codec, self.codec)} {self.sample_rate / 1000:g} kHz {layout}"
 
     def to_json(self) -> dict[str, Any]:
         return {"codec": self.codec, "sample_rate": self.sample_rate, "channels": self.channels}
