@@ -30,6 +30,7 @@ from camctl.bus import STATUS_REQUEST_SUBJECT, Bus, EmbeddedNats, encode
 from camctl.config import CameraConfig, Config
 from camctl.errors import CamctlError
 from camctl.lifecycle import exit_if_shutdown_hangs, reread_config
+from camctl.metrics import counter_family, exposition, merge_metrics
 from camctl.recording.retention import RetentionRunner
 from camctl.secrets import redact
 from camctl.storage import Limits
@@ -273,9 +274,10 @@ class Supervisor:
                     with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
                         async with worker.client().get("http://worker/metrics") as r:
                             texts.append((worker.camera.id, await r.text()))
-            restarts = [f'camctl_worker_restarts_total{{camera="{w.camera.id}"}} {w.restarts}'
-                        for w in self.workers.values()]  # fmt: skip
-            body = merge_metrics(texts) + "# TYPE camctl_worker_restarts_total counter\n" + "\n".join(restarts) + "\n"
+            restarts = counter_family(
+                "camctl_worker_restarts_total", {w.camera.id: w.restarts for w in self.workers.values()}
+            )
+            body = merge_metrics(texts) + exposition([restarts])
             return web.Response(text=body, content_type="text/plain", charset="utf-8")
 
         app.router.add_get("/healthz", healthz)
@@ -332,33 +334,6 @@ class Supervisor:
                 worker.socket.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 self._dir.rmdir()
-
-
-def merge_metrics(texts: list[tuple[str, str]]) -> str:
-    """Prometheus text from several workers: each family once (HELP/TYPE, then its samples from
-    every worker), every sample labelled with its camera."""
-    meta: dict[str, list[str]] = {}  # family -> its HELP/TYPE lines, in order of first appearance
-    samples: dict[str, list[str]] = {}
-    for camera, text in texts:
-        for line in text.splitlines():
-            if line.startswith("#"):
-                parts = line.split()
-                if len(parts) >= 3 and line not in meta.setdefault(parts[2], []):
-                    meta[parts[2]].append(line)
-                continue
-            if not line.strip():
-                continue
-            name = line.split("{")[0].split()[0]
-            family = max((f for f in meta if name.startswith(f)), key=len, default=name)
-            labelled = line
-            if 'camera="' not in line:
-                labelled = (line.replace("{", f'{{camera="{camera}",', 1) if "{" in line
-                            else line.replace(" ", f'{{camera="{camera}"}} ', 1))  # fmt: skip
-            samples.setdefault(family, []).append(labelled)
-    out: list[str] = []
-    for family in [*meta, *(f for f in samples if f not in meta)]:
-        out += meta.get(family, []) + samples.get(family, [])
-    return "\n".join(out) + "\n"
 
 
 def run_supervised(config: Config, argv: list[str], reload: Callable[[], Config] | None) -> None:

@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,29 +39,13 @@ from camctl.ingest.live import LiveCamera, LiveFrame
 from camctl.lifecycle import die_with_parent, exit_if_shutdown_hangs, reread_config
 from camctl.media.jpeg import DEFAULT_QUALITY
 from camctl.media.session import CameraSession, Consumer
+from camctl.metrics import LatencyHistogram, bus_families, camera_families, exposition, latency_family
 from camctl.recording.recorder import CameraRecorder
 from camctl.recording.retention import RetentionRunner
 from camctl.secrets import redact
 from camctl.storage import Limits
 
 log = logging.getLogger("camctl.ingest")
-
-LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000)
-
-
-@dataclass
-class LatencyHistogram:
-    """Camera-to-event latency (frame arrival to publish), for /metrics."""
-
-    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
-    total_ms: float = 0.0
-    n: int = 0
-
-    def observe(self, ms: float) -> None:
-        index = next((i for i, b in enumerate(LATENCY_BUCKETS_MS) if ms <= b), len(LATENCY_BUCKETS_MS))
-        self.counts[index] += 1
-        self.total_ms += ms
-        self.n += 1
 
 
 @dataclass(frozen=True)
@@ -278,47 +262,10 @@ class IngestService:
             await self.bus.nc.publish(msg.reply, body, headers=headers)
 
     def metrics(self) -> str:
-        lines = [
-            "# HELP camctl_camera_online 1 when the camera delivers frames.",
-            "# TYPE camctl_camera_online gauge",
-        ]
-        statuses = self.status_payloads()
-        for key, name, kind in (
-            ("online", "camctl_camera_online", "gauge"),
-            ("fps", "camctl_camera_fps", "gauge"),
-            ("bitrate_kbps", "camctl_camera_bitrate_kbps", "gauge"),
-            ("dropped_frames", "camctl_camera_dropped_frames_total", "counter"),
-            ("reconnects", "camctl_camera_reconnects_total", "counter"),
-            ("frames", "camctl_camera_frames_total", "counter"),
-            ("transcode_bitrate_kbps", "camctl_transcode_bitrate_kbps", "gauge"),
-        ):
-            if name != "camctl_camera_online":
-                lines += [f"# TYPE {name} {kind}"]
-            for s in statuses:
-                if key not in s:  # transcoding is per camera
-                    continue
-                lines.append(f'{name}{{camera="{s["camera_id"]}",node="{self.config.node}"}} {float(s[key] or 0):g}')
-        lines += ["# HELP camctl_event_latency_ms Camera frame arrival to NATS publish.",
-                  "# TYPE camctl_event_latency_ms histogram"]  # fmt: skip
-        cumulative = 0
-        for bound, count in zip((*LATENCY_BUCKETS_MS, "+Inf"), self.latency.counts, strict=True):
-            cumulative += count
-            lines.append(f'camctl_event_latency_ms_bucket{{le="{bound}"}} {cumulative}')
-        lines += [
-            f"camctl_event_latency_ms_sum {self.latency.total_ms:.3f}",
-            f"camctl_event_latency_ms_count {self.latency.n}",
-        ]
+        families = [*camera_families(self.status_payloads(), self.config.node), latency_family(self.latency)]
         if self.bus is not None:
-            lines += [
-                "# HELP camctl_nats_connected 1 when events reach NATS.",
-                "# TYPE camctl_nats_connected gauge",
-                f"camctl_nats_connected {int(self.bus.connected)}",
-                "# TYPE camctl_events_published_total counter",
-                f"camctl_events_published_total {self.bus.published}",
-                "# TYPE camctl_events_dropped_total counter",
-                f"camctl_events_dropped_total {self.bus.dropped}",
-            ]
-        return "\n".join(lines) + "\n"
+            families += bus_families(self.bus.connected, self.bus.published, self.bus.dropped)
+        return exposition(families)
 
     async def run(self, stop: asyncio.Event, reload: asyncio.Event | None = None) -> None:
         """Until stop is set; each time reload is set, the config is read again (SIGHUP)."""
