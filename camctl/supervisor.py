@@ -26,12 +26,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from camctl.bus import STATUS_REQUEST_SUBJECT, Bus, EmbeddedNats, encode
+from camctl.bus import STATUS_REQUEST_SUBJECT, Bus, encode
 from camctl.config import CameraConfig, Config
-from camctl.errors import CamctlError
-from camctl.lifecycle import exit_if_shutdown_hangs, reread_config
+from camctl.lifecycle import reread_config
 from camctl.metrics import counter_family, exposition, merge_metrics
 from camctl.recording.retention import RetentionRunner
+from camctl.runtime import Listen, bus_and_http, run_until_signalled
 from camctl.secrets import redact
 from camctl.storage import Limits
 
@@ -295,62 +295,38 @@ class Supervisor:
             await self.bus.nc.publish(msg.reply, encode({"node": self.config.node, "cameras": down}))
 
     async def run(self, stop: asyncio.Event, hup: asyncio.Event) -> None:
-        embedded = None
-        if not self.nats_url:
-            embedded = EmbeddedNats()
-            await embedded.start()
-            self.nats_url = embedded.url
-        self.bus = Bus(self.nats_url, name=f"camctl-supervisor@{self.config.node}")
-        runner = web.AppRunner(self._app(), access_log=None)
-        try:
-            await self.bus.connect()
+        http = self.config.http
+        name = f"camctl-supervisor@{self.config.node}"
+        async with bus_and_http(self.nats_url or None, name, lambda _bus: self._app(),
+                                Listen(http.listen, http.host, http.port)) as self.bus:  # fmt: skip
+            self.nats_url = self.bus.url  # the embedded server's, when none is configured
             await self.bus.respond(STATUS_REQUEST_SUBJECT, self._answer_status_for_down_workers)
-            await runner.setup()
             try:
-                await web.TCPSite(runner, self.config.http.host, self.config.http.port).start()
-            except OSError as exc:
-                raise CamctlError(f"cannot listen on {self.config.http.listen}: {exc.strerror or exc}") from None
-            for camera in self.config.select(None):
-                await self._start(self._add(camera))
-            await self._start_grid()
-            next_prune = 0.0
-            while not stop.is_set():
-                await self._watch()
-                if hup.is_set():
-                    hup.clear()
-                    await self._reload()
-                if time.monotonic() >= next_prune:
-                    next_prune = time.monotonic() + self.retention.interval
-                    await asyncio.get_running_loop().run_in_executor(None, self.retention.run)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.25)
-        finally:
-            await asyncio.gather(*(self._stop(w) for w in self._children()))
-            await runner.cleanup()
-            await self.bus.close()
-            if embedded is not None:
-                embedded.stop()
-            for worker in self.workers.values():
-                worker.socket.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                self._dir.rmdir()
+                for camera in self.config.select(None):
+                    await self._start(self._add(camera))
+                await self._start_grid()
+                next_prune = 0.0
+                while not stop.is_set():
+                    await self._watch()
+                    if hup.is_set():
+                        hup.clear()
+                        await self._reload()
+                    if time.monotonic() >= next_prune:
+                        next_prune = time.monotonic() + self.retention.interval
+                        await asyncio.get_running_loop().run_in_executor(None, self.retention.run)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 0.25)
+            finally:
+                await asyncio.gather(*(self._stop(w) for w in self._children()))
+                for worker in self.workers.values():
+                    worker.socket.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    self._dir.rmdir()
 
 
 def run_supervised(config: Config, argv: list[str], reload: Callable[[], Config] | None) -> None:
-    async def main() -> None:
-        stop, hup = asyncio.Event(), asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_stop() -> None:
-            stop.set()
-            exit_if_shutdown_hangs(STOP_GRACE + 10)
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_stop)
-        loop.add_signal_handler(signal.SIGHUP, hup.set)
-        await Supervisor(config, argv, reload).run(stop, hup)
-
-    asyncio.run(main())
+    """Until SIGTERM/SIGINT (workers get STOP_GRACE to finish their segments); SIGHUP reloads."""
+    run_until_signalled(Supervisor(config, argv, reload).run, hang_after=STOP_GRACE + 10, reload=True)
 
 
 def camctl_argv(config_path: Path | None, log_json: bool, debug: bool) -> list[str]:

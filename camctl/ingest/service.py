@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -27,7 +26,6 @@ from camctl.bus import (
     STATUS_REQUEST_SUBJECT,
     STATUS_SUBJECT,
     Bus,
-    EmbeddedNats,
     encode,
     frame_event,
 )
@@ -36,12 +34,13 @@ from camctl.encoding.transcode import Transcoder, recording_input
 from camctl.errors import CamctlError
 from camctl.http import JpegCache, build_app
 from camctl.ingest.live import LiveCamera, LiveFrame
-from camctl.lifecycle import die_with_parent, exit_if_shutdown_hangs, reread_config
+from camctl.lifecycle import reread_config
 from camctl.media.jpeg import DEFAULT_QUALITY
 from camctl.media.session import CameraSession, Consumer
 from camctl.metrics import LatencyHistogram, bus_families, camera_families, exposition, latency_family
 from camctl.recording.recorder import CameraRecorder
 from camctl.recording.retention import RetentionRunner
+from camctl.runtime import Listen, bus_and_http, run_until_signalled
 from camctl.secrets import redact
 from camctl.storage import Limits
 
@@ -270,46 +269,30 @@ class IngestService:
     async def run(self, stop: asyncio.Event, reload: asyncio.Event | None = None) -> None:
         """Until stop is set; each time reload is set, the config is read again (SIGHUP)."""
         self._loop = asyncio.get_running_loop()
-        embedded = None
         url = self.worker.nats_url if self.worker is not None else self.config.nats.url
-        if url is None:
-            embedded = EmbeddedNats()
-            await embedded.start()
-            url = embedded.url
-        self.bus = Bus(url, name=f"camctl@{self.config.node}")
-        runner: web.AppRunner | None = None
-        try:
-            await self.bus.connect()
+        http = self.config.http
+        listen = Listen(http.listen, http.host, http.port, self.worker.socket if self.worker is not None else None)
+
+        def app(bus: Bus) -> web.Application:
+            return build_app(self.by_name, self.metrics, self.status_payloads, self.jpegs, bus.state)
+
+        async with bus_and_http(url, f"camctl@{self.config.node}", app, listen) as self.bus:
             await self.bus.respond(f"{SNAPSHOT_SUBJECT}.*", self._answer_snapshot)
             await self.bus.respond(STATUS_REQUEST_SUBJECT, self._answer_status)
-            app = build_app(self.by_name, self.metrics, self.status_payloads, self.jpegs, self.bus.state)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
             try:
-                if self.worker is not None:
-                    await web.UnixSite(runner, str(self.worker.socket)).start()
-                else:
-                    await web.TCPSite(runner, self.config.http.host, self.config.http.port).start()
-            except OSError as exc:
-                raise CamctlError(f"cannot listen on {self.config.http.listen}: {exc.strerror or exc}") from None
-            for cam in self.cameras:
-                self._add(cam)
-            log.info(
-                "ingesting %d camera(s): frames on %s/<camera>/frame.jpg, events on %s (%s, %s)",
-                len(self.sessions), self.config.http.public_url, url, FRAME_SUBJECT, STATUS_SUBJECT,
-            )  # fmt: skip
-            await self._status_loop(stop, reload)
-        finally:
-            for session in self.sessions.values():
-                session.stop()
-            await asyncio.get_running_loop().run_in_executor(None, self._join_sessions)
-            for recorder in self.recorders.values():
-                recorder.finalize()  # a session stuck on a silent camera: close its segment from here
-            if runner is not None:
-                await runner.cleanup()
-            await self.bus.close()
-            if embedded is not None:
-                embedded.stop()
+                for cam in self.cameras:
+                    self._add(cam)
+                log.info(
+                    "ingesting %d camera(s): frames on %s/<camera>/frame.jpg, events on %s (%s, %s)",
+                    len(self.sessions), http.public_url, redact(self.bus.url), FRAME_SUBJECT, STATUS_SUBJECT,
+                )  # fmt: skip
+                await self._status_loop(stop, reload)
+            finally:
+                for session in self.sessions.values():
+                    session.stop()
+                await asyncio.get_running_loop().run_in_executor(None, self._join_sessions)
+                for recorder in self.recorders.values():
+                    recorder.finalize()  # a session stuck on a silent camera: close its segment from here
 
     def _prune(self, force: bool = False) -> None:
         if self.retention is not None:
@@ -328,22 +311,7 @@ def run_ingest(
     reload: Callable[[], Config] | None = None,
     worker: WorkerOptions | None = None,
 ) -> None:
-    """Runs until SIGTERM or SIGINT; SIGHUP reloads the config when `reload` is given."""
-
-    async def main() -> None:
-        stop, hup = asyncio.Event(), asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_stop() -> None:
-            stop.set()
-            exit_if_shutdown_hangs()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_stop)
-        if worker is not None:
-            die_with_parent()  # a worker never outlives its supervisor
-        if reload is not None:
-            loop.add_signal_handler(signal.SIGHUP, hup.set)
-        await IngestService(config, cameras, record, reload, worker).run(stop, hup)
-
-    asyncio.run(main())
+    """Runs until SIGTERM or SIGINT; SIGHUP reloads the config when `reload` is given; a worker
+    never outlives its supervisor."""
+    service = IngestService(config, cameras, record, reload, worker)
+    run_until_signalled(service.run, reload=reload is not None, child=worker is not None)

@@ -1,0 +1,88 @@
+"""The one asyncio main of camctl's long-running services (`ingest`, a run-all worker, `run-all`),
+and their start-up: the embedded NATS when none is configured, the bus, the HTTP server.
+
+Nothing here waits for NATS (the bus connects in the background); the HTTP server is up before
+the service starts its cameras, and a port that cannot be taken is one clear error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from camctl.bus import Bus, EmbeddedNats
+from camctl.errors import CamctlError
+from camctl.lifecycle import die_with_parent, exit_if_shutdown_hangs
+
+Body = Callable[[asyncio.Event, asyncio.Event], Awaitable[None]]
+
+
+def run_until_signalled(body: Body, hang_after: float = 15.0, reload: bool = False, child: bool = False) -> None:
+    """Runs body(stop, hup) on a new event loop. SIGTERM/SIGINT set `stop` (and the process exits
+    anyway `hang_after` seconds later if shutting down hangs); with reload, SIGHUP sets `hup`;
+    a child dies with its parent."""
+
+    async def main() -> None:
+        stop, hup = asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_stop() -> None:
+            stop.set()
+            exit_if_shutdown_hangs(hang_after)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_stop)
+        if child:
+            die_with_parent()
+        if reload:
+            loop.add_signal_handler(signal.SIGHUP, hup.set)
+        await body(stop, hup)
+
+    asyncio.run(main())
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the HTTP server listens: TCP host:port, or a unix socket (a run-all worker)."""
+
+    label: str  # as the config says it, for errors
+    host: str = ""
+    port: int = 0
+    unix: Path | None = None
+
+
+@contextlib.asynccontextmanager
+async def bus_and_http(
+    nats_url: str | None, bus_name: str, app: Callable[[Bus], web.Application], listen: Listen
+) -> AsyncIterator[Bus]:
+    """The service's bus (with an embedded nats-server when nats_url is None) and its HTTP server
+    serving app(bus), for the duration of the block; stopped in reverse order after it."""
+    embedded = None
+    if nats_url is None:
+        embedded = EmbeddedNats()
+        await embedded.start()
+        nats_url = embedded.url
+    bus = Bus(nats_url, name=bus_name)
+    runner = web.AppRunner(app(bus), access_log=None)
+    try:
+        await bus.connect()
+        await runner.setup()
+        try:
+            if listen.unix is not None:
+                await web.UnixSite(runner, str(listen.unix)).start()
+            else:
+                await web.TCPSite(runner, listen.host, listen.port).start()
+        except OSError as exc:
+            raise CamctlError(f"cannot listen on {listen.label}: {exc.strerror or exc}") from None
+        yield bus
+    finally:
+        await runner.cleanup()
+        await bus.close()
+        if embedded is not None:
+            embedded.stop()
