@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import nats
+import nats.errors
 
 from camctl.bus import EMBEDDED_URL, STATUS_REQUEST_SUBJECT
 from camctl.config import Config
@@ -59,7 +60,7 @@ async def _ask_nats(url: str, wait: float) -> list[dict[str, Any]] | None:
     """Every node's reply within `wait` seconds; None when NATS is unreachable or nobody answers."""
     try:
         nc = await nats.connect(url, connect_timeout=1, max_reconnect_attempts=0, allow_reconnect=False)
-    except Exception:  # noqa: BLE001 - no NATS here: try HTTP
+    except (OSError, TimeoutError, nats.errors.Error):  # no NATS here (or it refuses us): try HTTP
         return None
     replies: list[dict[str, Any]] = []
     try:
