@@ -19,6 +19,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import yaml
 
 from camctl.demo_spec import DemoSpec, parse_demo_url
+from camctl.encoding.layout import MAX_TILES, grid_size_ok
+from camctl.encoding.names import ENCODERS
 from camctl.encoding.target import Target
 from camctl.errors import ConfigError, UsageError
 from camctl.paths import default_data_dir
@@ -359,12 +361,12 @@ class _Parser:
                     raise self.error("grid.cameras", f"unknown camera {cam!r}")
             chosen = tuple(str(cam) for cam in m["cameras"])
         count = len(chosen) if chosen else sum(1 for c in cameras.values() if c.enabled)
-        if count > 9:
-            raise self.error("grid.cameras", f"a grid holds up to 9 cameras: name the {count} to show")
+        if count > MAX_TILES:
+            raise self.error("grid.cameras", f"a grid holds up to {MAX_TILES} cameras: name the {count} to show")
         width, height = 1920, 1080
         if "size" in m:
             size = re.fullmatch(r"(\d+)x(\d+)", self.text(m["size"], "grid.size").strip().lower())
-            if not size or int(size[1]) % 2 or int(size[2]) % 2 or min(int(size[1]), int(size[2])) < 64:
+            if not size or not grid_size_ok(int(size[1]), int(size[2])):
                 raise self.error("grid.size", "expected WIDTHxHEIGHT, even, at least 64 (e.g. 1920x1080)")
             width, height = int(size[1]), int(size[2])
         rates = self.bitrates(m, "grid")
@@ -532,7 +534,7 @@ class _Parser:
 
     def encoder(self, raw: Any, path: str = "encoder") -> str:
         name = self.text(raw, path).strip()
-        known = ("auto", "h264_nvenc", "hevc_nvenc", "h264_v4l2m2m", "h264_vaapi", "libx264", "libx265")
+        known = ("auto", *ENCODERS)
         if name not in known:
             hint = difflib.get_close_matches(name, known, n=1)
             more = f" (did you mean {hint[0]}?)" if hint else f" (one of: {', '.join(known)})"

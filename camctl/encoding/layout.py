@@ -9,6 +9,11 @@ from camctl.errors import UsageError
 MAX_TILES = 9
 
 
+def grid_size_ok(width: int, height: int) -> bool:
+    """Even (4:2:0 chroma) and at least 64 pixels each way."""
+    return width % 2 == 0 and height % 2 == 0 and min(width, height) >= 64
+
+
 @dataclass(frozen=True)
 class Tile:
     x: int
@@ -28,7 +33,7 @@ class Layout:
     def for_cameras(cls, count: int, width: int, height: int) -> Layout:
         if not 1 <= count <= MAX_TILES:
             raise UsageError(f"a grid holds 1 to {MAX_TILES} cameras, not {count}: name the cameras to show")
-        if width % 2 or height % 2 or width < 64 or height < 64:
+        if not grid_size_ok(width, height):
             raise UsageError(f"grid size {width}x{height}: width and height must be even and at least 64")
         columns, rows = (1, 1) if count == 1 else (2, 1) if count == 2 else (2, 2) if count <= 4 else (3, 3)
         return cls(width, height, columns, rows)

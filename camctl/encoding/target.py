@@ -1,6 +1,7 @@
 """What a grid's `--output` names: a file, an RTSP server, an HLS folder or stdout.
 
-Kept apart from the muxing (and from PyAV) so the config can check `grid.output` when it loads.
+Kept apart from the muxing (and from PyAV, and from the disk) so the config can check
+`grid.output` when it loads.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ class Target:
             return cls(text, "mp4", {"movflags": MOVFLAGS, "frag_duration": "1000000", **WRITE_THROUGH}, text)
         if suffix == ".mkv":
             return cls(text, "matroska", dict(WRITE_THROUGH), text)
-        if suffix == ".m3u8" or text.endswith("/") or path.is_dir() or not suffix:
+        # By the name alone (the config checks outputs when it loads, without touching the disk): a
+        # folder for HLS ends in "/" or has no suffix.
+        if suffix == ".m3u8" or text.endswith("/") or not suffix:
             playlist = path if suffix == ".m3u8" else path / "index.m3u8"
             options = {
                 "hls_time": str(HLS_SEGMENT_SECONDS),
@@ -48,4 +51,4 @@ class Target:
                 **WRITE_THROUGH,
             }
             return cls(str(playlist), "hls", options, str(playlist))
-        raise UsageError(f"output {text!r}: use a .mp4 or .mkv file, an rtsp:// URL, or a directory for HLS")
+        raise UsageError(f"output {text!r}: use a .mp4 or .mkv file, an rtsp:// URL, or a folder for HLS (ending in /)")
