@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from camctl.encoding.tiles import TileScaler, keepalive
-from camctl.ingest.live import LiveCamera, LiveFrame
 from camctl.media.jpeg import DEFAULT_QUALITY, encode_jpeg, scaled_size
+from camctl.media.live import LiveCamera, LiveFrame
 from camctl.secrets import redact
 
 _CAM = r"{cam:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}"

@@ -24,8 +24,8 @@ from camctl.encoding.output import StreamOutput
 from camctl.encoding.target import Target
 from camctl.encoding.tiles import WorkerTiles
 from camctl.errors import CamctlError
-from camctl.ingest.live import LiveCamera
 from camctl.media.encoders import best_encoder
+from camctl.media.live import LiveCamera
 from camctl.media.session import CameraSession
 
 log = logging.getLogger("camctl.grid")

@@ -20,7 +20,7 @@ from camctl.encoding.bitrate import BitrateController
 from camctl.encoding.compositor import Compositor
 from camctl.encoding.encoder import KeyframeEncoder
 from camctl.encoding.output import StreamOutput
-from camctl.ingest.live import LiveFrame
+from camctl.media.live import LiveFrame
 
 RATE_WINDOW = 2.0  # seconds over which the progress line measures fps and bitrate
 

@@ -21,7 +21,7 @@ import av
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from camctl.encoding.layout import Tile, fit
-from camctl.ingest.live import LiveFrame
+from camctl.media.live import LiveFrame
 
 log = logging.getLogger("camctl.grid")
 

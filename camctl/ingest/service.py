@@ -33,9 +33,9 @@ from camctl.config import CameraConfig, Config
 from camctl.encoding.transcode import Transcoder, recording_input
 from camctl.errors import CamctlError
 from camctl.http import JpegCache, build_app
-from camctl.ingest.live import LiveCamera, LiveFrame
 from camctl.lifecycle import reread_config
 from camctl.media.jpeg import DEFAULT_QUALITY
+from camctl.media.live import LiveCamera, LiveFrame
 from camctl.media.session import CameraSession, Consumer
 from camctl.metrics import LatencyHistogram, bus_families, camera_families, exposition, latency_family
 from camctl.recording.recorder import CameraRecorder
