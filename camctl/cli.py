@@ -684,13 +684,13 @@ def run_all(ctx: typer.Context) -> None:
     from camctl.commands.record import check_writable
     from camctl.config import BUILTIN_DEMO, find_config_file
     from camctl.lifecycle import tune_malloc
-    from camctl.supervisor import camctl_argv, run_supervised
+    from camctl.runall import camctl_argv, run_supervised
 
     tune_malloc()
 
     cfg = _state(ctx).config
     cameras = cfg.select(None)
-    _events_logged("camctl.ingest", "camctl.record", "camctl.supervisor")
+    _events_logged("camctl.ingest", "camctl.record", "camctl.runall")
     try:
         check_writable(cfg.storage.root)
     except StorageError as exc:  # live frames still flow; the recorders retry and report it

@@ -1,0 +1,74 @@
+"""The processes run-all supervises: a camera's worker, and the grid fed by the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from camctl.config import CameraConfig
+
+# The malloc settings of lifecycle.tune_malloc, from the first allocation of the worker on.
+WORKER_ENV = {
+    **os.environ,
+    "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
+    "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", "131072"),
+}
+
+
+@dataclass
+class Child:
+    """A supervised process: restarted with backoff when it exits."""
+
+    name: str
+    socket: Path
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    next_start: float = 0.0
+    last_exit: str | None = None
+    backoff: float = 1.0
+    stopping: bool = False
+    session: aiohttp.ClientSession | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    def args(self, sockets: Path) -> list[str]:
+        """camctl's arguments for this child; sockets: the folder of the workers' sockets."""
+        return ["grid-worker", "--sockets", str(sockets)]  # the grid, fed by the camera workers
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    def exit_reason(self) -> str | None:
+        code = self.proc.returncode if self.proc is not None else None
+        if code is None:
+            return self.last_exit
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit status {code}"
+
+
+@dataclass
+class Worker(Child):
+    """A camera's worker: its RTSP session, recording and ingest, HTTP on a unix socket."""
+
+    camera: CameraConfig = field(kw_only=True)
+
+    def args(self, sockets: Path) -> list[str]:
+        # The NATS URL may hold a password: it goes in the environment, never on a command line (ps).
+        return ["worker", self.camera.id, "--socket", str(self.socket), "--restarts", str(self.restarts)]
+
+    def client(self) -> aiohttp.ClientSession:
+        if self.session is None or self.session.closed:
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=str(self.socket)), timeout=aiohttp.ClientTimeout(total=10)
+            )
+        return self.session

@@ -1,0 +1,132 @@
+"""run-all's HTTP front: one address for every camera of the node. Per-camera routes are relayed
+to the camera's worker over its unix socket; status, health and metrics are gathered from all of
+them, and answered by the front for a worker that is restarting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from camctl.bus import Bus, encode
+from camctl.config import Config
+from camctl.metrics import counter_family, exposition, merge_metrics
+from camctl.runall.children import Worker
+from camctl.secrets import redact
+
+
+class Front:
+    def __init__(self, workers: dict[str, Worker], config: Callable[[], Config], bus: Callable[[], Bus | None]) -> None:
+        """workers: the supervisor's, as they come and go; config and bus: the current ones."""
+        self.workers = workers
+        self._config = config
+        self._bus = bus
+
+    @property
+    def config(self) -> Config:
+        return self._config()
+
+    @property
+    def bus(self) -> Bus | None:
+        return self._bus()
+
+    def worker_for(self, name: str) -> Worker:
+        for worker in self.workers.values():
+            if name in (worker.camera.id, worker.camera.slug):
+                return worker
+        raise web.HTTPNotFound(text='{"error": "unknown camera"}', content_type="application/json")
+
+    async def proxy(self, request: web.Request) -> web.StreamResponse:
+        worker = self.worker_for(request.match_info["cam"])
+        if not worker.running:
+            body = {"error": "camera offline", "camera_id": worker.camera.id,
+                    "reason": f"worker restarting ({worker.exit_reason()})"}  # fmt: skip
+            return web.json_response(body, status=503, headers={"Retry-After": "1"})
+        path = f"http://worker/{worker.camera.id}/{request.match_info['file']}"
+        try:
+            upstream = await worker.client().get(path, params=request.query, timeout=aiohttp.ClientTimeout(total=None))
+        except (aiohttp.ClientError, OSError):
+            return web.json_response({"error": "camera offline", "camera_id": worker.camera.id,
+                                      "reason": "worker not answering"}, status=503)  # fmt: skip
+        keep = ("Content-Type", "Cache-Control", "Retry-After")
+        headers = {k: v for k, v in upstream.headers.items() if k in keep or k.startswith("X-")}
+        response = web.StreamResponse(status=upstream.status, headers=headers)
+        await response.prepare(request)
+        try:
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+        except (ConnectionResetError, aiohttp.ClientError):
+            pass
+        finally:
+            upstream.release()
+        return response
+
+    async def status_payloads(self) -> list[dict[str, Any]]:
+        async def one(worker: Worker) -> list[dict[str, Any]]:
+            if worker.running:
+                try:
+                    async with worker.client().get("http://worker/status", timeout=aiohttp.ClientTimeout(total=2)) as r:
+                        cameras = (await r.json()).get("cameras", [])
+                        return [dict(c, restarts=worker.restarts) for c in cameras]
+                except (aiohttp.ClientError, OSError, ValueError, TimeoutError):
+                    return [self.offline_status(worker, answering=False)]
+            return [self.offline_status(worker)]
+
+        results = await asyncio.gather(*(one(w) for w in self.workers.values()))
+        return [c for batch in results for c in batch]
+
+    def offline_status(self, worker: Worker, answering: bool = True) -> dict[str, Any]:
+        exited = worker.exit_reason()
+        if exited:
+            reason = f"worker restarting ({exited})"
+        elif not answering and time.monotonic() - worker.started_at > 5.0:
+            reason = "worker not answering"  # alive but its loop is stuck, or it died and is not reaped yet
+        else:
+            reason = "worker starting"
+        payload: dict[str, Any] = redact.data({
+            "camera_id": worker.camera.id, "online": False, "fps": 0.0, "bitrate_kbps": 0, "dropped_frames": 0,
+            "uptime_seconds": 0, "error": reason, "restarts": worker.restarts, "node": self.config.node,
+        })  # fmt: skip
+        return payload
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        cam = r"{cam:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}"
+
+        async def status(_request: web.Request) -> web.Response:
+            nats = self.bus.state() if self.bus is not None else None
+            return web.json_response({"time": time.time(), "cameras": await self.status_payloads(), "nats": nats})
+
+        async def healthz(_request: web.Request) -> web.Response:
+            running = sum(1 for w in self.workers.values() if w.running)
+            return web.json_response({"ok": True, "cameras": len(self.workers), "workers_running": running})
+
+        async def metrics(_request: web.Request) -> web.Response:
+            texts = []
+            for worker in self.workers.values():
+                if worker.running:
+                    with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                        async with worker.client().get("http://worker/metrics") as r:
+                            texts.append((worker.camera.id, await r.text()))
+            restarts = counter_family(
+                "camctl_worker_restarts_total", {w.camera.id: w.restarts for w in self.workers.values()}
+            )
+            body = merge_metrics(texts) + exposition([restarts])
+            return web.Response(text=body, content_type="text/plain", charset="utf-8")
+
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/status", status)
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get(f"/{cam}/{{file:frame\\.jpg|stream\\.mjpeg}}", self.proxy)
+        return app
+
+    async def answer_status_for_down_workers(self, msg: Any) -> None:
+        """Running workers answer for their own camera; the supervisor for the ones being restarted."""
+        down = [self.offline_status(w) for w in self.workers.values() if not w.running]
+        if down and msg.reply and self.bus is not None and self.bus.nc is not None:
+            await self.bus.nc.publish(msg.reply, encode({"node": self.config.node, "cameras": down}))
