@@ -32,7 +32,6 @@ from camctl.bus import (
 from camctl.config import CameraConfig, Config
 from camctl.encoding.transcode import Transcoder, recording_input
 from camctl.errors import CamctlError
-from camctl.http import JpegCache, build_app
 from camctl.lifecycle import reread_config
 from camctl.media.jpeg import DEFAULT_QUALITY
 from camctl.media.live import LiveCamera, LiveFrame
@@ -43,6 +42,8 @@ from camctl.recording.retention import RetentionRunner
 from camctl.runtime import Listen, bus_and_http, run_until_signalled
 from camctl.secrets import redact
 from camctl.storage import Limits
+from camctl.web.camera import JpegCache, camera_routes, local_view
+from camctl.web.node import build_app
 
 log = logging.getLogger("camctl.ingest")
 
@@ -274,7 +275,8 @@ class IngestService:
         listen = Listen(http.listen, http.host, http.port, self.worker.socket if self.worker is not None else None)
 
         def app(bus: Bus) -> web.Application:
-            return build_app(self.by_name, self.metrics, self.status_payloads, self.jpegs, bus.state)
+            view = local_view(self.by_name, self.status_payloads, self.metrics, bus.state)
+            return build_app(view, camera_routes(self.by_name, self.jpegs))
 
         async with bus_and_http(url, f"camctl@{self.config.node}", app, listen) as self.bus:
             await self.bus.respond(f"{SNAPSHOT_SUBJECT}.*", self._answer_snapshot)

@@ -18,6 +18,7 @@ from camctl.config import Config
 from camctl.metrics import counter_family, exposition, merge_metrics
 from camctl.runall.children import Worker
 from camctl.secrets import redact
+from camctl.web.node import NodeView, build_app, camera_offline, unknown_camera
 
 
 class Front:
@@ -39,20 +40,17 @@ class Front:
         for worker in self.workers.values():
             if name in (worker.camera.id, worker.camera.slug):
                 return worker
-        raise web.HTTPNotFound(text='{"error": "unknown camera"}', content_type="application/json")
+        raise unknown_camera()
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         worker = self.worker_for(request.match_info["cam"])
         if not worker.running:
-            body = {"error": "camera offline", "camera_id": worker.camera.id,
-                    "reason": f"worker restarting ({worker.exit_reason()})"}  # fmt: skip
-            return web.json_response(body, status=503, headers={"Retry-After": "1"})
-        path = f"http://worker/{worker.camera.id}/{request.match_info['file']}"
+            return camera_offline(worker.camera.id, f"worker restarting ({worker.exit_reason()})")
+        path = f"http://worker/{worker.camera.id}/{request.path.rsplit('/', 1)[1]}"
         try:
             upstream = await worker.client().get(path, params=request.query, timeout=aiohttp.ClientTimeout(total=None))
         except (aiohttp.ClientError, OSError):
-            return web.json_response({"error": "camera offline", "camera_id": worker.camera.id,
-                                      "reason": "worker not answering"}, status=503)  # fmt: skip
+            return camera_offline(worker.camera.id, "worker not answering")
         keep = ("Content-Type", "Cache-Control", "Retry-After")
         headers = {k: v for k, v in upstream.headers.items() if k in keep or k.startswith("X-")}
         response = web.StreamResponse(status=upstream.status, headers=headers)
@@ -95,35 +93,25 @@ class Front:
         return payload
 
     def app(self) -> web.Application:
-        app = web.Application()
-        cam = r"{cam:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}"
-
-        async def status(_request: web.Request) -> web.Response:
-            nats = self.bus.state() if self.bus is not None else None
-            return web.json_response({"time": time.time(), "cameras": await self.status_payloads(), "nats": nats})
-
-        async def healthz(_request: web.Request) -> web.Response:
-            running = sum(1 for w in self.workers.values() if w.running)
-            return web.json_response({"ok": True, "cameras": len(self.workers), "workers_running": running})
-
-        async def metrics(_request: web.Request) -> web.Response:
+        async def metrics() -> str:
             texts = []
             for worker in self.workers.values():
                 if worker.running:
                     with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
                         async with worker.client().get("http://worker/metrics") as r:
                             texts.append((worker.camera.id, await r.text()))
-            restarts = counter_family(
-                "camctl_worker_restarts_total", {w.camera.id: w.restarts for w in self.workers.values()}
-            )
-            body = merge_metrics(texts) + exposition([restarts])
-            return web.Response(text=body, content_type="text/plain", charset="utf-8")
+            restarts = {w.camera.id: w.restarts for w in self.workers.values()}
+            return merge_metrics(texts) + exposition([counter_family("camctl_worker_restarts_total", restarts)])
 
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/status", status)
-        app.router.add_get("/metrics", metrics)
-        app.router.add_get(f"/{cam}/{{file:frame\\.jpg|stream\\.mjpeg}}", self.proxy)
-        return app
+        def health() -> dict[str, Any]:
+            running = sum(1 for w in self.workers.values() if w.running)
+            return {"ok": True, "cameras": len(self.workers), "workers_running": running}
+
+        def nats() -> dict[str, Any] | None:
+            return self.bus.state() if self.bus is not None else None
+
+        view = NodeView(self.status_payloads, health, metrics, nats)
+        return build_app(view, {"frame.jpg": self.proxy, "stream.mjpeg": self.proxy})
 
     async def answer_status_for_down_workers(self, msg: Any) -> None:
         """Running workers answer for their own camera; the supervisor for the ones being restarted."""

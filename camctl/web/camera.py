@@ -1,4 +1,5 @@
-"""The HTTP side: the JPEG behind each frame event, live MJPEG, status, health and metrics.
+"""A process's own cameras over HTTP: the JPEG behind each frame event, live MJPEG, and the raw
+tiles a grid in another process reads.
 
 JPEG is encoded only when asked, off the event loop, and cached per frame and settings, so any
 number of analysis services can fetch the same frame for the price of one encode.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +17,7 @@ from aiohttp import web
 from camctl.encoding.tiles import TileScaler, keepalive
 from camctl.media.jpeg import DEFAULT_QUALITY, encode_jpeg, scaled_size
 from camctl.media.live import LiveCamera, LiveFrame
-from camctl.secrets import redact
-
-_CAM = r"{cam:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}"
+from camctl.web.node import Handler, NodeView, camera_offline, unknown_camera
 
 
 class JpegCache:
@@ -52,25 +50,17 @@ class JpegCache:
         return jpeg
 
 
-def build_app(
-    cameras: dict[str, LiveCamera],
-    metrics: Callable[[], str],
-    status: Callable[[], list[dict[str, Any]]],
-    cache: JpegCache,
-    nats: Callable[[], dict[str, Any]] | None = None,
-) -> web.Application:
-    """cameras: by id and by slug; nats: the bus's state, for /status."""
-    app = web.Application()
+def camera_routes(cameras: dict[str, LiveCamera], cache: JpegCache) -> dict[str, Handler]:
+    """The per-camera routes; cameras: by id and by slug."""
 
     def camera(request: web.Request) -> LiveCamera:
         cam = cameras.get(request.match_info["cam"])
         if cam is None:
-            raise web.HTTPNotFound(text='{"error": "unknown camera"}', content_type="application/json")
+            raise unknown_camera()
         return cam
 
     def offline(cam: LiveCamera) -> web.Response:
-        body = {"error": "camera offline", "camera_id": cam.camera.id, "reason": cam.error}
-        return web.json_response(redact.data(body), status=503, headers={"Retry-After": "1"})
+        return camera_offline(cam.camera.id, cam.error)
 
     def settings(request: web.Request) -> tuple[int, int | None]:
         try:
@@ -157,21 +147,25 @@ def build_app(
             pass
         return response
 
-    async def status_json(_request: web.Request) -> web.Response:
-        body = {"time": time.time(), "cameras": status()} | ({"nats": nats()} if nats is not None else {})
-        return web.json_response(redact.data(body))
+    return {"frame.jpg": frame_jpg, "stream.mjpeg": stream_mjpeg, "tiles.yuv": tiles_yuv}
 
-    async def healthz(_request: web.Request) -> web.Response:
-        online = sum(1 for c in set(cameras.values()) if c.online)
-        return web.json_response({"ok": True, "cameras": len(set(cameras.values())), "online": online})
 
-    async def metrics_text(_request: web.Request) -> web.Response:
-        return web.Response(text=metrics(), content_type="text/plain", charset="utf-8")
+def local_view(
+    cameras: dict[str, LiveCamera],
+    status: Callable[[], list[dict[str, Any]]],
+    metrics: Callable[[], str],
+    nats: Callable[[], dict[str, Any] | None],
+) -> NodeView:
+    """What /status, /healthz and /metrics answer for this process's own cameras."""
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/status", status_json)
-    app.router.add_get("/metrics", metrics_text)
-    app.router.add_get(f"/{_CAM}/frame.jpg", frame_jpg)
-    app.router.add_get(f"/{_CAM}/stream.mjpeg", stream_mjpeg)
-    app.router.add_get(f"/{_CAM}/tiles.yuv", tiles_yuv)
-    return app
+    async def statuses() -> list[dict[str, Any]]:
+        return status()
+
+    async def metrics_text() -> str:
+        return metrics()
+
+    def health() -> dict[str, Any]:
+        unique = set(cameras.values())
+        return {"ok": True, "cameras": len(unique), "online": sum(1 for c in unique if c.online)}
+
+    return NodeView(statuses, health, metrics_text, nats)
