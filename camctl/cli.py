@@ -390,12 +390,12 @@ def record(
 
     [dim]Examples: camctl record;  camctl record cam_1 cam_2 --duration 10m[/dim]
     """
-    from camctl.commands.record import record_cameras, record_exit_status
+    from camctl.commands.record import record as record_all
     from camctl.lifecycle import tune_malloc
-
-    tune_malloc()
+    from camctl.render import record_summary_lines
     from camctl.units import parse_duration
 
+    tune_malloc()
     cfg = _state(ctx).config
     selected = cfg.select(cameras)
     try:
@@ -403,33 +403,13 @@ def record(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     _events_logged("camctl.record")
-    limits = _limits(cfg)
-    recorders = record_cameras(selected, cfg.storage, limits, seconds, cfg.ingest.stall_seconds)
-    summary = [
-        {
-            "camera_id": r.camera.id,
-            "segments": r.status.segments,
-            "frames": r.status.frames,
-            "dropped_frames": r.status.dropped_frames,
-            "reconnects": r.status.reconnects,
-            "gaps": len(r.status.gaps),
-            "storage_lost_seconds": round(r.status.storage_lost, 1),
-            "audio": r.status.audio,
-            "error": r.status.error,
-        }
-        for r in recorders
-    ]
+    result = record_all(selected, cfg.storage, _limits(cfg), seconds, cfg.ingest.stall_seconds)
     if json_out:
-        print_json({"root": str(cfg.storage.root), "cameras": summary})
+        print_json(result.to_json())
     else:
-        for item in summary:
-            problem = f"; last error: {item['error']}" if item["error"] else ""
-            lost = f" ({item['storage_lost_seconds']:g}s lost to storage)" if item["storage_lost_seconds"] else ""
-            error_line(
-                f"{item['camera_id']}: {item['segments']} segment(s), {item['frames']} frames, "
-                f"{item['gaps']} gap(s){lost}{problem}"
-            )
-    raise typer.Exit(record_exit_status(recorders))
+        for line in record_summary_lines(result):
+            error_line(line)
+    raise typer.Exit(result.exit_status)
 
 
 def _events_logged(*loggers: str) -> None:
@@ -480,20 +460,18 @@ def recordings(
 
     [dim]Examples: camctl recordings cam_1 --from -1h;  camctl recordings --json[/dim]
     """
-    from camctl.recording.index import build_index, index_json
+    from camctl.commands.recordings import list_recordings
     from camctl.render import recordings_table
 
     cfg = _state(ctx).config
     ids = [cfg.camera(camera).id] if camera is not None else None
-    low, high = _time_window(start, end)
-    indexes = [i.window(low, high) for i in build_index(cfg.storage.root, ids).values()]
+    result = list_recordings(cfg.storage.root, ids, *_time_window(start, end))
     if json_out:
-        print_json({"root": str(cfg.storage.root), "cameras": [index_json(i) for i in indexes]})
-        return
-    if not indexes:
+        print_json(result.to_json())
+    elif not result.cameras:
         console().print(f"no recordings in {cfg.storage.root}")
-        return
-    console().print(recordings_table(indexes))
+    else:
+        console().print(recordings_table(result.cameras))
 
 
 @app.command()
@@ -514,31 +492,22 @@ def clip(
     [dim]Examples: camctl clip cam_2 --from -10m -o door.mp4;
     camctl clip cam_1 --from 2026-11-24T18:00:00Z --to 2026-11-24T18:05:00Z -o 1800.mp4[/dim]
     """
-    from camctl.recording.clip import export_clip
-    from camctl.recording.index import build_index
+    from camctl.commands.clip import clip as export
+    from camctl.render import clip_lines
 
     cfg = _state(ctx).config
     cam = cfg.camera(camera)
     low, high = _time_window(start, end)
-    if low is None or high is None or high <= low:
-        raise UsageError("--to must be after --from")
-    if output.suffix.lower() not in (".mp4", ".m4v", ".mov"):
-        raise UsageError(f"{output}: the clip is an MP4: name it .mp4")
-    index = build_index(cfg.storage.root, [cam.id])[cam.id]
-    result = export_clip(index, low, high, output)
+    if low is None or high is None:
+        raise UsageError("--from and --to are both needed")
+    result = export(cfg.storage.root, cam.id, low, high, output)
     if json_out:
         print_json(result.to_json())
         return
-    from camctl.units import format_duration, format_size, iso_time
-
-    console(stderr=True).print(
-        f"{cam.id}: {format_duration(result.end - result.start)} from {iso_time(result.start)}, "
-        f"{result.frames} frames, {format_size(result.bytes)} -> {output}"
-    )
-    for gap in result.gaps:
-        error_line(
-            f"gap: {iso_time(gap.start)} to {iso_time(gap.end)} ({format_duration(gap.end - gap.start)}): {gap.reason}"
-        )
+    head, gaps = clip_lines(result)
+    console(stderr=True).print(head)
+    for line in gaps:
+        error_line(line)
 
 
 @app.command()

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from camctl.commands.probe import ProbeResult
+    from camctl.commands.record import RecordResult
     from camctl.media.encoders import CodecCheck
+    from camctl.recording.clip import ClipResult
     from camctl.recording.index import CameraIndex, SegmentRecord
 
 
@@ -186,3 +188,28 @@ def codecs_table(checks: Sequence[CodecCheck]) -> Any:
         status = "[green]✔ available[/green]" if c.available else f"[red]✘ {c.reason}[/red]"
         table.add_row(c.name, c.kind, "yes" if c.hardware else "no", status, _num(c.fps))
     return table
+
+
+def record_summary_lines(result: RecordResult) -> list[str]:
+    """One line per camera when `camctl record` stops."""
+    lines = []
+    for c in result.cameras:
+        problem = f"; last error: {c.error}" if c.error else ""
+        lost = f" ({c.storage_lost_seconds:g}s lost to storage)" if c.storage_lost_seconds else ""
+        lines.append(f"{c.camera_id}: {c.segments} segment(s), {c.frames} frames, {c.gaps} gap(s){lost}{problem}")
+    return lines
+
+
+def clip_lines(result: ClipResult) -> tuple[str, list[str]]:
+    """What `camctl clip` says: the clip, then one line per gap inside it."""
+    from camctl.units import format_duration, format_size, iso_time
+
+    head = (
+        f"{result.camera_id}: {format_duration(result.end - result.start)} from {iso_time(result.start)}, "
+        f"{result.frames} frames, {format_size(result.bytes)} -> {result.path}"
+    )
+    gaps = [
+        f"gap: {iso_time(g.start)} to {iso_time(g.end)} ({format_duration(g.end - g.start)}): {g.reason}"
+        for g in result.gaps
+    ]
+    return head, gaps

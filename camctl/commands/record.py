@@ -9,8 +9,10 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from camctl.config import CameraConfig, StorageConfig
 from camctl.encoding.transcode import recording_input
@@ -92,6 +94,58 @@ def stop_all(recorders: list[RecordingCamera], grace: float = STOP_GRACE) -> Non
     for rec in recorders:
         if not rec.join(max(0.0, deadline - time.monotonic())):
             rec.finalize()  # stuck reading a silent camera: close its segment from here
+
+
+@dataclass(frozen=True)
+class CameraRecordSummary:
+    camera_id: str
+    segments: int
+    frames: int
+    dropped_frames: int
+    reconnects: int
+    gaps: int
+    storage_lost_seconds: float
+    audio: str | None  # what the audio is recorded as, when the camera sends any
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    root: Path
+    cameras: tuple[CameraRecordSummary, ...]
+    exit_status: ExitStatus
+
+    def to_json(self) -> dict[str, Any]:
+        return {"root": str(self.root), "cameras": [c.to_json() for c in self.cameras]}
+
+
+def record(
+    cameras: list[CameraConfig],
+    storage: StorageConfig,
+    limits: Limits,
+    duration: float | None,
+    stall_seconds: float | None = None,
+) -> RecordResult:
+    """`camctl record`: until SIGTERM/SIGINT or `duration` seconds, then what each camera got."""
+    recorders = record_cameras(cameras, storage, limits, duration, stall_seconds)
+    summaries = tuple(
+        CameraRecordSummary(
+            r.camera.id,
+            r.status.segments,
+            r.status.frames,
+            r.status.dropped_frames,
+            r.status.reconnects,
+            len(r.status.gaps),
+            round(r.status.storage_lost, 1),
+            r.status.audio,
+            r.status.error,
+        )
+        for r in recorders
+    )
+    return RecordResult(storage.root, summaries, record_exit_status(recorders))
 
 
 def record_exit_status(recorders: list[RecordingCamera]) -> ExitStatus:

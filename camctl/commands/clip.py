@@ -1,0 +1,21 @@
+"""`camctl clip`: one camera's footage over a time range into one MP4, by stream copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from camctl.errors import UsageError
+from camctl.recording.clip import ClipResult, export_clip
+from camctl.recording.index import build_index
+
+CLIP_SUFFIXES = (".mp4", ".m4v", ".mov")
+
+
+def clip(root: Path, camera_id: str, start: float, end: float, output: Path) -> ClipResult:
+    """Raises UsageError for a reversed range or a non-MP4 name, NoFootage when nothing is there."""
+    if end <= start:
+        raise UsageError("--to must be after --from")
+    if output.suffix.lower() not in CLIP_SUFFIXES:
+        raise UsageError(f"{output}: the clip is an MP4: name it .mp4")
+    index = build_index(root, [camera_id])[camera_id]
+    return export_clip(index, start, end, output)
