@@ -649,10 +649,10 @@ def run_all(ctx: typer.Context) -> None:
 
     [dim]Examples: camctl run-all;  camctl --config /etc/camctl/camctl.yaml run-all[/dim]
     """
-    from camctl.bus import EMBEDDED_URL
     from camctl.commands.record import check_writable
-    from camctl.config import BUILTIN_DEMO, find_config_file
+    from camctl.config import find_config_file
     from camctl.lifecycle import tune_malloc
+    from camctl.render import run_all_banner
     from camctl.runall import camctl_argv, run_supervised
 
     tune_malloc()
@@ -664,17 +664,7 @@ def run_all(ctx: typer.Context) -> None:
         check_writable(cfg.storage.root)
     except StorageError as exc:  # live frames still flow; the recorders retry and report it
         logging.getLogger("camctl.record").error("%s; recording will retry", exc)
-    base = cfg.http.public_url
-    first = f"{base}/{cameras[0].slug if cameras else 'cam1'}"
-    what = "the built-in demo" if cfg.source == BUILTIN_DEMO else cfg.source
-    banner = (
-        f"camctl run-all: {len(cameras)} camera(s) from {what}\n"
-        f"  frames      {first}/frame.jpg   live view: {first}/stream.mjpeg\n"
-        f"  status      camctl status   or   {base}/status\n"
-        f"  events      {redact(cfg.nats.url or EMBEDDED_URL)}   seguranca.camera.frame, seguranca.camera.status\n"
-        f"  recordings  {cfg.storage.root}   (camctl recordings, camctl clip)\n"
-        "Stop with Ctrl-C."
-    )
+    banner = run_all_banner(cfg, cameras)
     if _state(ctx).log_json:
         logging.getLogger("camctl.ingest").info("%s", banner)  # every line on stderr stays JSON
     else:

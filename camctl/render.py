@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from camctl.commands.probe import ProbeResult
     from camctl.commands.record import RecordResult
+    from camctl.config import CameraConfig, Config
     from camctl.media.encoders import CodecCheck
     from camctl.recording.clip import ClipResult
     from camctl.recording.index import CameraIndex, SegmentRecord
@@ -213,3 +214,21 @@ def clip_lines(result: ClipResult) -> tuple[str, list[str]]:
         for g in result.gaps
     ]
     return head, gaps
+
+
+def run_all_banner(config: Config, cameras: Sequence[CameraConfig]) -> str:
+    """Where to look, when run-all starts (credentials masked)."""
+    from camctl.bus import EMBEDDED_URL
+    from camctl.config import BUILTIN_DEMO
+
+    base = config.http.public_url
+    first = f"{base}/{cameras[0].slug if cameras else 'cam1'}"
+    what = "the built-in demo" if config.source == BUILTIN_DEMO else config.source
+    return (
+        f"camctl run-all: {len(cameras)} camera(s) from {what}\n"
+        f"  frames      {first}/frame.jpg   live view: {first}/stream.mjpeg\n"
+        f"  status      camctl status   or   {base}/status\n"
+        f"  events      {redact(config.nats.url or EMBEDDED_URL)}   seguranca.camera.frame, seguranca.camera.status\n"
+        f"  recordings  {config.storage.root}   (camctl recordings, camctl clip)\n"
+        "Stop with Ctrl-C."
+    )
