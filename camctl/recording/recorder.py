@@ -132,11 +132,11 @@ class CameraRecorder:
             self._write(au, au.arrived or arrived)
 
     def on_audio(self, packet: Packet, arrived: float) -> None:
-        track = self._audio
-        if track is None:
-            return
-        samples = track.push(packet, arrived)
-        with self._lock:
+        with self._lock:  # the encoder is flushed from another thread when recording stops
+            track = self._audio
+            if track is None or self._stopped:
+                return
+            samples = track.push(packet, arrived)
             self._held_audio += samples
             if samples:
                 self._audio_end = samples[-1].end
