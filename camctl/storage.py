@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from camctl.errors import StorageError
 
@@ -162,12 +163,17 @@ def _segment_ends(segments: Iterable[Segment]) -> dict[Path, float]:
     return ends
 
 
-def free_space(path: Path) -> int:
-    """Bytes free for this user on the filesystem holding path (or its nearest existing parent)."""
+def _usage(path: Path) -> Any:
+    """shutil.disk_usage of the filesystem holding path (or its nearest existing parent)."""
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    return shutil.disk_usage(probe).free
+    return shutil.disk_usage(probe)
+
+
+def free_space(path: Path) -> int:
+    """Bytes free for this user on the filesystem holding path."""
+    return int(_usage(path).free)
 
 
 def apply_plan(plan: RetentionPlan, root: Path) -> int:
@@ -193,10 +199,7 @@ def apply_plan(plan: RetentionPlan, root: Path) -> int:
 
 
 def filesystem_size(path: Path) -> int:
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).total
+    return int(_usage(path).total)
 
 
 def unreachable_min_free(root: Path, limits: Limits) -> str | None:
