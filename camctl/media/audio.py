@@ -26,6 +26,7 @@ import av.error
 log = logging.getLogger("camctl.audio")
 
 COPIED = frozenset({"aac", "opus"})  # MP4 carries them and browsers play them as they are
+SAMPLE_PER_BYTE = frozenset({"pcm_alaw", "pcm_mulaw"})  # G.711: stateless, one byte per sample
 MAX_SKEW = 0.3  # seconds an audio packet may stray from its arrival before the clock re-anchors
 CODEC_NAMES = {"aac": "AAC", "opus": "Opus", "pcm_alaw": "G.711 A-law", "pcm_mulaw": "G.711 mu-law"}
 AAC_BITRATE = 32_000  # per channel, for transcoded G.711 speech
@@ -117,6 +118,9 @@ class AudioTrack:
         self._fed = 0  # samples decoded and handed to the resampler (which hands on whole AAC frames)
         self._encoded = 0  # samples handed to the encoder
         self._first: tuple[float, int] | None = None  # (wall, samples fed) where the clock was anchored
+        self._batch: list[bytes] = []  # G.711 packets waiting for an AAC frame's worth
+        self._batch_pts = self._batch_bytes = 0
+        self._batch_arrived = 0.0
         # The muxer's template: the camera's own stream parameters, or those of our AAC encoder.
         self._holder = av.open(io.BytesIO(), "w", format="mp4")
         if info.codec in COPIED:
@@ -153,14 +157,44 @@ class AudioTrack:
         return [] if t is None else [AudioSample(bytes(packet), t, samples, rate)]
 
     def _transcode(self, packet: Any, arrived: float) -> list[AudioSample]:
+        pts = self._samples_of(packet, packet.pts)
+        if self.info.codec in SAMPLE_PER_BYTE:
+            # G.711 is one byte per sample with no state: 20 ms packets are decoded an AAC frame's
+            # worth at a time, which costs a sixth of the calls (their Python overhead is the cost).
+            return self._batched(bytes(packet), pts, arrived)
+        return self._encode(bytes(packet), pts, arrived)
+
+    def _batched(self, data: bytes, pts: int, arrived: float) -> list[AudioSample]:
+        channels = self.info.channels
+        out: list[AudioSample] = []
+        if self._batch and pts != self._batch_pts + self._batch_bytes // channels:
+            out = self._encode_batch()  # not contiguous (lost packets, a jump): what came so far goes alone
+        if not self._batch:
+            self._batch_pts, self._batch_bytes = pts, 0
+            # The batch is placed as if it arrived with its first packet (later packets only waited
+            # for the batch to fill): the same anchor as packet by packet.
+            self._batch_arrived = arrived - len(data) // channels / self.info.sample_rate
+        self._batch.append(data)
+        self._batch_bytes += len(data)
+        if self._batch_bytes // channels < self._encoder.frame_size:
+            return out
+        return out + self._encode_batch()
+
+    def _encode_batch(self) -> list[AudioSample]:
+        samples = self._batch_bytes // self.info.channels
+        joined = b"".join(self._batch)
+        self._batch.clear()
+        return self._encode(joined, self._batch_pts, self._batch_arrived + samples / self.info.sample_rate)
+
+    def _encode(self, data: bytes, pts: int, arrived: float) -> list[AudioSample]:
         rate = self.info.sample_rate
         try:
-            frames = self._decoder.decode(av.Packet(bytes(packet)))
+            frames = self._decoder.decode(av.Packet(data))
         except av.error.FFmpegError:
             self.dropped += 1
             return []
         count = sum(f.samples for f in frames)
-        t = self.clock.place(self._samples_of(packet, packet.pts), count, arrived)
+        t = self.clock.place(pts, count, arrived)
         if t is None or not count:
             return []
         if self._first is None or abs(self._wall(self._fed) - t) > 0.05:
@@ -189,15 +223,17 @@ class AudioTrack:
         """What the encoder still holds (the camera went away); the track takes nothing more."""
         if self._encoder is None or self._first is None:
             return []
+        out: list[AudioSample] = []
+        if self._batch:  # G.711 short of a whole AAC frame
+            out += self._encode_batch()
         try:
-            out: list[AudioSample] = []
             for chunk in self._resampler.resample(None):
                 chunk.pts, chunk.time_base = self._encoded, Fraction(1, self.info.sample_rate)
                 self._encoded += chunk.samples
                 out += self._samples(self._encoder.encode(chunk))
             return out + self._samples(self._encoder.encode(None))
         except (av.error.FFmpegError, ValueError):
-            return []
+            return out
         finally:
             self._first = None
 
