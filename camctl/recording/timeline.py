@@ -5,8 +5,9 @@ set, rewind when a server loops a file (VLC), and run a little fast or slow; fra
 and, after a stall, late. The arrival time is the truth over seconds; the camera's spacing is the
 truth from one frame to the next (no network jitter in the file). So a frame goes at the previous
 one plus the camera's interval, and the clock is steered back towards arrival by shrinking or
-stretching intervals by at most SLEW: playback never looks sped up or slowed down, and the
-recording never wanders from real time by more than a burst's worth (MAX_LEAD). Only when the
+stretching intervals by a tenth (SLEW; up to half right after a burst put frames far ahead), so
+playback looks normal and the recording never wanders from real time by more than a burst's
+worth (MAX_LEAD). Only when the
 camera really stopped sending (its own clock and the arrivals agree) does the timeline jump, and
 it says so (`hole`): the recorder journals that as a gap.
 
