@@ -225,13 +225,6 @@ def unreachable_min_free(root: Path, limits: Limits) -> str | None:
 MIN_FREE_SHARE = 0.9  # a min_free above this share of the filesystem cannot be met
 
 
-def effective_limits(root: Path, limits: Limits) -> Limits:
-    """The limits retention applies: an unreachable min_free is dropped (see unreachable_min_free)."""
-    if unreachable_min_free(root, limits) is None:
-        return limits
-    return Limits(limits.max_age, limits.max_bytes, None)
-
-
 def prune(
     root: Path,
     limits: Limits,

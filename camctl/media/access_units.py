@@ -33,18 +33,9 @@ class AccessUnit:
     arrived: float = 0.0  # wall clock when its first part arrived (0 when not told)
 
     @property
-    def seconds(self) -> float:
-        """Decode time in camera seconds (cameras rarely send B-frames, but order by decode time)."""
-        return self.dts * self.time_base.numerator / self.time_base.denominator
-
-    @property
     def presentation(self) -> float:
         """Presentation time in camera seconds."""
         return self.pts * self.time_base.numerator / self.time_base.denominator
-
-    @property
-    def composition_offset(self) -> float:
-        return (self.pts - self.dts) * self.time_base.numerator / self.time_base.denominator
 
 
 def has_picture(data: bytes, codec: str) -> bool:

@@ -82,7 +82,6 @@ class AudioClock:
 
     def __init__(self, sample_rate: int) -> None:
         self.rate = sample_rate
-        self.reanchors = 0
         self._anchor: tuple[float, int] | None = None  # (wall, camera samples)
         self._end: float | None = None  # where the previous packet ended
 
@@ -90,7 +89,6 @@ class AudioClock:
         """The packet's start on the wall clock, or None when it repeats audio already placed."""
         if self._anchor is None:
             self._anchor = (arrived - samples / self.rate, pts)  # it arrived once its last sample was made
-            self.reanchors += self._end is not None
         wall, base = self._anchor
         t = wall + (pts - base) / self.rate
         if abs(t + samples / self.rate - arrived) > MAX_SKEW:
@@ -111,7 +109,6 @@ class AudioTrack:
         """stream: the camera's demuxed audio stream (its parameters are read here, not kept)."""
         self.info = info
         self.clock = AudioClock(info.sample_rate)
-        self.dropped = 0  # packets that could not be decoded or encoded
         self._decoder: Any = None
         self._encoder: Any = None
         self._resampler: Any = None
@@ -190,8 +187,7 @@ class AudioTrack:
         rate = self.info.sample_rate
         try:
             frames = self._decoder.decode(av.Packet(data))
-        except av.error.FFmpegError:
-            self.dropped += 1
+        except av.error.FFmpegError:  # damaged audio: that packet is lost, the video is not
             return []
         count = sum(f.samples for f in frames)
         t = self.clock.place(pts, count, arrived)
@@ -208,7 +204,7 @@ class AudioTrack:
                     self._encoded += chunk.samples
                     out += self._samples(self._encoder.encode(chunk))
         except av.error.FFmpegError:
-            self.dropped += 1
+            pass  # as above: what was encoded before the error is kept
         return out
 
     def _samples_of(self, packet: Any, ticks: int) -> int:

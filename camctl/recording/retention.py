@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from camctl.errors import StorageError
-from camctl.storage import RESERVE_SEGMENTS, Limits, effective_limits, free_space, prune, unreachable_min_free
+from camctl.storage import RESERVE_SEGMENTS, Limits, free_space, prune, unreachable_min_free
 from camctl.units import format_size
 
 log = logging.getLogger("camctl.record")
@@ -31,9 +31,10 @@ class RetentionRunner:
     ) -> None:
         self.root = root
         warning = unreachable_min_free(root, limits)
-        if warning:
+        if warning:  # it is ignored rather than deleting all but the newest segment, round after round
             log.warning("%s", warning)
-        self.limits = effective_limits(root, limits)
+            limits = Limits(limits.max_age, limits.max_bytes, None)
+        self.limits = limits
         self.interval = interval
         self.free_probe = free_probe
         self.deleted = 0
