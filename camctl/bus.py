@@ -91,7 +91,11 @@ class Bus:
             if self.error == AUTH_REFUSED and isinstance(exc, ConnectionError):
                 return  # the server hangs up after refusing us: the refusal is the news
             if reason != self.error and not self.connected and not self._closing:
-                log.error("NATS at %s: %s; events are dropped (and counted) until it answers", redact(self.url), reason)
+                # Before the first connect this is the only news; after a disconnect (its warning
+                # said events are dropped) it is the retries' detail, also in /status.
+                level = logging.DEBUG if self.nc is not None else logging.ERROR
+                log.log(level, "NATS at %s: %s; events are dropped (and counted) until it answers",
+                        redact(self.url), reason)  # fmt: skip
             self.error = reason
 
         self.error = "connecting"
