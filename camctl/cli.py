@@ -1,29 +1,39 @@
 """The Typer app: parse, call one plain function, render, map errors to exit codes.
 
+Each command imports its `camctl.commands` module when it runs, so that PyAV, aiohttp and NATS load
+only for the commands that need them (`--help` and a warm snapshot stay fast).
+
 Exit codes: 0 ok, 1 unexpected, 2 usage/config, 3 camera unreachable/timeout,
 4 authentication refused, 5 storage (not writable / full), 6 no footage in the requested range.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+import time
 import traceback
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
+import yaml
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from camctl import __version__
-from camctl.config import Config, effective_config, load_config
-from camctl.errors import CamctlError, ExitStatus, StorageError, UsageError
-from camctl.render import console, error_line, print_json
+from camctl import __version__, render
+from camctl.config import Config, load_config
+from camctl.errors import CamctlError, ExitStatus, UsageError
+from camctl.lifecycle import tune_malloc
+from camctl.render import console, error_line, print_json, waiting
 from camctl.secrets import redact
+from camctl.storage import Limits
+from camctl.units import parse_duration, parse_time
 
 
 class CamctlGroup(TyperGroup):
@@ -39,7 +49,7 @@ class CamctlGroup(TyperGroup):
             raise  # usage errors, --help and exits: Typer renders them
         except KeyboardInterrupt:
             error_line("interrupted")
-            ctx.exit(130)
+            ctx.exit(ExitStatus.INTERRUPTED)
         except BrokenPipeError:
             # The reader went away (`camctl snapshot cam_1 | head -c 10`): say nothing more, and
             # point stdout at /dev/null so that the flush at exit does not complain either.
@@ -131,9 +141,6 @@ class JsonLogFormatter(logging.Formatter):
     """One JSON object per line: time (UTC ISO), level, logger, message."""
 
     def format(self, record: logging.LogRecord) -> str:
-        import json
-        from datetime import UTC, datetime
-
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
@@ -196,45 +203,29 @@ def probe(
 
     [dim]Examples: camctl probe cam_1 cam_2 --json;  camctl probe --encoders[/dim]
     """
-    from camctl.commands.probe import probe_cameras, probe_exit_status
-    from camctl.render import probe_table
+    from camctl.commands import probe as command
 
     if encoders:
-        _print_codecs(json_out)
+        with waiting("opening encoders and decoders…", quiet=json_out):
+            checks = command.probe_codecs()
+        if json_out:
+            print_json([c.to_json() for c in checks])
+        else:
+            console().print(render.codecs_table(checks))
         return
 
     selected = _state(ctx).config.select(cameras)
-    err = console(stderr=True)
-    if err.is_terminal and not json_out:
-        with err.status(f"probing {len(selected)} camera(s)…"):
-            results = probe_cameras(selected, timeout, seconds)
-    else:
-        results = probe_cameras(selected, timeout, seconds)
+    with waiting(f"probing {len(selected)} camera(s)…", quiet=json_out):
+        results = command.probe_cameras(selected, timeout, seconds)
     if json_out:
         print_json([r.to_json() for r in results])
     else:
-        console().print(probe_table(results))
+        console().print(render.probe_table(results))
         # The table may wrap a reason; each failure also gets one whole line, as errors do.
         for r in results:
             if not r.online:
                 error_line(f"{r.camera_id}: {r.error} ({r.url})")
-    raise typer.Exit(probe_exit_status(results))
-
-
-def _print_codecs(json_out: bool) -> None:
-    from camctl.media.encoders import check_decoders, check_encoders
-    from camctl.render import codecs_table
-
-    err = console(stderr=True)
-    if err.is_terminal and not json_out:
-        with err.status("opening encoders and decoders…"):
-            checks = check_encoders() + check_decoders()
-    else:
-        checks = check_encoders() + check_decoders()
-    if json_out:
-        print_json([c.to_json() for c in checks])
-    else:
-        console().print(codecs_table(checks))
+    raise typer.Exit(command.probe_exit_status(results))
 
 
 @app.command()
@@ -262,7 +253,7 @@ def snapshot(
 
     [dim]Examples: camctl snapshot cam_1 > cam1.jpg;  camctl snapshot cam_2 -o door.jpg --width 640[/dim]
     """
-    from camctl.commands.snapshot import cold_snapshot, warm_snapshot
+    from camctl.commands import snapshot as command
 
     if output is not None and str(output) == "-":
         output = None
@@ -272,27 +263,13 @@ def snapshot(
         )
     cfg = _state(ctx).config
     cam = cfg.camera(camera)
-    shot = None if cold else warm_snapshot(cfg.http, cam, quality, width)
-    if shot is None:
-        shot = cold_snapshot(cam, quality, width, timeout)
+    shot = command.snapshot(cfg.http, cam, quality, width, timeout, cold)
     if output is None:
         sys.stdout.buffer.write(shot.jpeg)
         sys.stdout.buffer.flush()
         return
-    _write_atomically(output, shot.jpeg)
-    console(stderr=True).print(
-        f"{cam.id}: {shot.width}x{shot.height} JPEG, {len(shot.jpeg) / 1000:.0f} KB ({shot.path}) -> {output}"
-    )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    command.save(shot, output)
+    console(stderr=True).print(render.snapshot_line(shot, str(output)))
 
 
 @app.command()
@@ -318,58 +295,31 @@ def prune(
 
     [dim]Examples: camctl prune --dry-run;  camctl prune --max-age 12h --json;  camctl prune --plan[/dim]
     """
-    import time
-
-    from camctl.commands.prune import limits_from, prune_report
+    from camctl.commands import prune as command
 
     cfg = _state(ctx).config
-    limits = limits_from(cfg.storage.retention, max_age, max_bytes, min_free)
+    limits = command.limits_from(cfg.storage.retention, max_age, max_bytes, min_free)
     if plan:
-        _print_plan(cfg, limits, json_out)
+        capacity = command.capacity_plan(cfg.storage.root, limits, time.time())
+        if json_out:
+            print_json(capacity.to_json())
+            return
+        lines, warning = render.plan_lines(capacity)
+        _print_lines(lines)
+        if warning:
+            error_line(warning)
         return
-    report = prune_report(cfg.storage.root, limits, time.time(), dry_run)
+    report = command.prune_report(cfg.storage.root, limits, time.time(), dry_run)
     if json_out:
-        print_json(report)
-        return
-    verb = "would delete" if dry_run else "deleted"
+        print_json(report.to_json())
+    else:
+        _print_lines(render.prune_lines(report))
+
+
+def _print_lines(lines: list[str]) -> None:
     out = console()
-    for item in report["deleted"]:
-        out.print(f"{verb} {item['path']} ({item['reason']})")
-    out.print(
-        f"{verb} {len(report['deleted'])} segment(s), {report['freed_human']}; "
-        f"{report['kept']} kept in {cfg.storage.root}"
-    )
-
-
-def _print_plan(cfg: Config, limits: Any, json_out: bool) -> None:
-    import time
-
-    from camctl.commands.prune import capacity_plan
-    from camctl.config import RetentionConfig
-    from camctl.storage import free_space
-    from camctl.units import format_size
-
-    retention = RetentionConfig(limits.max_age, limits.max_bytes, limits.min_free)
-    report = capacity_plan(cfg.storage.root, retention, free_space(cfg.storage.root), time.time())
-    if json_out:
-        print_json(report)
-        return
-    out = console()
-    if not report["cameras"]:
-        out.print(f"no recent recordings in {cfg.storage.root} to measure; run camctl record for a few minutes")
-        return
-    for cam, m in report["cameras"].items():
-        out.print(f"{cam}: {m['bitrate_kbps']:.0f} kbit/s, {format_size(m['bytes_per_hour'])}/hour")
-    out.print(
-        f"all cameras: {format_size(report['bytes_per_hour'])}/hour; room for recordings "
-        f"{format_size(report['budget_bytes'])} (recorded {format_size(report['recordings_bytes'])} "
-        f"+ free {format_size(report['free_bytes'])} - min_free): {report['hours_fit']:.1f} h"
-    )
-    if report["enough"] is False:
-        error_line(
-            f"warning: {report['hours_fit']:.1f} h fit, fewer than the {report['target_hours']:g} h kept by max_age: "
-            "the oldest footage will go early (add disk, lower the bitrate, or record fewer cameras)"
-        )
+    for line in lines:
+        out.print(line, markup=False)
 
 
 @app.command()
@@ -390,24 +340,18 @@ def record(
 
     [dim]Examples: camctl record;  camctl record cam_1 cam_2 --duration 10m[/dim]
     """
-    from camctl.commands.record import record as record_all
-    from camctl.lifecycle import tune_malloc
-    from camctl.render import record_summary_lines
-    from camctl.units import parse_duration
+    from camctl.commands import record as command
 
     tune_malloc()
     cfg = _state(ctx).config
     selected = cfg.select(cameras)
-    try:
-        seconds = parse_duration(duration) if duration is not None else None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    seconds = _duration(duration)
     _events_logged("camctl.record")
-    result = record_all(selected, cfg.storage, _limits(cfg), seconds, cfg.ingest.stall_seconds)
+    result = command.record(selected, cfg.storage, Limits.of(cfg.storage.retention), seconds, cfg.ingest.stall_seconds)
     if json_out:
         print_json(result.to_json())
     else:
-        for line in record_summary_lines(result):
+        for line in render.record_summary_lines(result):
             error_line(line)
     raise typer.Exit(result.exit_status)
 
@@ -418,18 +362,14 @@ def _events_logged(*loggers: str) -> None:
         logging.getLogger(name).setLevel(logging.INFO)
 
 
-def _limits(cfg: Config) -> Any:
-    from camctl.storage import Limits
-
-    r = cfg.storage.retention
-    return Limits(r.max_age, r.max_bytes, r.min_free)
+def _duration(text: str | None) -> float | None:
+    try:
+        return parse_duration(text) if text is not None else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _time_window(start: str | None, end: str | None) -> tuple[float | None, float | None]:
-    import time
-
-    from camctl.units import parse_time
-
     now = time.time()
     try:
         return (
@@ -461,7 +401,6 @@ def recordings(
     [dim]Examples: camctl recordings cam_1 --from -1h;  camctl recordings --json[/dim]
     """
     from camctl.commands.recordings import list_recordings
-    from camctl.render import recordings_table
 
     cfg = _state(ctx).config
     ids = [cfg.camera(camera).id] if camera is not None else None
@@ -471,7 +410,7 @@ def recordings(
     elif not result.cameras:
         console().print(f"no recordings in {cfg.storage.root}")
     else:
-        console().print(recordings_table(result.cameras))
+        console().print(render.recordings_table(result.cameras))
 
 
 @app.command()
@@ -493,7 +432,6 @@ def clip(
     camctl clip cam_1 --from 2026-11-24T18:00:00Z --to 2026-11-24T18:05:00Z -o 1800.mp4[/dim]
     """
     from camctl.commands.clip import clip as export
-    from camctl.render import clip_lines
 
     cfg = _state(ctx).config
     cam = cfg.camera(camera)
@@ -504,7 +442,7 @@ def clip(
     if json_out:
         print_json(result.to_json())
         return
-    head, gaps = clip_lines(result)
+    head, gaps = render.clip_lines(result)
     console(stderr=True).print(head)
     for line in gaps:
         error_line(line)
@@ -520,8 +458,7 @@ def ingest(ctx: typer.Context, cameras: CameraArgs = None) -> None:
 
     [dim]Examples: camctl ingest;  camctl ingest cam_1 cam_2;  curl -o f.jpg http://127.0.0.1:8080/cam1/frame.jpg[/dim]
     """
-    from camctl.ingest.service import run_ingest
-    from camctl.lifecycle import tune_malloc
+    from camctl.commands.ingest import ingest as command
 
     tune_malloc()
     state = _state(ctx)
@@ -529,7 +466,7 @@ def ingest(ctx: typer.Context, cameras: CameraArgs = None) -> None:
     _events_logged("camctl.ingest", "camctl.record")
     # SIGHUP re-reads the config: cameras added, removed or changed, the others untouched.
     reload = None if cameras else (lambda: load_config(state.config_path))
-    run_ingest(cfg, cfg.select(cameras), reload=reload)
+    command(cfg, cfg.select(cameras), reload)
 
 
 @app.command()
@@ -550,8 +487,6 @@ def status(
 
     cfg = _state(ctx).config
     if watch:
-        import time
-
         from rich.live import Live
 
         try:
@@ -564,13 +499,13 @@ def status(
                         live.update(status_table([], str(exc)), refresh=True)
                     time.sleep(1.0)  # the refresh period of the view, not a synchronisation
         except KeyboardInterrupt:
-            raise typer.Exit(0) from None
+            raise typer.Exit(ExitStatus.OK) from None
     fleet = gather_status(cfg)
     if json_out:
         print_json({"source": fleet.source, "cameras": fleet.cameras})
     else:
         console().print(status_table(fleet.cameras, fleet.source))
-    raise typer.Exit(0 if fleet.all_online else 3)
+    raise typer.Exit(ExitStatus.OK if fleet.all_online else ExitStatus.UNREACHABLE)
 
 
 @app.command()
@@ -613,30 +548,21 @@ def grid(
     camctl grid -o /var/www/hls/[/dim]
     """
     from camctl.commands.grid import GridOptions, run_grid
-    from camctl.encoding.layout import parse_size
-    from camctl.encoding.target import Target
-    from camctl.units import parse_bitrate, parse_duration
 
     cfg = _state(ctx).config
     selected = cfg.select(cameras)
-    width, height = parse_size(size)
-    try:
-        options = GridOptions(
-            Target.parse(output), width, height, fps, parse_bitrate(bitrate),
-            parse_bitrate(min_bitrate) if min_bitrate is not None else None,
-            parse_duration(duration) if duration is not None else None, encoder or cfg.encoder,
-        )  # fmt: skip
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    options = GridOptions.parse(output, size, fps, bitrate, min_bitrate, duration, encoder or cfg.encoder)
     _events_logged("camctl.grid")
-    result = run_grid(cfg, selected, options, progress=sys.stderr.isatty() and not json_out)
+    progress = render.GridProgress(len(selected)) if sys.stderr.isatty() and not json_out else None
+    try:
+        result = run_grid(cfg, selected, options, progress)
+    finally:
+        if progress is not None:
+            progress.close()
     if json_out and output != "-":  # stdout carries the video
-        print_json(result)
+        print_json(result.to_json())
     else:
-        error_line(
-            f"grid: {result['frames']} frames in {result['seconds']:.1f}s ({result['fps']} fps, "
-            f"{result['kbps']:.0f} kbps, {result['skipped']} skipped) into {result['output']}"
-        )
+        error_line(render.grid_line(result))
 
 
 @app.command("run-all")
@@ -649,29 +575,21 @@ def run_all(ctx: typer.Context) -> None:
 
     [dim]Examples: camctl run-all;  camctl --config /etc/camctl/camctl.yaml run-all[/dim]
     """
-    from camctl.commands.record import check_writable
-    from camctl.config import find_config_file
-    from camctl.lifecycle import tune_malloc
-    from camctl.render import run_all_banner
-    from camctl.runall import camctl_argv, run_supervised
+    from camctl.commands import run_all as command
 
     tune_malloc()
-
-    cfg = _state(ctx).config
-    cameras = cfg.select(None)
+    state = _state(ctx)
+    cfg = state.config
     _events_logged("camctl.ingest", "camctl.record", "camctl.runall")
-    try:
-        check_writable(cfg.storage.root)
-    except StorageError as exc:  # live frames still flow; the recorders retry and report it
-        logging.getLogger("camctl.record").error("%s; recording will retry", exc)
-    banner = run_all_banner(cfg, cameras)
-    if _state(ctx).log_json:
+    problem = command.storage_warning(cfg)
+    if problem:
+        logging.getLogger("camctl.record").error("%s", problem)
+    banner = render.run_all_banner(cfg, cfg.select(None))
+    if state.log_json:
         logging.getLogger("camctl.ingest").info("%s", banner)  # every line on stderr stays JSON
     else:
         console(stderr=True).print(banner, soft_wrap=True, markup=False)
-    state = _state(ctx)
-    argv = camctl_argv(find_config_file(state.config_path), state.log_json, state.debug)
-    run_supervised(cfg, argv, reload=lambda: load_config(state.config_path))
+    command.run_all(cfg, state.config_path, state.log_json, state.debug, reload=lambda: load_config(state.config_path))
 
 
 @app.command("worker", hidden=True)
@@ -683,14 +601,11 @@ def worker(
     restarts: Annotated[int, typer.Option("--restarts", min=0)] = 0,
 ) -> None:
     """One camera's worker process under `camctl run-all` (internal)."""
-    from camctl.ingest.service import WorkerOptions, run_ingest
-    from camctl.lifecycle import tune_malloc
+    from camctl.commands.ingest import camera_worker
 
     tune_malloc()
-
-    cfg = _state(ctx).config
     _events_logged("camctl.ingest", "camctl.record")
-    run_ingest(cfg, [cfg.camera(camera)], record=True, worker=WorkerOptions(socket, nats_url, restarts))
+    camera_worker(_state(ctx).config, camera, socket, nats_url, restarts)
 
 
 @app.command("grid-worker", hidden=True)
@@ -706,8 +621,9 @@ def grid_worker(
         raise UsageError("no grid: section in the config")
     cameras = [cfg.camera(cam) for cam in cfg.grid.cameras] if cfg.grid.cameras else cfg.select(None)
     _events_logged("camctl.grid")
-    run_grid(cfg, cameras, grid_options(cfg.grid, cfg.encoder), progress=False,
-             feed=lambda layout: WorkerFeed(cameras, sockets, layout))  # fmt: skip
+    run_grid(
+        cfg, cameras, grid_options(cfg.grid, cfg.encoder), feed=lambda layout: WorkerFeed(cameras, sockets, layout)
+    )
 
 
 @config_app.command("check")
@@ -716,28 +632,27 @@ def config_check(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 
     [dim]Example: camctl --config /etc/camctl/camctl.yaml config check[/dim]
     """
-    from camctl.storage import unreachable_min_free
+    from camctl.commands.config import check_config
 
-    cfg = _state(ctx).config
-    warnings = [w for w in [unreachable_min_free(cfg.storage.root, _limits(cfg))] if w]
+    check = check_config(_state(ctx).config)
     if json_out:
-        print_json({"ok": True, "source": cfg.source, "cameras": list(cfg.cameras), "warnings": warnings})
+        print_json(check.to_json())
     else:
-        console().print(f"{cfg.source}: OK, {len(cfg.cameras)} camera(s): {', '.join(cfg.cameras)}")
-        for warning in warnings:
+        console().print(render.config_check_line(check), markup=False)
+        for warning in check.warnings:
             error_line(f"warning: {warning}")
 
 
 @config_app.command("show")
 def config_show(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Print the effective config (defaults filled in, ${ENV} resolved, passwords masked)."""
-    data = effective_config(_state(ctx).config)
+    from camctl.commands.config import shown_config
+
+    data = shown_config(_state(ctx).config)
     if json_out:
         print_json(data)
-        return
-    import yaml
-
-    sys.stdout.write(yaml.safe_dump(redact.data(data), sort_keys=False, allow_unicode=True))
+    else:
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
 def main() -> None:

@@ -10,10 +10,10 @@ import difflib
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import yaml
@@ -29,6 +29,8 @@ from camctl.units import parse_bitrate, parse_duration, parse_size
 
 Transport = Literal["tcp", "udp", "auto"]
 TRANSPORTS: tuple[Transport, ...] = ("tcp", "udp", "auto")
+_T = TypeVar("_T")
+
 BUILTIN_DEMO = "<built-in demo config>"
 DEFAULT_TIMEOUT = 10.0
 
@@ -286,18 +288,16 @@ class _Parser:
         raise self.error(path, f"expected true or false, got {value!r}")
 
     def duration(self, value: Any, path: str) -> float | None:
-        if value is None:
-            return None
-        try:
-            return parse_duration(self.text(value, path))
-        except ValueError as exc:
-            raise self.error(path, str(exc)) from None
+        return self._parsed(value, path, parse_duration)
 
     def size(self, value: Any, path: str) -> int | None:
+        return self._parsed(value, path, parse_size)
+
+    def _parsed(self, value: Any, path: str, parse: Callable[[str], _T]) -> _T | None:
         if value is None:
             return None
         try:
-            return parse_size(self.text(value, path))
+            return parse(self.text(value, path))
         except ValueError as exc:
             raise self.error(path, str(exc)) from None
 

@@ -13,6 +13,7 @@ class ExitStatus(IntEnum):
     AUTH = 4  # authentication refused
     STORAGE = 5  # storage not writable or full
     NO_FOOTAGE = 6  # nothing recorded in the requested range
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
 class CamctlError(Exception):

@@ -1,15 +1,17 @@
 """Process lifecycle safety nets: children that die with their parent, and a shutdown that cannot
-hang forever."""
+hang forever, and SIGTERM/SIGINT asking a threaded command (record, grid) to stop."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from camctl.errors import CamctlError
@@ -49,6 +51,45 @@ def exit_if_shutdown_hangs(seconds: float = 15.0) -> None:
     timer = threading.Timer(seconds, force)
     timer.daemon = True
     timer.start()
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT ask for a clean stop; a second one is not needed (we stop within seconds)."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class StoppableThread:
+    """A daemon thread running `_run` until `stop()`: what every camera loop needs. `_run` checks
+    `_stop` (and waits on it, so that a stop cuts a backoff short)."""
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> bool:
+        """True when the thread ended within `timeout` seconds."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
 
 def reread_config(reload: Callable[[], Config] | None) -> Config | None:

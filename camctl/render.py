@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from camctl.config import BUILTIN_DEMO
 from camctl.secrets import redact
+from camctl.units import format_duration, format_size, iso_time
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from camctl.commands.config import ConfigCheck
+    from camctl.commands.grid import GridResult
     from camctl.commands.probe import ProbeResult
+    from camctl.commands.prune import CapacityPlan, PruneReport
     from camctl.commands.record import RecordResult
+    from camctl.commands.snapshot import Snapshot
     from camctl.config import CameraConfig, Config
+    from camctl.encoding.grid import GridStats
     from camctl.media.encoders import CodecCheck
     from camctl.recording.clip import ClipResult
     from camctl.recording.index import CameraIndex, SegmentRecord
@@ -39,6 +48,17 @@ def error_line(message: str) -> None:
     """The one line a failing command prints: no traceback, no password."""
     sys.stderr.write(f"camctl: {redact(message)}\n")
     sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def waiting(label: str, quiet: bool = False) -> Iterator[None]:
+    """A spinner on a terminal's stderr while slow work runs; nothing in a pipe or with --json."""
+    err = console(stderr=True)
+    if quiet or not err.is_terminal:
+        yield
+        return
+    with err.status(label):
+        yield
 
 
 def _num(value: float | None, fmt: str = "{:.1f}") -> str:
@@ -82,7 +102,6 @@ def recordings_table(indexes: Sequence[CameraIndex]) -> Any:
     from rich.table import Table
 
     from camctl.recording.index import GAP_TOLERANCE
-    from camctl.units import format_size
 
     def when(t: float) -> str:
         return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -203,8 +222,6 @@ def record_summary_lines(result: RecordResult) -> list[str]:
 
 def clip_lines(result: ClipResult) -> tuple[str, list[str]]:
     """What `camctl clip` says: the clip, then one line per gap inside it."""
-    from camctl.units import format_duration, format_size, iso_time
-
     head = (
         f"{result.camera_id}: {format_duration(result.end - result.start)} from {iso_time(result.start)}, "
         f"{result.frames} frames, {format_size(result.bytes)} -> {result.path}"
@@ -219,7 +236,6 @@ def clip_lines(result: ClipResult) -> tuple[str, list[str]]:
 def run_all_banner(config: Config, cameras: Sequence[CameraConfig]) -> str:
     """Where to look, when run-all starts (credentials masked)."""
     from camctl.bus import EMBEDDED_URL
-    from camctl.config import BUILTIN_DEMO
 
     base = config.http.public_url
     first = f"{base}/{cameras[0].slug if cameras else 'cam1'}"
@@ -232,3 +248,72 @@ def run_all_banner(config: Config, cameras: Sequence[CameraConfig]) -> str:
         f"  recordings  {config.storage.root}   (camctl recordings, camctl clip)\n"
         "Stop with Ctrl-C."
     )
+
+
+def snapshot_line(shot: Snapshot, output: str) -> str:
+    size = f"{len(shot.jpeg) / 1000:.0f} KB"
+    return f"{shot.camera_id}: {shot.width}x{shot.height} JPEG, {size} ({shot.path}) -> {output}"
+
+
+def prune_lines(report: PruneReport) -> list[str]:
+    """One line per segment deleted (or that would be, with --dry-run), then the total."""
+    verb = "would delete" if report.dry_run else "deleted"
+    lines = [f"{verb} {d.path} ({d.reason})" for d in report.deleted]
+    freed = format_size(report.freed_bytes)
+    lines.append(f"{verb} {len(report.deleted)} segment(s), {freed}; {report.kept} kept in {report.root}")
+    return lines
+
+
+def plan_lines(plan: CapacityPlan) -> tuple[list[str], str | None]:
+    """What `camctl prune --plan` says, and its warning when max_age will not be met."""
+    if not plan.cameras:
+        return [f"no recent recordings in {plan.root} to measure; run camctl record for a few minutes"], None
+    lines = [
+        f"{cam}: {r.bitrate_kbps:.0f} kbit/s, {format_size(r.bytes_per_hour)}/hour" for cam, r in plan.cameras.items()
+    ]
+    lines.append(
+        f"all cameras: {format_size(plan.bytes_per_hour)}/hour; room for recordings "
+        f"{format_size(plan.budget_bytes)} (recorded {format_size(plan.recordings_bytes)} "
+        f"+ free {format_size(plan.free_bytes)} - min_free): {plan.hours_fit or 0:.1f} h"
+    )
+    warning = None
+    if plan.enough is False:
+        warning = (
+            f"warning: {plan.hours_fit or 0:.1f} h fit, fewer than the {plan.target_hours or 0:g} h kept by max_age: "
+            "the oldest footage will go early (add disk, lower the bitrate, or record fewer cameras)"
+        )
+    return lines, warning
+
+
+def grid_line(result: GridResult) -> str:
+    return (
+        f"grid: {result.frames} frames in {result.seconds:.1f}s ({result.fps} fps, "
+        f"{result.kbps:.0f} kbps, {result.skipped} skipped) into {result.output}"
+    )
+
+
+class GridProgress:
+    """The grid's running figures on one terminal line, rewritten about once a second."""
+
+    def __init__(self, cameras: int) -> None:
+        self.cameras = cameras
+        self.shown = False
+
+    def __call__(self, stats: GridStats) -> None:
+        fps, kbps = stats.rates()
+        seconds = int(time.monotonic() - stats.started)
+        clock = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        sys.stderr.write(
+            f"\rgrid {clock}  {fps:5.1f} fps  {kbps:6.0f} kbps (target {stats.bitrate // 1000})"
+            f"  skipped {stats.skipped}  cameras {stats.online}/{self.cameras}   "
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def config_check_line(check: ConfigCheck) -> str:
+    return f"{check.source}: OK, {len(check.cameras)} camera(s): {', '.join(check.cameras)}"

@@ -15,9 +15,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camctl.errors import StorageError
+from camctl.units import format_size
+
+if TYPE_CHECKING:
+    from camctl.config import RetentionConfig
 
 _NAME = re.compile(r"(?P<cam>[A-Za-z0-9][A-Za-z0-9_-]{0,63})_(?P<ts>(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z)\.mp4")
 _STAMP = "%Y%m%dT%H%M%SZ"
@@ -83,6 +87,10 @@ class Limits:
     max_age: float | None = None  # seconds
     max_bytes: int | None = None  # all cameras together
     min_free: int | None = None  # bytes that must stay free on the filesystem
+
+    @classmethod
+    def of(cls, retention: RetentionConfig) -> Limits:
+        return cls(retention.max_age, retention.max_bytes, retention.min_free)
 
 
 @dataclass
@@ -213,8 +221,6 @@ def unreachable_min_free(root: Path, limits: Limits) -> str | None:
         return None
     if limits.min_free < total * MIN_FREE_SHARE:
         return None
-    from camctl.units import format_size
-
     return (
         f"storage.retention.min_free ({format_size(limits.min_free)}) cannot be met on the filesystem holding "
         f"{root} ({format_size(total)} in all): it is ignored, and room for {RESERVE_SEGMENTS} segments per "

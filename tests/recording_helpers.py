@@ -19,7 +19,7 @@ from typing import Any, Self
 import av
 
 from camctl.config import parse_config
-from camctl.media.source import open_source
+from camctl.media.connect import open_source
 from tests.harness import CamctlProcess
 
 _START_CODE = re.compile(b"\x00\x00\x01")

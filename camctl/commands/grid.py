@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import av.error
 
-from camctl.commands.record import stop_on_signals
 from camctl.config import CameraConfig, Config, GridConfig
 from camctl.encoding.bitrate import BitrateController, StorageBudget
 from camctl.encoding.compositor import Compositor
 from camctl.encoding.encoder import KeyframeEncoder
 from camctl.encoding.grid import Grid, GridStats, TileSource
-from camctl.encoding.layout import Layout
+from camctl.encoding.layout import Layout, parse_size
 from camctl.encoding.output import StreamOutput
 from camctl.encoding.target import Target
 from camctl.encoding.tiles import WorkerTiles
-from camctl.errors import CamctlError
+from camctl.errors import CamctlError, UsageError
+from camctl.lifecycle import StoppableThread, stop_on_signals
 from camctl.media.encoders import best_encoder
 from camctl.media.live import LiveCamera
 from camctl.media.session import CameraSession
+from camctl.units import parse_bitrate, parse_duration
 
 log = logging.getLogger("camctl.grid")
 
@@ -45,6 +45,21 @@ class GridOptions:
     encoder: str = "auto"
     keyframe_seconds: float = 1.0
 
+    @classmethod
+    def parse(
+        cls, output: str, size: str, fps: int, bitrate: str, min_bitrate: str | None, duration: str | None, encoder: str
+    ) -> GridOptions:
+        """From the command line's words; a bad one is a usage error (exit 2)."""
+        width, height = parse_size(size)
+        try:
+            return cls(
+                Target.parse(output), width, height, fps, parse_bitrate(bitrate),
+                parse_bitrate(min_bitrate) if min_bitrate is not None else None,
+                parse_duration(duration) if duration is not None else None, encoder,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
 
 class Feed(Protocol):
     """Where the tiles come from, started and stopped around the grid."""
@@ -57,54 +72,72 @@ class Feed(Protocol):
     def stop(self) -> None: ...
 
 
-class OwnSessions:
+class ThreadedFeed:
+    """A feed whose tiles come from one thread per camera, stopped together."""
+
+    threads: Sequence[StoppableThread]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        for thread in self.threads:
+            thread.stop()
+        for thread in self.threads:
+            thread.join(STOP_GRACE)
+
+
+class OwnSessions(ThreadedFeed):
     """`camctl grid` on its own: an RTSP session and a decoder per camera."""
 
     def __init__(self, config: Config, cameras: list[CameraConfig]) -> None:
         self.sources = [LiveCamera(cam, hardware_decode=config.ingest.hardware_decode) for cam in cameras]
-        self.sessions = [
+        self.threads = [
             CameraSession(cam, [tile], read_timeout=config.ingest.stall_seconds)
             for cam, tile in zip(cameras, self.sources, strict=True)
         ]
 
-    def start(self) -> None:
-        for session in self.sessions:
-            session.start()
 
-    def stop(self) -> None:
-        for session in self.sessions:
-            session.stop()
-        for session in self.sessions:
-            session.join(STOP_GRACE)
-
-
-class WorkerFeed:
+class WorkerFeed(ThreadedFeed):
     """The grid under `run-all`: each camera's tiles streamed by its worker (its one RTSP session)."""
 
     def __init__(self, cameras: list[CameraConfig], sockets: Path, layout: Layout) -> None:
         tile = layout.tile(0)
         self.sources = [WorkerTiles(cam.id, sockets / f"{cam.id}.sock", tile.width, tile.height) for cam in cameras]
+        self.threads = self.sources
 
-    def start(self) -> None:
-        for source in self.sources:
-            source.start()
 
-    def stop(self) -> None:
-        for source in self.sources:
-            source.stop()
-        for source in self.sources:
-            source.join(STOP_GRACE)
+@dataclass(frozen=True)
+class GridResult:
+    output: str
+    size: str
+    cameras: int
+    encoder: str
+    frames: int
+    skipped: int
+    seconds: float
+    fps: float
+    kbps: float
+    bitrate_kbps: int
+    bitrate_changes: int
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def run_grid(
     config: Config,
     cameras: list[CameraConfig],
     options: GridOptions,
-    progress: bool,
+    progress: Callable[[GridStats], None] | None = None,
     feed: Callable[[Layout], Feed] | None = None,
-) -> dict[str, Any]:
+) -> GridResult:
     """Makes the grid until SIGTERM/SIGINT or options.duration; returns the summary.
 
+    progress: called about once a second with the running figures.
     feed: the tiles' source for a layout; by default the grid's own camera sessions."""
     layout = Layout.for_cameras(len(cameras), options.width, options.height)
     name = best_encoder(options.encoder)
@@ -124,11 +157,9 @@ def run_grid(
     with stop_on_signals(stop):
         tiles.start()
         try:
-            stats = grid.run(stop, options.duration, _progress_line(len(cameras)) if progress else None)
+            stats = grid.run(stop, options.duration, progress)
         finally:
             tiles.stop()
-            if progress:
-                sys.stderr.write("\n")
     return summary(stats, output.target.shown, options, name, controller, len(cameras))
 
 
@@ -149,40 +180,22 @@ def _budget(config: Config, options: GridOptions) -> StorageBudget | None:
     return StorageBudget(folder, keep, 1, config.storage.retention.min_free or 0)
 
 
-def _progress_line(cameras: int) -> Callable[[GridStats], None]:
-    def show(stats: GridStats) -> None:
-        fps, kbps = stats.rates()
-        elapsed = _clock(stats)
-        sys.stderr.write(
-            f"\rgrid {elapsed}  {fps:5.1f} fps  {kbps:6.0f} kbps (target {stats.bitrate // 1000})"
-            f"  skipped {stats.skipped}  cameras {stats.online}/{cameras}   "
-        )
-        sys.stderr.flush()
-
-    return show
-
-
-def _clock(stats: GridStats) -> str:
-    seconds = int(time.monotonic() - stats.started)
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
 def summary(
     stats: GridStats, shown: str, options: GridOptions, encoder: str, controller: BitrateController, cameras: int
-) -> dict[str, Any]:
+) -> GridResult:
     seconds = time.monotonic() - stats.started
-    return {
-        "output": shown,
-        "size": f"{options.width}x{options.height}",
-        "cameras": cameras,
-        "encoder": encoder,
-        "frames": stats.frames,
-        "skipped": stats.skipped,
-        "seconds": round(seconds, 3),
-        "fps": round(stats.frames / seconds, 2) if seconds > 0 else 0.0,
-        "kbps": round(stats.bytes * 8 / seconds / 1000, 1) if seconds > 0 else 0.0,
-        "bitrate_kbps": controller.bitrate // 1000,
-        "bitrate_changes": controller.changes,
-        "latency_ms_p50": stats.latency_ms(0.5),
-        "latency_ms_p95": stats.latency_ms(0.95),
-    }
+    return GridResult(
+        output=shown,
+        size=f"{options.width}x{options.height}",
+        cameras=cameras,
+        encoder=encoder,
+        frames=stats.frames,
+        skipped=stats.skipped,
+        seconds=round(seconds, 3),
+        fps=round(stats.frames / seconds, 2) if seconds > 0 else 0.0,
+        kbps=round(stats.bytes * 8 / seconds / 1000, 1) if seconds > 0 else 0.0,
+        bitrate_kbps=controller.bitrate // 1000,
+        bitrate_changes=controller.changes,
+        latency_ms_p50=stats.latency_ms(0.5),
+        latency_ms_p95=stats.latency_ms(0.95),
+    )

@@ -9,9 +9,10 @@ from typing import Any
 
 from camctl.config import CameraConfig
 from camctl.errors import CameraError, ExitStatus
+from camctl.media.connect import open_source
 from camctl.media.decode import first_frame, open_decoder
+from camctl.media.encoders import CodecCheck, check_decoders, check_encoders
 from camctl.media.meter import StreamMeter
-from camctl.media.source import open_source
 
 DEFAULT_MEASURE_SECONDS = 2.0
 
@@ -110,3 +111,8 @@ def probe_exit_status(results: list[ProbeResult]) -> ExitStatus:
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def probe_codecs() -> list[CodecCheck]:
+    """`camctl probe --encoders`: every encoder and decoder camctl knows, opened for real at 1080p."""
+    return check_encoders() + check_decoders()

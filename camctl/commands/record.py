@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from camctl.config import CameraConfig, StorageConfig
 from camctl.encoding.transcode import recording_input
 from camctl.errors import ExitStatus, StorageError
+from camctl.lifecycle import stop_on_signals
 from camctl.recording.recorder import CameraRecorder, RecordingCamera
 from camctl.recording.retention import RetentionRunner
 from camctl.storage import Limits
@@ -35,22 +32,6 @@ def check_writable(root: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise StorageError(f"cannot write recordings to {root}: {(exc.strerror or str(exc)).lower()}") from None
-
-
-@contextlib.contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT ask for a clean stop; a second one is not needed (we stop within seconds)."""
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s: finishing segments", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def record_cameras(

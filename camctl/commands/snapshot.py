@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from camctl.config import CameraConfig, HttpConfig
+from camctl.errors import StorageError
 
 DEFAULT_QUALITY = 85  # as camctl.media.jpeg; not imported from there: the warm path must not load PyAV
 
@@ -29,9 +32,9 @@ def cold_snapshot(
     once the stream flows, and never longer than `timeout` in all."""
     # PyAV is imported here, not at the top: a warm snapshot never needs it, and loading it is most
     # of a warm snapshot's time.
+    from camctl.media.connect import open_source
     from camctl.media.decode import first_frame, open_decoder
     from camctl.media.jpeg import encode_jpeg, scaled_size
-    from camctl.media.source import open_source
 
     limit = camera.timeout if timeout is None else timeout
     started = time.monotonic()
@@ -67,3 +70,27 @@ def warm_snapshot(
         return None  # nothing listening, camera offline there (503), or not a camctl: go cold
     w, _, h = size.partition("x")
     return Snapshot(camera.id, jpeg, int(w or 0), int(h or 0), captured, "warm")
+
+
+def snapshot(
+    http: HttpConfig,
+    camera: CameraConfig,
+    quality: int = DEFAULT_QUALITY,
+    width: int | None = None,
+    timeout: float | None = None,
+    cold: bool = False,
+) -> Snapshot:
+    """Warm from a running camctl when one has the camera, else cold from the camera itself."""
+    shot = None if cold else warm_snapshot(http, camera, quality, width)
+    return shot if shot is not None else cold_snapshot(camera, quality, width, timeout)
+
+
+def save(shot: Snapshot, path: Path) -> None:
+    """Written beside the target and renamed: a reader never sees half a JPEG (exit 5 on failure)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(shot.jpeg)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None

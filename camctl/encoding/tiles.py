@@ -14,13 +14,13 @@ import http.client
 import logging
 import socket
 import struct
-import threading
 from pathlib import Path
 
 import av
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from camctl.encoding.layout import Tile, fit
+from camctl.lifecycle import StoppableThread
 from camctl.media.live import LiveFrame
 
 log = logging.getLogger("camctl.grid")
@@ -73,7 +73,7 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-class WorkerTiles:
+class WorkerTiles(StoppableThread):
     """The grid's side: one camera's newest tile, read from its worker in a thread of its own.
 
     A TileSource for Grid: `online` and `latest()`. When the worker is gone (restarting), the
@@ -81,26 +81,15 @@ class WorkerTiles:
     """
 
     def __init__(self, camera_id: str, socket_path: Path, width: int, height: int) -> None:
+        super().__init__(f"tiles-{camera_id}")
         self.camera_id = camera_id
         self.socket_path = socket_path
         self.width, self.height = width, height
         self.online = False
         self._latest: LiveFrame | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"tiles-{camera_id}", daemon=True)
 
     def latest(self) -> LiveFrame | None:
         return self._latest
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.is_set():

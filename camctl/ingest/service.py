@@ -80,8 +80,7 @@ class IngestService:
         self.retention: RetentionRunner | None = None
         if record:  # under run-all the supervisor prunes for all; a worker only forces it when storage fails
             storage = config.storage
-            r = storage.retention
-            self.retention = RetentionRunner(storage.root, Limits(r.max_age, r.max_bytes, r.min_free),
+            self.retention = RetentionRunner(storage.root, Limits.of(storage.retention),
                                              interval=storage.segment_seconds / 2)  # fmt: skip
         self.live: dict[str, LiveCamera] = {}
         self.sessions: dict[str, CameraSession] = {}
@@ -300,20 +299,12 @@ class IngestService:
         if self.retention is not None:
             self.retention.run(force)
 
+    def serve(self) -> None:
+        """Runs until SIGTERM or SIGINT; SIGHUP reloads the config when `reload` was given; a
+        worker never outlives its supervisor."""
+        run_until_signalled(self.run, reload=self.reload_config is not None, child=self.worker is not None)
+
     def _join_sessions(self) -> None:
         deadline = time.monotonic() + 3.0
         for session in self.sessions.values():
             session.join(max(0.0, deadline - time.monotonic()))
-
-
-def run_ingest(
-    config: Config,
-    cameras: list[CameraConfig],
-    record: bool = False,
-    reload: Callable[[], Config] | None = None,
-    worker: WorkerOptions | None = None,
-) -> None:
-    """Runs until SIGTERM or SIGINT; SIGHUP reloads the config when `reload` is given; a worker
-    never outlives its supervisor."""
-    service = IngestService(config, cameras, record, reload, worker)
-    run_until_signalled(service.run, reload=reload is not None, child=worker is not None)

@@ -10,7 +10,6 @@ stall timeout; consumers only hear about it through the callbacks below.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,9 @@ import tenacity
 
 from camctl.config import CameraConfig
 from camctl.errors import AuthFailed, CameraError, CameraTimeout
-from camctl.media.source import Packet, Source, StreamInfo, open_source
+from camctl.lifecycle import StoppableThread
+from camctl.media.connect import open_source
+from camctl.media.source import Packet, Source, StreamInfo
 
 log = logging.getLogger("camctl.session")
 
@@ -50,7 +51,7 @@ class Backoff:
 DEFAULT_BACKOFF = Backoff()
 
 
-class CameraSession:
+class CameraSession(StoppableThread):
     def __init__(
         self,
         camera: CameraConfig,
@@ -59,24 +60,13 @@ class CameraSession:
         read_timeout: float | None = None,
         open_camera: Callable[[CameraConfig, float | None], Source] = open_source,
     ) -> None:
+        super().__init__(f"camera-{camera.id}")
         self.camera = camera
         self.consumers = list(consumers)
         self.backoff = backoff
         self.read_timeout = read_timeout
         self.open_camera = open_camera
         self.online = False  # what consumers report (health, counters) they measure themselves
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     @property
     def stopping(self) -> bool:

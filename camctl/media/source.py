@@ -72,15 +72,6 @@ class Source(ABC):
         self.close()
 
 
-def open_source(camera: CameraConfig, timeout: float | None = None) -> Source:
-    """Connect to the camera; raises AuthFailed, CameraTimeout or CameraUnreachable."""
-    if camera.is_demo:
-        from camctl.media.demo import DemoSource
-
-        return DemoSource(camera)
-    return RtspSource(camera, camera.timeout if timeout is None else timeout)
-
-
 class RtspSource(Source):
     def __init__(self, camera: CameraConfig, timeout: float) -> None:
         self.camera = camera

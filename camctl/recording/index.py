@@ -20,6 +20,7 @@ import av.error
 from camctl.recording.journal import Gap, read_journal
 from camctl.recording.segment_writer import START_TAG
 from camctl.storage import Segment, scan_segments
+from camctl.units import iso_time
 
 GAP_TOLERANCE = 1.0  # seconds between two segments that still count as continuous
 
@@ -134,8 +135,6 @@ def measure_segment(path: Path, named_start: float) -> tuple[float, float, int]:
 
 
 def index_json(index: CameraIndex) -> dict[str, Any]:
-    from camctl.units import iso_time
-
     return {
         "camera_id": index.camera_id,
         "segments": [

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from camctl.recording.segment_writer import SegmentInfo
+from camctl.units import iso_time
 
 JOURNAL_NAME = "recordings.jsonl"
 
@@ -32,8 +33,6 @@ class Gap:
 
     def to_report(self) -> dict[str, Any]:
         """For people's scripts (--json): ISO times and the duration."""
-        from camctl.units import iso_time
-
         return {
             "from": iso_time(self.start),
             "to": iso_time(self.end),

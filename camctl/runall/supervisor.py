@@ -47,9 +47,8 @@ class Supervisor:
         self.bus: Bus | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="camctl-run-all-"))
         self.front = Front(self.workers, lambda: self.config, lambda: self.bus)
-        r = config.storage.retention
         self.retention = RetentionRunner(
-            config.storage.root, Limits(r.max_age, r.max_bytes, r.min_free), interval=config.storage.segment_seconds / 2
+            config.storage.root, Limits.of(config.storage.retention), interval=config.storage.segment_seconds / 2
         )
 
     # --- workers ------------------------------------------------------------------------------------

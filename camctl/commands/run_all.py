@@ -1,0 +1,34 @@
+"""`camctl run-all`: everything the config enables, one worker process per camera, supervised,
+behind one HTTP front (`camctl.runall`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from camctl.commands.record import check_writable
+from camctl.config import Config, find_config_file
+from camctl.errors import StorageError
+from camctl.runall import camctl_argv, run_supervised
+
+log = logging.getLogger("camctl.record")
+
+
+def storage_warning(config: Config) -> str | None:
+    """Why recordings cannot be written now, if so. Not fatal: live frames still flow, and the
+    recorders retry and report it."""
+    try:
+        check_writable(config.storage.root)
+    except StorageError as exc:
+        return f"{exc}; recording will retry"
+    return None
+
+
+def run_all(
+    config: Config, config_path: Path | None, log_json: bool, debug: bool, reload: Callable[[], Config]
+) -> None:
+    """Until SIGTERM/SIGINT, which finish every open segment; SIGHUP re-reads the config. Workers
+    are started as `python -m camctl` with the same global options."""
+    argv = camctl_argv(find_config_file(config_path), log_json, debug)
+    run_supervised(config, argv, reload=reload)

@@ -1,0 +1,14 @@
+"""Opening a camera: its RTSP stream, or a built-in demo camera (`demo:` URLs)."""
+
+from __future__ import annotations
+
+from camctl.config import CameraConfig
+from camctl.media.demo import DemoSource
+from camctl.media.source import RtspSource, Source
+
+
+def open_source(camera: CameraConfig, timeout: float | None = None) -> Source:
+    """Connect to the camera; raises AuthFailed, CameraTimeout or CameraUnreachable."""
+    if camera.is_demo:
+        return DemoSource(camera)
+    return RtspSource(camera, camera.timeout if timeout is None else timeout)
