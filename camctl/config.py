@@ -118,6 +118,7 @@ class NatsConfig:
 class HttpConfig:
     listen: str = "0.0.0.0:8080"
     public_url: str = "http://127.0.0.1:8080"
+    max_viewers: int = 20  # live viewers per camera; more are answered 503
 
     @property
     def host(self) -> str:
@@ -570,7 +571,7 @@ class _Parser:
         return NatsConfig(url=url or None)
 
     def http(self, raw: Any) -> HttpConfig:
-        m = self.mapping(raw or {}, "http", ("listen", "public_url"))
+        m = self.mapping(raw or {}, "http", ("listen", "public_url", "max_viewers"))
         listen = self.text(m.get("listen", HttpConfig.listen), "http.listen")
         host, sep, port = listen.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -583,7 +584,8 @@ class _Parser:
             public_url = self.text(public, "http.public_url").rstrip("/")
             if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).hostname:
                 raise self.error("http.public_url", f"{public_url!r} is not an http:// or https:// URL")
-        return HttpConfig(listen=listen, public_url=public_url)
+        viewers = int(self.number(m.get("max_viewers", HttpConfig.max_viewers), "http.max_viewers", 1, 1000))
+        return HttpConfig(listen=listen, public_url=public_url, max_viewers=viewers)
 
 
 def _join(path: str, key: str) -> str:
@@ -630,7 +632,11 @@ def effective_config(config: Config) -> dict[str, Any]:
             },
         },
         "nats": {"url": redact(config.nats.url) if config.nats.url else None},
-        "http": {"listen": config.http.listen, "public_url": config.http.public_url},
+        "http": {
+            "listen": config.http.listen,
+            "public_url": config.http.public_url,
+            "max_viewers": config.http.max_viewers,
+        },
         "ingest": {
             "status_interval": config.ingest.status_interval,
             "stall_seconds": config.ingest.stall_seconds,

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,8 +22,10 @@ from tests.harness import (
     FakeCameras,
     NatsServer,
     VlcCamera,
+    check_chromium,
     check_gst_rtsp,
     check_vlc,
+    chromium_binary,
     looping_test_video,
     nats_server_binary,
 )
@@ -59,6 +62,24 @@ def fake_cameras() -> Iterator[Callable[..., FakeCameras]]:
     yield start
     for cams in started:
         cams.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, driven by Playwright (never a Playwright browser download)."""
+    require("Chromium and Playwright", check_chromium)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium_binary(),
+            # root in a container: no sandbox; videos play without a click, as on an operator's wall
+            args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 @pytest.fixture

@@ -278,7 +278,8 @@ class NatsServer:
             self.proc = None
 
     def __enter__(self) -> Self:
-        return self.start()
+        # `with NatsServer().start(port=p):` is already started: a second start would leak the first
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
@@ -341,6 +342,25 @@ class CamctlProcess:
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.kill()
         self._log_file.close()
+
+
+CHROMIUM_INSTALL_HINT = "apt-get install -y chromium; pip install playwright (the README's test command does both)"
+
+
+def chromium_binary() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise ComponentMissing(f"chromium not found; install: {CHROMIUM_INSTALL_HINT}")
+
+
+def check_chromium() -> None:
+    chromium_binary()
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        raise ComponentMissing(f"the playwright Python package is missing; install: {CHROMIUM_INSTALL_HINT}") from None
 
 
 VLC_INSTALL_HINT = "apt-get install -y vlc-bin vlc-plugin-base (the README's test command does this)"

@@ -35,6 +35,7 @@ from camctl.errors import CamctlError
 from camctl.lifecycle import reread_config
 from camctl.media.jpeg import DEFAULT_QUALITY
 from camctl.media.live import LiveCamera, LiveFrame
+from camctl.media.live_stream import LiveStream
 from camctl.media.session import CameraSession, Consumer
 from camctl.metrics import LatencyHistogram, bus_families, camera_families, exposition, latency_family
 from camctl.recording.recorder import CameraRecorder
@@ -43,6 +44,7 @@ from camctl.runtime import Listen, bus_and_http, run_until_signalled
 from camctl.secrets import redact
 from camctl.storage import Limits
 from camctl.web.camera import JpegCache, camera_routes, local_view
+from camctl.web.live import LiveHub, live_routes
 from camctl.web.node import build_app
 
 log = logging.getLogger("camctl.ingest")
@@ -85,6 +87,7 @@ class IngestService:
         self.live: dict[str, LiveCamera] = {}
         self.sessions: dict[str, CameraSession] = {}
         self.by_name: dict[str, LiveCamera] = {}  # what HTTP serves: ids and slugs
+        self.hubs: dict[str, LiveHub] = {}  # live viewers, by id and slug
         self.bus: Bus | None = None
         self.latency = LatencyHistogram()
         # A few encodes per camera (latest frames x requested sizes): a 1080p JPEG is ~250 KB, and a
@@ -99,7 +102,8 @@ class IngestService:
 
     def _add(self, cam: CameraConfig) -> None:
         live = LiveCamera(cam, self._on_frame, self._on_change, hardware_decode=self.config.ingest.hardware_decode)
-        consumers: list[Consumer] = [live]
+        stream = LiveStream(cam)  # first: viewers get each frame before it is decoded or recorded
+        consumers: list[Consumer] = [stream, live]
         if self.record:
             storage = self.config.storage
             recorder = CameraRecorder(
@@ -118,6 +122,9 @@ class IngestService:
         session = CameraSession(cam, consumers, read_timeout=self.config.ingest.stall_seconds)
         self.live[cam.id], self.sessions[cam.id] = live, session
         self.by_name[cam.id] = self.by_name[cam.slug] = live
+        if self._loop is not None:
+            hub = LiveHub(stream, self._loop, self.config.http.max_viewers)
+            self.hubs[cam.id] = self.hubs[cam.slug] = hub
         session.start()
 
     def _remove(self, camera_id: str) -> None:
@@ -126,6 +133,7 @@ class IngestService:
         live = self.live.pop(camera_id)
         for name in (camera_id, live.camera.slug):
             self.by_name.pop(name, None)
+            self.hubs.pop(name, None)
         session.stop()
         session.join(3.0)
         self.transcoders.pop(camera_id, None)
@@ -274,8 +282,8 @@ class IngestService:
         listen = Listen(http.listen, http.host, http.port, self.worker.socket if self.worker is not None else None)
 
         def app(bus: Bus) -> web.Application:
-            view = local_view(self.by_name, self.status_payloads, self.metrics, bus.state)
-            return build_app(view, camera_routes(self.by_name, self.jpegs))
+            view = local_view(self.by_name, self.status_payloads, self.metrics, bus.state, lambda: self.config)
+            return build_app(view, camera_routes(self.by_name, self.jpegs) | live_routes(self.hubs.get))
 
         async with bus_and_http(url, f"camctl@{self.config.node}", app, listen) as self.bus:
             await self.bus.respond(f"{SNAPSHOT_SUBJECT}.*", self._answer_snapshot)

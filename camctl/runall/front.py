@@ -51,18 +51,56 @@ class Front:
             upstream = await worker.client().get(path, params=request.query, timeout=aiohttp.ClientTimeout(total=None))
         except (aiohttp.ClientError, OSError):
             return camera_offline(worker.camera.id, "worker not answering")
-        keep = ("Content-Type", "Cache-Control", "Retry-After")
-        headers = {k: v for k, v in upstream.headers.items() if k in keep or k.startswith("X-")}
-        response = web.StreamResponse(status=upstream.status, headers=headers)
-        await response.prepare(request)
         try:
+            keep = ("Content-Type", "Cache-Control", "Retry-After")
+            headers = {k: v for k, v in upstream.headers.items() if k in keep or k.startswith("X-")}
+            response = web.StreamResponse(status=upstream.status, headers=headers)
+            await response.prepare(request)
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
-        except (ConnectionResetError, aiohttp.ClientError):
+        except (ConnectionResetError, RuntimeError, aiohttp.ClientError):
             pass
         finally:
-            upstream.release()
+            upstream.release()  # whatever happened to the client: the worker's connection goes back
         return response
+
+    async def relay_ws(self, request: web.Request) -> web.StreamResponse:
+        """A live viewer's WebSocket, relayed message by message from the camera's worker: each
+        viewer has its own upstream, so the worker's per-viewer limits and skipping apply as they are."""
+        worker = self.worker_for(request.match_info["cam"])
+        if not worker.running:
+            return camera_offline(worker.camera.id, f"worker restarting ({worker.exit_reason()})")
+        try:
+            upstream = await worker.client().ws_connect(f"http://worker/{worker.camera.id}/live.ws")
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 503:
+                return web.json_response({"error": "too many viewers", "camera_id": worker.camera.id},
+                                         status=503, headers={"Retry-After": "5"})  # fmt: skip
+            return camera_offline(worker.camera.id, "worker not answering")
+        except (aiohttp.ClientError, OSError):
+            return camera_offline(worker.camera.id, "worker not answering")
+        ws = web.WebSocketResponse(heartbeat=15.0)
+        try:
+            await ws.prepare(request)
+            closing = asyncio.create_task(_drain(ws))  # notices the page going
+            try:
+                async for msg in upstream:
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        await ws.send_bytes(msg.data)
+                    elif msg.type == aiohttp.WSMsgType.TEXT:
+                        await ws.send_str(msg.data)
+                    else:
+                        break
+                    if closing.done():
+                        break
+            finally:
+                closing.cancel()
+            await ws.close(code=upstream.close_code or 1001, message=b"worker closed the stream")
+        except (ConnectionResetError, RuntimeError, aiohttp.ClientError):
+            pass
+        finally:
+            await upstream.close()
+        return ws
 
     async def status_payloads(self) -> list[dict[str, Any]]:
         async def one(worker: Worker) -> list[dict[str, Any]]:
@@ -110,11 +148,17 @@ class Front:
         def nats() -> dict[str, Any] | None:
             return self.bus.state() if self.bus is not None else None
 
-        view = NodeView(self.status_payloads, health, metrics, nats)
-        return build_app(view, {"frame.jpg": self.proxy, "stream.mjpeg": self.proxy})
+        view = NodeView(self.status_payloads, health, metrics, nats, self._config)
+        relayed = dict.fromkeys(("frame.jpg", "stream.mjpeg", "live.mp4"), self.proxy)
+        return build_app(view, relayed | {"live.ws": self.relay_ws})
 
     async def answer_status_for_down_workers(self, msg: Any) -> None:
         """Running workers answer for their own camera; the supervisor for the ones being restarted."""
         down = [self.offline_status(w) for w in self.workers.values() if not w.running]
         if down and msg.reply and self.bus is not None and self.bus.nc is not None:
             await self.bus.nc.publish(msg.reply, encode({"node": self.config.node, "cameras": down}))
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    async for _msg in ws:
+        pass

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from camctl.config import Config
 from camctl.encoding.tiles import TileScaler, keepalive
 from camctl.media.jpeg import DEFAULT_QUALITY, encode_jpeg, scaled_size
 from camctl.media.live import LiveCamera, LiveFrame
@@ -155,6 +156,7 @@ def local_view(
     status: Callable[[], list[dict[str, Any]]],
     metrics: Callable[[], str],
     nats: Callable[[], dict[str, Any] | None],
+    config: Callable[[], Config],
 ) -> NodeView:
     """What /status, /healthz and /metrics answer for this process's own cameras."""
 
@@ -168,4 +170,4 @@ def local_view(
         unique = set(cameras.values())
         return {"ok": True, "cameras": len(unique), "online": sum(1 for c in unique if c.online)}
 
-    return NodeView(statuses, health, metrics_text, nats)
+    return NodeView(statuses, health, metrics_text, nats, config)

@@ -1,17 +1,25 @@
-"""The app and the routes every camctl HTTP server has: `/status`, `/healthz`, `/metrics`, and
-the per-camera routes `/<cam>/<name>` (cam: the camera's id or slug). What they answer comes from
-a `NodeView`: a single process's own cameras, or run-all's front gathering its workers'."""
+"""The app and the routes every camctl HTTP server has: the page (`/`, `/static/`), `/status`,
+`/healthz`, `/metrics`, `/api/cameras`, `/api/events` (status as server-sent events), and the
+per-camera routes `/<cam>/<name>` (cam: the camera's id or slug). What they answer comes from a
+`NodeView`: a single process's own cameras, or run-all's front gathering its workers'."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from camctl.config import Config
 from camctl.secrets import redact
+
+STATIC = Path(__file__).resolve().parent / "static"
+EVENTS_PERIOD = 1.0  # seconds between status updates to the page
 
 CAM = r"{cam:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -23,6 +31,12 @@ class NodeView:
     health: Callable[[], dict[str, Any]]
     metrics: Callable[[], Awaitable[str]]  # Prometheus text
     nats: Callable[[], dict[str, Any] | None]  # the bus's state
+    config: Callable[[], Config]  # the current one (SIGHUP may change it)
+
+
+def camera_list(config: Config) -> list[dict[str, Any]]:
+    """What the page needs to lay out its tiles, in the config's order."""
+    return [{"camera_id": c.id, "name": c.name or c.id, "slug": c.slug} for c in config.select(None)]
 
 
 def build_app(view: NodeView, camera_routes: Mapping[str, Handler]) -> web.Application:
@@ -39,6 +53,37 @@ def build_app(view: NodeView, camera_routes: Mapping[str, Handler]) -> web.Appli
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(text=await view.metrics(), content_type="text/plain", charset="utf-8")
 
+    async def cameras(_request: web.Request) -> web.Response:
+        config = view.config()
+        return web.json_response({"node": config.node, "cameras": camera_list(config)})
+
+    latest: dict[str, Any] = {"at": 0.0, "text": ""}
+
+    async def status_text() -> str:
+        """One gathering per period for every page open: ten pages cost the workers one query."""
+        if time.monotonic() - latest["at"] >= EVENTS_PERIOD / 2:
+            body = {"time": time.time(), "cameras": await view.cameras(), "nats": view.nats()}
+            latest["text"], latest["at"] = json.dumps(redact.data(body)), time.monotonic()
+        return str(latest["text"])
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+        await response.prepare(request)
+        try:
+            while True:
+                await response.write(f"data: {await status_text()}\n\n".encode())
+                await asyncio.sleep(EVENTS_PERIOD)  # the page's refresh period, not a synchronisation
+        except (ConnectionResetError, RuntimeError):
+            pass
+        return response
+
+    async def page(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.router.add_get("/", page)
+    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/api/cameras", cameras)
+    app.router.add_get("/api/events", events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/status", status)
     app.router.add_get("/metrics", metrics)

@@ -1,0 +1,232 @@
+"""Live viewers of a camera's own stream: `/<cam>/live.ws` (WebSocket, for the page) and
+`/<cam>/live.mp4` (chunked fragmented MP4, for ffplay, VLC, curl).
+
+Each viewer has its own queue, bounded in bytes. A viewer that cannot keep up loses what is
+queued and starts again at the next keyframe; one that keeps falling behind is dropped. Either
+way only that viewer notices: the camera's thread hands each event to the event loop once, for all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from aiohttp import WSMsgType, web
+
+from camctl.media.live_stream import Event, Fragment, Header, LiveStream, Offline
+from camctl.secrets import redact
+from camctl.web.node import Handler, camera_offline, unknown_camera
+
+log = logging.getLogger("camctl.live")
+
+VIEWER_BUDGET = 8 * 1024 * 1024  # bytes queued for one viewer before it skips to a keyframe
+MAX_SKIPS = 5  # skips within SKIP_WINDOW before a viewer is dropped
+SKIP_WINDOW = 60.0
+
+
+class ViewerDropped(Exception):
+    pass
+
+
+class Viewer:
+    def __init__(self, budget: int = VIEWER_BUDGET) -> None:
+        self.budget = budget
+        self._queue: collections.deque[Event] = collections.deque()
+        self._bytes = 0
+        self._ready = asyncio.Event()
+        self._last = 0  # the newest fragment's sequence number queued, to skip a repeat
+        self._waiting_key = False
+        self._skips: collections.deque[float] = collections.deque()
+        self.dropped: str | None = None
+        self.skipped = 0  # times this viewer lost its queue
+
+    def offer(self, event: Event) -> None:
+        """In the event loop: queue an event, or skip, or drop the viewer."""
+        if self.dropped:
+            return
+        if isinstance(event, Fragment):
+            if event.sequence <= self._last:
+                return
+            self._last = event.sequence
+            if self._waiting_key and not event.key:
+                return
+            self._waiting_key = False
+            if self._bytes + len(event.data) > self.budget:
+                self._skip()
+                if self.dropped or not event.key:
+                    return
+            self._bytes += len(event.data)
+        else:
+            self._waiting_key = False
+        self._queue.append(event)
+        self._ready.set()
+
+    def _skip(self) -> None:
+        now = time.monotonic()
+        self._queue = collections.deque(e for e in self._queue if not isinstance(e, Fragment))
+        self._bytes = 0
+        self._waiting_key = True
+        self.skipped += 1
+        self._skips.append(now)
+        while self._skips and self._skips[0] < now - SKIP_WINDOW:
+            self._skips.popleft()
+        if len(self._skips) > MAX_SKIPS:
+            self.dropped = f"too slow: fell {len(self._skips)} GOPs behind within {SKIP_WINDOW:g}s"
+            self._ready.set()
+
+    async def events(self) -> list[Event]:
+        """What is queued, once there is something; raises ViewerDropped when dropped."""
+        await self._ready.wait()
+        if self.dropped:
+            raise ViewerDropped(self.dropped)
+        self._ready.clear()
+        out, self._queue, self._bytes = list(self._queue), collections.deque(), 0
+        return out
+
+
+class ViewerLimit(Exception):
+    pass
+
+
+class LiveHub:
+    """A camera's viewers, in the event loop. Subscribed to the stream only while someone watches."""
+
+    def __init__(self, stream: LiveStream, loop: asyncio.AbstractEventLoop, max_viewers: int) -> None:
+        self.stream = stream
+        self.loop = loop
+        self.max_viewers = max_viewers
+        self.viewers: set[Viewer] = set()
+
+    def join(self) -> Viewer:
+        if len(self.viewers) >= self.max_viewers:
+            raise ViewerLimit(f"{len(self.viewers)} viewers already watch this camera (http.max_viewers)")
+        viewer = Viewer()
+        first = self.stream.snapshot() if self.viewers else self.stream.subscribe(self._from_camera)
+        self.viewers.add(viewer)
+        for event in first:
+            viewer.offer(event)
+        return viewer
+
+    def leave(self, viewer: Viewer) -> None:
+        self.viewers.discard(viewer)
+        if not self.viewers:
+            self.stream.unsubscribe(self._from_camera)
+
+    def _from_camera(self, event: Event) -> None:
+        """In the camera's thread: one hand-over to the loop per event, whatever the viewers."""
+        self.loop.call_soon_threadsafe(self._dispatch, event)
+
+    def _dispatch(self, event: Event) -> None:
+        for viewer in list(self.viewers):
+            viewer.offer(event)
+
+
+def stream_message(header: Header) -> str:
+    return json.dumps({"type": "stream", "codec": header.codec, "mime": header.mime,
+                       "width": header.width, "height": header.height})  # fmt: skip
+
+
+def offline_message(reason: str) -> str:
+    return json.dumps({"type": "offline", "reason": redact(reason)})
+
+
+def live_routes(hub_for: Callable[[str], LiveHub | None]) -> dict[str, Handler]:
+    """hub_for: the camera's hub by id or slug, None when unknown."""
+
+    def hub(request: web.Request) -> LiveHub:
+        found = hub_for(request.match_info["cam"])
+        if found is None:
+            raise unknown_camera()
+        return found
+
+    def full(camera_id: str, exc: ViewerLimit) -> web.Response:
+        return web.json_response({"error": "too many viewers", "camera_id": camera_id, "reason": str(exc)},
+                                 status=503, headers={"Retry-After": "5"})  # fmt: skip
+
+    async def live_ws(request: web.Request) -> web.StreamResponse:
+        camera = hub(request)
+        try:
+            viewer = camera.join()
+        except ViewerLimit as exc:
+            return full(camera.stream.camera.id, exc)
+        ws = web.WebSocketResponse(heartbeat=15.0)
+        try:
+            await ws.prepare(request)
+            sender = asyncio.create_task(_send_ws(viewer, ws))
+            try:
+                async for msg in ws:  # the page sends nothing; this notices it going
+                    if msg.type == WSMsgType.ERROR:
+                        break
+            finally:
+                sender.cancel()
+        finally:
+            camera.leave(viewer)
+        return ws
+
+    async def live_mp4(request: web.Request) -> web.StreamResponse:
+        camera = hub(request)
+        try:
+            viewer = camera.join()
+        except ViewerLimit as exc:
+            return full(camera.stream.camera.id, exc)
+        try:
+            first = await asyncio.wait_for(viewer.events(), timeout=5.0)
+            if not first or not isinstance(first[0], Header):
+                reason = first[0].reason if first and isinstance(first[0], Offline) else "no picture yet"
+                return camera_offline(camera.stream.camera.id, reason)
+            response = web.StreamResponse(headers={"Content-Type": "video/mp4", "Cache-Control": "no-store"})
+            await response.prepare(request)
+            await _send_mp4(viewer, response, first)
+            return response
+        except (TimeoutError, ViewerDropped):
+            return camera_offline(camera.stream.camera.id, "no picture yet")
+        finally:
+            camera.leave(viewer)
+
+    return {"live.ws": live_ws, "live.mp4": live_mp4}
+
+
+async def _send_ws(viewer: Viewer, ws: web.WebSocketResponse) -> None:
+    try:
+        while True:
+            for event in await viewer.events():
+                if isinstance(event, Fragment):
+                    await ws.send_bytes(event.data)
+                elif isinstance(event, Header):
+                    await ws.send_str(stream_message(event))
+                    await ws.send_bytes(event.init)
+                else:
+                    await ws.send_str(offline_message(event.reason))
+                    if event.final:
+                        await ws.close(code=1001, message=b"camera stopped here")
+                        return
+    except ViewerDropped as exc:
+        log.warning("live viewer dropped: %s", exc)
+        await ws.close(code=4000, message=str(exc)[:120].encode())
+    except (ConnectionResetError, RuntimeError):
+        await ws.close()
+
+
+async def _send_mp4(viewer: Viewer, response: web.StreamResponse, first: list[Event]) -> None:
+    """One stream: ends when the camera goes offline or starts a new stream (a new init segment
+    cannot follow in the same file); the client reconnects."""
+    events, started = first, False
+    try:
+        while True:
+            for event in events:
+                if isinstance(event, Header):
+                    if started:
+                        return
+                    started = True
+                    await response.write(event.init)
+                elif isinstance(event, Fragment):
+                    await response.write(event.data)
+                else:
+                    return
+            events = await viewer.events()
+    except (ConnectionResetError, RuntimeError, ViewerDropped):
+        return

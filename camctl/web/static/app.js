@@ -1,0 +1,205 @@
+// camctl live view: one tile per camera, the camera's own H.264 through Media Source Extensions
+// (fragmented MP4 over a WebSocket, one fragment per frame), status from server-sent events.
+"use strict";
+
+const LAG_SEEK = 1.0;   // seconds behind the live edge before jumping to it
+const LAG_FAST = 0.25;  // seconds behind before playing a little faster to catch up
+const KEEP = 10;        // seconds of played video kept in the buffer
+
+class LivePlayer {
+  constructor(tile, camera) {
+    this.tile = tile;
+    this.camera = camera;
+    this.video = tile.querySelector("video");
+    this.img = tile.querySelector("img.mjpeg");
+    this.queue = [];
+    this.sourceBuffer = null;
+    this.connect();
+  }
+
+  connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/${encodeURIComponent(this.camera)}/live.ws`);
+    ws.binaryType = "arraybuffer";
+    ws.onmessage = (event) => {
+      if (typeof event.data === "string") this.control(JSON.parse(event.data));
+      else this.append(event.data);
+    };
+    ws.onclose = () => {
+      this.ws = null;
+      setTimeout(() => this.connect(), 1000);  // worker restarting, camctl restarting: try again
+    };
+    this.ws = ws;
+  }
+
+  control(message) {
+    if (message.type === "stream") this.start(message);
+    else if (message.type === "offline") {
+      this.reset();
+      setTileState(this.tile, false, message.reason);
+    }
+  }
+
+  start(stream) {
+    this.reset();
+    this.tile.dataset.codec = stream.codec;
+    if (!window.MediaSource || !MediaSource.isTypeSupported(stream.mime)) {
+      this.fallback(stream);
+      return;
+    }
+    const source = new MediaSource();
+    this.video.src = URL.createObjectURL(source);
+    source.addEventListener("sourceopen", () => {
+      URL.revokeObjectURL(this.video.src);
+      this.sourceBuffer = source.addSourceBuffer(stream.mime);
+      this.sourceBuffer.mode = "segments";
+      this.sourceBuffer.addEventListener("updateend", () => this.updated());
+      this.pump();
+    }, { once: true });
+  }
+
+  // H.265 where this browser cannot decode it: the server's MJPEG stream instead, and say so.
+  fallback(stream) {
+    this.usingMjpeg = true;
+    this.video.hidden = true;
+    this.img.hidden = false;
+    this.img.src = `/${encodeURIComponent(this.camera)}/stream.mjpeg`;
+    this.tile.querySelector(".note").textContent =
+      `${stream.codec.startsWith("h") ? "H.265" : stream.codec}: shown as MJPEG (this browser cannot play it)`;
+  }
+
+  reset() {
+    this.queue = [];
+    this.sourceBuffer = null;
+    if (this.usingMjpeg) {
+      this.img.removeAttribute("src");
+      this.img.hidden = true;
+      this.video.hidden = false;
+      this.usingMjpeg = false;
+      this.tile.querySelector(".note").textContent = "";
+    }
+    this.video.removeAttribute("src");
+    this.video.load();
+  }
+
+  append(data) {
+    if (this.usingMjpeg) return;
+    this.queue.push(data);
+    this.pump();
+  }
+
+  pump() {
+    const buffer = this.sourceBuffer;
+    if (!buffer || buffer.updating || this.queue.length === 0) return;
+    let size = 0;
+    for (const part of this.queue) size += part.byteLength;
+    const data = new Uint8Array(size);
+    let at = 0;
+    for (const part of this.queue) {
+      data.set(new Uint8Array(part), at);
+      at += part.byteLength;
+    }
+    this.queue = [];
+    try {
+      buffer.appendBuffer(data);
+    } catch (error) {  // the buffer is full or the stream broke: start over at the next connection
+      this.ws && this.ws.close();
+    }
+  }
+
+  updated() {
+    const video = this.video, ranges = video.buffered;
+    if (ranges.length) {
+      const last = ranges.length - 1, end = ranges.end(last), lag = end - video.currentTime;
+      if (lag > LAG_SEEK || video.currentTime < ranges.start(last)) {
+        video.currentTime = Math.max(ranges.start(last), end - 0.05);  // a new viewer starts at the edge
+      }
+      video.playbackRate = lag > LAG_FAST ? 1.25 : 1.0;
+      if (video.paused) video.play().catch(() => {});
+      if (video.currentTime - ranges.start(0) > 2 * KEEP && !this.sourceBuffer.updating) {
+        this.sourceBuffer.remove(0, video.currentTime - KEEP);
+        return;  // its own updateend pumps what is queued
+      }
+    }
+    this.pump();
+  }
+}
+
+function setTileState(tile, online, reason) {
+  const badge = tile.querySelector(".badge");
+  badge.dataset.online = String(online);
+  badge.textContent = online ? "live" : "offline";
+  const shown = tile.querySelector(".reason");
+  shown.hidden = online;
+  shown.textContent = online ? "" : (reason || "offline");
+}
+
+function formatRate(status) {
+  if (!status.online) return "";
+  const kbps = status.bitrate_kbps >= 1000 ? `${(status.bitrate_kbps / 1000).toFixed(1)} Mbit/s`
+    : `${status.bitrate_kbps} kbit/s`;
+  return `${status.fps.toFixed(1)} fps · ${kbps}`;
+}
+
+function layout(count) {
+  const cols = count <= 1 ? 1 : count <= 4 ? 2 : count <= 9 ? 3 : 4;
+  document.getElementById("grid").style.setProperty("--cols", cols);
+}
+
+function choose(tile) {
+  const solo = document.body.classList.toggle("solo", !tile.classList.contains("chosen"));
+  for (const other of document.querySelectorAll(".tile")) other.classList.toggle("chosen", solo && other === tile);
+  history.replaceState(null, "", solo ? `#${tile.dataset.camera}` : location.pathname);
+}
+
+async function main() {
+  const response = await fetch("/api/cameras");
+  const { node, cameras } = await response.json();
+  document.getElementById("node").textContent = node;
+  const grid = document.getElementById("grid");
+  const template = document.getElementById("tile");
+  const tiles = new Map();
+  for (const camera of cameras) {
+    const tile = template.content.firstElementChild.cloneNode(true);
+    tile.dataset.camera = camera.camera_id;
+    tile.querySelector("video").dataset.camera = camera.camera_id;
+    tile.querySelector(".badge").dataset.camera = camera.camera_id;
+    tile.querySelector(".name").textContent = camera.name;
+    tile.addEventListener("click", () => choose(tile));
+    grid.appendChild(tile);
+    tiles.set(camera.camera_id, tile);
+    new LivePlayer(tile, camera.camera_id);
+  }
+  layout(cameras.length);
+  const chosen = tiles.get(decodeURIComponent(location.hash.slice(1)));
+  if (chosen) choose(chosen);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && document.body.classList.contains("solo")) choose(document.querySelector(".chosen"));
+  });
+
+  const events = new EventSource("/api/events");
+  events.onmessage = (event) => {
+    const { cameras: statuses } = JSON.parse(event.data);
+    let online = 0;
+    for (const status of statuses) {
+      const tile = tiles.get(status.camera_id);
+      if (!tile) continue;
+      setTileState(tile, status.online, status.error);
+      tile.querySelector(".rate").textContent = formatRate(status);
+      if (status.online) online += 1;
+    }
+    const summary = document.getElementById("summary");
+    summary.textContent = `${online}/${tiles.size} online`;
+    summary.classList.toggle("bad", online < tiles.size);
+  };
+  events.onerror = () => {
+    const summary = document.getElementById("summary");
+    summary.textContent = "camctl not answering";
+    summary.classList.add("bad");
+  };
+  setInterval(() => {
+    document.getElementById("clock").textContent = new Date().toLocaleString();
+  }, 1000);
+}
+
+main();
