@@ -22,6 +22,7 @@ CAMERA_METRICS = (
     ("reconnects", "camctl_camera_reconnects_total", "counter", None),
     ("frames", "camctl_camera_frames_total", "counter", None),
     ("transcode_bitrate_kbps", "camctl_transcode_bitrate_kbps", "gauge", None),  # transcoded cameras only
+    ("viewers", "camctl_live_viewers", "gauge", "Live viewers (live.ws, live.mp4) of the camera."),
 )
 
 

@@ -69,7 +69,9 @@ async def bus_and_http(
         await embedded.start()
         nats_url = embedded.url
     bus = Bus(nats_url, name=bus_name)
-    runner = web.AppRunner(app(bus), access_log=None)
+    # Endless streams (live video, MJPEG, events) never finish by themselves: at shutdown their
+    # handlers get a moment, then are cancelled, instead of aiohttp's minute.
+    runner = web.AppRunner(app(bus), access_log=None, shutdown_timeout=1.0)
     try:
         await bus.connect()
         await runner.setup()

@@ -16,7 +16,7 @@ from camctl.config import CameraConfig
 from camctl.media.fmp4 import codec_string, fragment, init_segment, length_prefixed, top_level_boxes
 from camctl.media.live_stream import Fragment, Header, LiveStream, Offline
 from camctl.media.session import CameraSession
-from camctl.web.live import MAX_SKIPS, LiveHub, Viewer, ViewerDropped, ViewerLimit
+from camctl.web.live import MAX_LAG, MAX_SKIPS, LiveHub, Viewer, ViewerDropped, ViewerLimit
 from tests.harness import FakeCameras
 
 
@@ -138,3 +138,15 @@ def test_viewers_share_one_subscription_and_the_cap_answers(fake_cameras: Callab
     finally:
         session.stop()
         assert session.join(5.0)
+
+
+def test_a_viewer_more_than_max_lag_behind_the_camera_skips_even_within_its_byte_budget() -> None:
+    async def run() -> None:
+        viewer = Viewer()
+        for n, at in enumerate((10.0, 10.5, 11.0, 10.0 + MAX_LAG + 0.1), start=1):
+            viewer.offer(Fragment(b"x" * 100, n == 1, n, at))
+        assert viewer.skipped == 1, "the fourth frame came MAX_LAG after the first still queued"
+        viewer.offer(Fragment(b"x" * 100, True, 5, 12.5))
+        assert await _queued(viewer) == [5]
+
+    asyncio.run(run())

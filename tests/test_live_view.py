@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import time
 import urllib.error
@@ -39,6 +40,10 @@ def _online(base: str, count: int) -> bool:
     return len(cameras) == count and all(c["online"] for c in cameras)
 
 
+def _viewers(port: int) -> int:
+    return int(json.loads(http_get(f"http://127.0.0.1:{port}/status")[2])["cameras"][0]["viewers"])
+
+
 def _stream_starts(url: str) -> bool:
     """The first bytes of an endless live.mp4: the init segment's ftyp."""
     try:
@@ -64,6 +69,7 @@ def _badge(page: Any, camera: str) -> tuple[str | None, str]:
 
 def _playing(page: Any, camera: str, width: int, timeout: float) -> None:
     """Its video's currentTime advances, and the picture has the camera's size."""
+    wait_for(f"{camera}'s tile", lambda: camera in _videos(page), timeout=timeout)
     start = _videos(page)[camera]["time"]
     wait_for(f"{camera} playing", lambda: (v := _videos(page)[camera])["time"] > start + 0.5 and v["width"] == width,
              timeout=timeout)  # fmt: skip
@@ -137,6 +143,7 @@ def test_live_mp4_plays_in_ffprobe_and_the_viewer_cap_answers_503(
         assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 320, 240)
         assert int(stream["nb_read_frames"]) >= 15
 
+        wait_for("the probes gone", lambda: _viewers(port) == 0, timeout=10)
         held = [urllib.request.urlopen(url, timeout=5) for _ in range(2)]
         try:
             for response in held:
@@ -150,5 +157,87 @@ def test_live_mp4_plays_in_ffprobe_and_the_viewer_cap_answers_503(
         finally:
             for response in held:
                 response.close()
-        wait_for("a place free again", lambda: _stream_starts(url), timeout=10)
+        wait_for("the viewers gone", lambda: _viewers(port) == 0, timeout=10)
+        assert _stream_starts(url), "a place is free again"
         assert proc.terminate()[0] == 0, proc.stderr
+
+
+def test_an_h265_camera_falls_back_to_mjpeg_where_the_browser_cannot_play_it_and_says_so(
+    fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, browser: Any, tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=1, size="320x240", fps=15, gop=15, bitrate=300, h265=True)
+    port = free_port()
+    config = _config(tmp_path, cams, nats_server, port)
+    with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for("the camera online", lambda: _online(base, 1), timeout=30)
+        page = browser.new_page()
+        page.goto(base + "/")
+        tile = page.locator('.tile[data-camera="cam_1"]')
+        wait_for("the stream's codec on the tile", lambda: tile.get_attribute("data-codec"), timeout=15)
+        codec = tile.get_attribute("data-codec") or ""
+        assert codec.startswith("hvc1."), codec
+        mime = f'video/mp4; codecs="{codec}"'
+        if page.evaluate("mime => MediaSource.isTypeSupported(mime)", mime):
+            _playing(page, "cam_1", 320, timeout=15)  # a browser with H.265: the camera's own stream
+        else:
+            wait_for("the MJPEG picture", lambda: page.evaluate(
+                "() => document.querySelector('.tile[data-camera=\"cam_1\"] img.mjpeg').naturalWidth") == 320,
+                timeout=15)  # fmt: skip
+            assert "H.265" in (tile.locator(".note").text_content() or ""), "the tile says why"
+            assert tile.locator("video").is_hidden()
+        page.close()
+        assert proc.terminate()[0] == 0, proc.stderr
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _fragments_read(url: str, seconds: float) -> int:
+    """A viewer that keeps up: fragments (moof boxes) read from live.mp4 in `seconds`."""
+    count, deadline = 0, time.monotonic() + seconds
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback test URL
+        while time.monotonic() < deadline:
+            count += response.read1(65536).count(b"moof")
+    return count
+
+
+def test_slow_viewers_are_skipped_then_dropped_and_never_hold_back_the_others(
+    fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Twenty viewers with a 4 KB receive buffer that never read: the viewer who reads keeps the
+    camera's rate, recording goes on, memory stays bounded, and the slow ones are let go."""
+    cams = fake_cameras(count=1, size="640x360", fps=30, gop=30, bitrate=4000)
+    port = free_port()
+    config = _config(tmp_path, cams, nats_server, port, extra=", max_viewers: 30")
+    with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for("the camera online", lambda: _online(base, 1), timeout=30)
+        worker = json.loads(http_get(f"{base}/status")[2])["cameras"][0]["worker_pid"]
+        before = _rss_mb(proc.proc.pid) + _rss_mb(worker)
+        slow = []
+        for _ in range(20):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"GET /cam_1/live.mp4 HTTP/1.1\r\nHost: camctl\r\n\r\n")
+            slow.append(sock)
+        try:
+            wait_for("20 viewers counted", lambda: _viewers(port) == 20, timeout=10)
+            fragments = _fragments_read(f"{base}/cam_1/live.mp4", 10.0)
+            assert fragments >= 0.8 * 30 * 10, f"the reading viewer got {fragments} frames in 10 s at 30 fps"
+            wait_for("the slow viewers dropped", lambda: _viewers(port) == 0, timeout=90)
+            grown = _rss_mb(proc.proc.pid) + _rss_mb(worker) - before
+            assert grown < 150, f"front + worker grew {grown:.0f} MB for 20 stalled viewers"
+        finally:
+            for sock in slow:
+                sock.close()
+        assert http_get(f"{base}/cam_1/frame.jpg")[0] == 200, "the camera's other routes still answer"
+        status = json.loads(http_get(f"{base}/status")[2])["cameras"][0]
+        assert status["online"] and status["recording"] == "recording"
+        code, took = proc.terminate()
+        assert code == 0 and took < 10, proc.stderr

@@ -194,6 +194,8 @@ class IngestService:
         for cam in self.live.values():
             payload = cam.status(now)
             payload["node"] = self.config.node
+            hub = self.hubs.get(cam.camera.id)
+            payload["viewers"] = len(hub.viewers) if hub is not None else 0  # live.ws and live.mp4
             if self.worker is not None:
                 payload["restarts"], payload["worker_pid"] = self.worker.restarts, os.getpid()
             recorder = self.recorders.get(cam.camera.id)

@@ -18,7 +18,7 @@ from camctl.config import Config
 from camctl.metrics import counter_family, exposition, merge_metrics
 from camctl.runall.children import Worker
 from camctl.secrets import redact
-from camctl.web.node import NodeView, build_app, camera_offline, unknown_camera
+from camctl.web.node import NodeView, build_app, camera_offline, send, unknown_camera
 
 
 class Front:
@@ -57,8 +57,8 @@ class Front:
             response = web.StreamResponse(status=upstream.status, headers=headers)
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-        except (ConnectionResetError, RuntimeError, aiohttp.ClientError):
+                await send(request, response.write(chunk))
+        except (ConnectionError, RuntimeError, aiohttp.ClientError):
             pass
         finally:
             upstream.release()  # whatever happened to the client: the worker's connection goes back
@@ -86,9 +86,9 @@ class Front:
             try:
                 async for msg in upstream:
                     if msg.type == aiohttp.WSMsgType.BINARY:
-                        await ws.send_bytes(msg.data)
+                        await send(request, ws.send_bytes(msg.data))
                     elif msg.type == aiohttp.WSMsgType.TEXT:
-                        await ws.send_str(msg.data)
+                        await send(request, ws.send_str(msg.data))
                     else:
                         break
                     if closing.done():
@@ -96,7 +96,7 @@ class Front:
             finally:
                 closing.cancel()
             await ws.close(code=upstream.close_code or 1001, message=b"worker closed the stream")
-        except (ConnectionResetError, RuntimeError, aiohttp.ClientError):
+        except (ConnectionError, RuntimeError, aiohttp.ClientError):
             pass
         finally:
             await upstream.close()

@@ -18,7 +18,7 @@ from camctl.config import Config
 from camctl.encoding.tiles import TileScaler, keepalive
 from camctl.media.jpeg import DEFAULT_QUALITY, encode_jpeg, scaled_size
 from camctl.media.live import LiveCamera, LiveFrame
-from camctl.web.node import Handler, NodeView, camera_offline, unknown_camera
+from camctl.web.node import Handler, NodeView, camera_offline, send, unknown_camera
 
 
 class JpegCache:
@@ -114,8 +114,8 @@ def camera_routes(cameras: dict[str, LiveCamera], cache: JpegCache) -> dict[str,
             jpeg = await cache.get(cam.camera.id, live, quality, width)
             head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
             try:
-                await response.write(head + jpeg + b"\r\n")
-            except (ConnectionResetError, RuntimeError):
+                await send(request, response.write(head + jpeg + b"\r\n"))
+            except (ConnectionError, RuntimeError):
                 break
         return response
 
@@ -138,13 +138,12 @@ def camera_routes(cameras: dict[str, LiveCamera], cache: JpegCache) -> dict[str,
             while True:
                 live = await loop.run_in_executor(None, cam.wait_newer, number, 1.0)
                 if live is None or not cam.online:
-                    await response.write(keepalive(cam.online))
+                    await send(request, response.write(keepalive(cam.online)))
                     continue
                 number = live.number
-                await response.write(
-                    await loop.run_in_executor(None, scaler.record, number, live.timestamp, live.frame)
-                )
-        except (ConnectionResetError, RuntimeError):
+                tile = await loop.run_in_executor(None, scaler.record, number, live.timestamp, live.frame)
+                await send(request, response.write(tile))
+        except (ConnectionError, RuntimeError):
             pass
         return response
 

@@ -1,9 +1,10 @@
 """Live viewers of a camera's own stream: `/<cam>/live.ws` (WebSocket, for the page) and
 `/<cam>/live.mp4` (chunked fragmented MP4, for ffplay, VLC, curl).
 
-Each viewer has its own queue, bounded in bytes. A viewer that cannot keep up loses what is
-queued and starts again at the next keyframe; one that keeps falling behind is dropped. Either
-way only that viewer notices: the camera's thread hands each event to the event loop once, for all.
+Each viewer has its own queue, bounded in time and bytes. A viewer that cannot keep up (MAX_LAG
+behind the camera, or VIEWER_BUDGET queued) loses what is queued and starts again at the next
+keyframe; one that keeps falling behind is dropped. Either way only that viewer notices: the
+camera's thread hands each event to the event loop once, for all viewers.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from aiohttp import WSMsgType, web
 
 from camctl.media.live_stream import Event, Fragment, Header, LiveStream, Offline
 from camctl.secrets import redact
-from camctl.web.node import Handler, camera_offline, unknown_camera
+from camctl.web.node import Handler, camera_offline, send, unknown_camera
 
 log = logging.getLogger("camctl.live")
 
-VIEWER_BUDGET = 8 * 1024 * 1024  # bytes queued for one viewer before it skips to a keyframe
+MAX_LAG = 2.0  # seconds of video queued for one viewer before it skips to the next keyframe
+VIEWER_BUDGET = 4 * 1024 * 1024  # and bytes (a 4K camera's burst)
 MAX_SKIPS = 5  # skips within SKIP_WINDOW before a viewer is dropped
 SKIP_WINDOW = 60.0
 
@@ -37,6 +39,7 @@ class Viewer:
         self.budget = budget
         self._queue: collections.deque[Event] = collections.deque()
         self._bytes = 0
+        self._oldest = 0.0  # when the first fragment queued came from the camera
         self._ready = asyncio.Event()
         self._last = 0  # the newest fragment's sequence number queued, to skip a repeat
         self._waiting_key = False
@@ -55,10 +58,13 @@ class Viewer:
             if self._waiting_key and not event.key:
                 return
             self._waiting_key = False
-            if self._bytes + len(event.data) > self.budget:
+            behind = self._bytes > 0 and event.arrived - self._oldest > MAX_LAG
+            if behind or self._bytes + len(event.data) > self.budget:
                 self._skip()
                 if self.dropped or not event.key:
                     return
+            if self._bytes == 0:
+                self._oldest = event.arrived
             self._bytes += len(event.data)
         else:
             self._waiting_key = False
@@ -156,7 +162,7 @@ def live_routes(hub_for: Callable[[str], LiveHub | None]) -> dict[str, Handler]:
         ws = web.WebSocketResponse(heartbeat=15.0)
         try:
             await ws.prepare(request)
-            sender = asyncio.create_task(_send_ws(viewer, ws))
+            sender = asyncio.create_task(_send_ws(request, viewer, ws))
             try:
                 async for msg in ws:  # the page sends nothing; this notices it going
                     if msg.type == WSMsgType.ERROR:
@@ -180,7 +186,7 @@ def live_routes(hub_for: Callable[[str], LiveHub | None]) -> dict[str, Handler]:
                 return camera_offline(camera.stream.camera.id, reason)
             response = web.StreamResponse(headers={"Content-Type": "video/mp4", "Cache-Control": "no-store"})
             await response.prepare(request)
-            await _send_mp4(viewer, response, first)
+            await _send_mp4(request, viewer, response, first)
             return response
         except (TimeoutError, ViewerDropped):
             return camera_offline(camera.stream.camera.id, "no picture yet")
@@ -190,28 +196,28 @@ def live_routes(hub_for: Callable[[str], LiveHub | None]) -> dict[str, Handler]:
     return {"live.ws": live_ws, "live.mp4": live_mp4}
 
 
-async def _send_ws(viewer: Viewer, ws: web.WebSocketResponse) -> None:
+async def _send_ws(request: web.Request, viewer: Viewer, ws: web.WebSocketResponse) -> None:
     try:
         while True:
             for event in await viewer.events():
                 if isinstance(event, Fragment):
-                    await ws.send_bytes(event.data)
+                    await send(request, ws.send_bytes(event.data))
                 elif isinstance(event, Header):
-                    await ws.send_str(stream_message(event))
-                    await ws.send_bytes(event.init)
+                    await send(request, ws.send_str(stream_message(event)))
+                    await send(request, ws.send_bytes(event.init))
                 else:
-                    await ws.send_str(offline_message(event.reason))
+                    await send(request, ws.send_str(offline_message(event.reason)))
                     if event.final:
                         await ws.close(code=1001, message=b"camera stopped here")
                         return
     except ViewerDropped as exc:
         log.warning("live viewer dropped: %s", exc)
         await ws.close(code=4000, message=str(exc)[:120].encode())
-    except (ConnectionResetError, RuntimeError):
+    except (ConnectionError, RuntimeError):
         await ws.close()
 
 
-async def _send_mp4(viewer: Viewer, response: web.StreamResponse, first: list[Event]) -> None:
+async def _send_mp4(request: web.Request, viewer: Viewer, response: web.StreamResponse, first: list[Event]) -> None:
     """One stream: ends when the camera goes offline or starts a new stream (a new init segment
     cannot follow in the same file); the client reconnects."""
     events, started = first, False
@@ -222,11 +228,11 @@ async def _send_mp4(viewer: Viewer, response: web.StreamResponse, first: list[Ev
                     if started:
                         return
                     started = True
-                    await response.write(event.init)
+                    await send(request, response.write(event.init))
                 elif isinstance(event, Fragment):
-                    await response.write(event.data)
+                    await send(request, response.write(event.data))
                 else:
                     return
             events = await viewer.events()
-    except (ConnectionResetError, RuntimeError, ViewerDropped):
+    except (ConnectionError, RuntimeError, ViewerDropped):
         return

@@ -20,6 +20,21 @@ from camctl.secrets import redact
 
 STATIC = Path(__file__).resolve().parent / "static"
 EVENTS_PERIOD = 1.0  # seconds between status updates to the page
+STALLED_WRITE = 5.0  # a stream's write that waits longer: the client is gone or hopeless, let it go
+
+
+async def send(request: web.Request, write: Awaitable[None]) -> None:
+    """One write of an endless stream (live video, MJPEG, events): a client that stops reading
+    blocks it for good, and with it the handler, its upstream and a clean shutdown. After
+    STALLED_WRITE seconds the connection is dropped (ConnectionResetError)."""
+    try:
+        async with asyncio.timeout(STALLED_WRITE):
+            await write
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError("the client stopped reading") from None
+
 
 CAM = r"{cam:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -71,9 +86,9 @@ def build_app(view: NodeView, camera_routes: Mapping[str, Handler]) -> web.Appli
         await response.prepare(request)
         try:
             while True:
-                await response.write(f"data: {await status_text()}\n\n".encode())
+                await send(request, response.write(f"data: {await status_text()}\n\n".encode()))
                 await asyncio.sleep(EVENTS_PERIOD)  # the page's refresh period, not a synchronisation
-        except (ConnectionResetError, RuntimeError):
+        except (ConnectionError, RuntimeError):
             pass
         return response
 
