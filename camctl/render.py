@@ -242,7 +242,8 @@ def run_all_banner(config: Config, cameras: Sequence[CameraConfig]) -> str:
     what = "the built-in demo" if config.source == BUILTIN_DEMO else config.source
     return (
         f"camctl run-all: {len(cameras)} camera(s) from {what}\n"
-        f"  frames      {first}/frame.jpg   live view: {first}/stream.mjpeg\n"
+        f"  live view   {base}/   (every camera in the browser; a player: {first}/live.mp4)\n"
+        f"  frames      {first}/frame.jpg\n"
         f"  status      camctl status   or   {base}/status\n"
         f"  events      {redact(config.nats.url or EMBEDDED_URL)}   seguranca.camera.frame, seguranca.camera.status\n"
         f"  recordings  {config.storage.root}   (camctl recordings, camctl clip)\n"

@@ -197,9 +197,9 @@ async function main() {
     summary.textContent = "camctl not answering";
     summary.classList.add("bad");
   };
-  setInterval(() => {
-    document.getElementById("clock").textContent = new Date().toLocaleString();
-  }, 1000);
+  const tick = () => { document.getElementById("clock").textContent = new Date().toLocaleString(); };
+  tick();
+  setInterval(tick, 1000);
 }
 
 main();
