@@ -61,6 +61,11 @@ class CameraConfig:
     slug: str = ""
     transcode: TranscodeConfig | None = None
     audio: bool = True  # record the camera's audio (AAC/Opus copied, G.711 as AAC) when it sends any
+    restream: Secret | None = None  # rtsp:// URL the camera's packets are published to (may hold a password)
+
+    @property
+    def restream_shown(self) -> str | None:
+        return mask_url(self.restream.reveal()) if self.restream else None
 
     @property
     def is_demo(self) -> bool:
@@ -388,8 +393,10 @@ class _Parser:
 
     def camera_defaults(self, raw: Any) -> dict[str, Any]:
         path = "defaults"
-        m = self.mapping(raw or {}, path, ("username", "password", "transport", "timeout", "transcode", "audio"))
+        m = self.mapping(raw or {}, path, ("username", "password", "transport", "timeout", "transcode", "audio",
+                                           "restream"))  # fmt: skip
         return {
+            "restream": self.optional_text(m.get("restream"), f"{path}.restream"),
             "audio": self.boolean(m.get("audio", True), f"{path}.audio"),
             "transcode": self.transcode(m.get("transcode"), f"{path}.transcode"),
             "username": self.optional_text(m.get("username"), f"{path}.username"),
@@ -405,7 +412,7 @@ class _Parser:
         if isinstance(raw, str):  # shorthand: `cam_1: rtsp://...`
             raw = {"url": raw}
         keys = ("url", "name", "username", "password", "transport", "timeout", "enabled", "analysis_fps", "slug",
-                "transcode", "audio")  # fmt: skip
+                "transcode", "audio", "restream")  # fmt: skip
         m = self.mapping(raw, path, keys)
         if "url" not in m:
             raise self.error(f"{path}.url", "missing (rtsp://host:554/stream or demo:)")
@@ -440,7 +447,25 @@ class _Parser:
             if "transcode" in m
             else defaults["transcode"],
             audio=self.boolean(m.get("audio", defaults["audio"]), f"{path}.audio"),
-        )
+            restream=self.restream(m["restream"] if "restream" in m else defaults["restream"], cam_id, slug,
+                                   f"{path}.restream" if "restream" in m else "defaults.restream"),
+        )  # fmt: skip
+
+    def restream(self, raw: Any, cam_id: str, slug: str, path: str) -> Secret | None:
+        """The publish target with {camera_id} and {slug} filled in; null or false: none."""
+        if raw is None or raw is False:
+            return None
+        template = self.text(raw, path).strip()
+        try:
+            url = template.format(camera_id=cam_id, slug=slug)
+        except (KeyError, IndexError, ValueError):
+            raise self.error(path, f"{redact(template)!r}: the placeholders are {{camera_id}} and {{slug}}") from None
+        parts = urlsplit(url)
+        if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+            raise self.error(path, f"{redact(url)!r} is not an rtsp:// URL (e.g. rtsp://mediamtx:8554/{{camera_id}})")
+        if parts.password:
+            redact.register(unquote(parts.password))
+        return Secret(url)
 
     def bitrates(self, m: dict[str, Any], path: str) -> dict[str, int]:
         """`bitrate` and `min_bitrate` of a section, those that are set."""
@@ -612,6 +637,7 @@ def effective_config(config: Config) -> dict[str, Any]:
                 "enabled": cam.enabled,
                 "analysis_fps": cam.analysis_fps,
                 "audio": cam.audio,
+                "restream": cam.restream_shown,
                 "transcode": None
                 if cam.transcode is None
                 else {

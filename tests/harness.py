@@ -25,6 +25,7 @@ from typing import IO, Any, Self
 
 REPO = Path(__file__).resolve().parent.parent
 FAKE_CAMERAS = REPO / "scripts" / "fake-cameras"
+RTSP_SINK = REPO / "scripts" / "rtsp-sink"
 # gst-rtsp-server's Python bindings come from Debian (python3-gi), i.e. the system interpreter.
 GST_PYTHON = os.environ.get("CAMCTL_GST_PYTHON", "/usr/bin/python3")
 GST_INSTALL_HINT = (
@@ -228,6 +229,40 @@ class FakeCameras(ManagedChild):
             if self.proc.stdin is not None and not self.proc.stdin.closed:
                 with contextlib.suppress(BrokenPipeError):
                     self.proc.stdin.close()  # --control: end of stdin stops it cleanly
+            _stop(self.proc)
+            self.proc = None
+
+
+class RtspSink(ManagedChild):
+    """`scripts/rtsp-sink`: takes published streams (ANNOUNCE/RECORD) on a loopback port and writes
+    each path's video to FOLDER/<path>.ts."""
+
+    def __init__(self, folder: Path, paths: list[str], port: int = 0) -> None:
+        self.folder, self.paths, self.port = folder, paths, port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()
+
+    def start(self, timeout: float = 20.0) -> Self:
+        self.proc = subprocess.Popen(
+            [GST_PYTHON, str(RTSP_SINK), "--port", str(self.port), "--folder", str(self.folder),
+             "--paths", ",".join(self.paths)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        try:
+            ready = json.loads(LineReader(self.proc.stdout, "rtsp-sink").next(time.monotonic() + timeout, "start"))
+        except (TimeoutError, RuntimeError, ValueError) as exc:
+            self.stop()
+            self._log.seek(0)
+            raise RuntimeError(f"{exc}; rtsp-sink said: {self._log.read().decode(errors='replace')[-2000:]}") from None
+        self.port = int(ready["port"])
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.stdin is not None and not self.proc.stdin.closed:
+                with contextlib.suppress(BrokenPipeError):
+                    self.proc.stdin.close()  # the end of stdin stops it
             _stop(self.proc)
             self.proc = None
 

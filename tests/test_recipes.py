@@ -48,6 +48,7 @@ def test_mediamtx_uses_tcp_and_the_seed_ports() -> None:
     assert mediamtx["rtspTransports"] == ["tcp"]
     assert (mediamtx["rtspAddress"], mediamtx["hlsAddress"], mediamtx["webrtcAddress"]) == (":8554", ":8888", ":8889")
     assert "grid" in mediamtx["paths"]
+    assert mediamtx["paths"]["all_others"] == {"source": "publisher"}, "camctl's restreamed cameras are taken"
 
 
 def test_dockerfile_runs_run_all_as_non_root_with_a_health_check() -> None:

@@ -36,6 +36,7 @@ from camctl.lifecycle import reread_config
 from camctl.media.jpeg import DEFAULT_QUALITY
 from camctl.media.live import LiveCamera, LiveFrame
 from camctl.media.live_stream import LiveStream
+from camctl.media.restream import Restreamer
 from camctl.media.session import CameraSession, Consumer
 from camctl.metrics import LatencyHistogram, bus_families, camera_families, exposition, latency_family
 from camctl.recording.recorder import CameraRecorder
@@ -79,6 +80,7 @@ class IngestService:
         self.reload_config = reload
         self.recorders: dict[str, CameraRecorder] = {}
         self.transcoders: dict[str, Transcoder] = {}
+        self.restreamers: dict[str, Restreamer] = {}
         self.retention: RetentionRunner | None = None
         if record:  # under run-all the supervisor prunes for all; a worker only forces it when storage fails
             storage = config.storage
@@ -119,6 +121,11 @@ class IngestService:
                 live.picture_listeners.append(feed.take)
                 self.transcoders[cam.id] = feed
             consumers.append(feed)
+        if cam.restream is not None:
+            restreamer = Restreamer(cam, cam.restream.reveal())
+            self.restreamers[cam.id] = restreamer
+            consumers.append(restreamer)
+            restreamer.start()
         session = CameraSession(cam, consumers, read_timeout=self.config.ingest.stall_seconds)
         self.live[cam.id], self.sessions[cam.id] = live, session
         self.by_name[cam.id] = self.by_name[cam.slug] = live
@@ -137,6 +144,9 @@ class IngestService:
         session.stop()
         session.join(3.0)
         self.transcoders.pop(camera_id, None)
+        restreamer = self.restreamers.pop(camera_id, None)
+        if restreamer is not None:
+            restreamer.stop()  # the session's on_stopped stops it too; its thread ends within a second
         recorder = self.recorders.pop(camera_id, None)
         if recorder is not None:
             recorder.finalize()
@@ -202,6 +212,10 @@ class IngestService:
             if recorder is not None:
                 payload["recording"] = recorder.status.state
                 payload["recording_error"] = recorder.status.error if recorder.status.failure == "storage" else None
+            restreamer = self.restreamers.get(cam.camera.id)
+            if restreamer is not None:
+                payload["restream"] = {"target": restreamer.shown, "connected": restreamer.connected,
+                                       "error": restreamer.error, "sent": restreamer.sent}  # fmt: skip
             transcoder = self.transcoders.get(cam.camera.id)
             if transcoder is not None:  # what the recording is re-encoded at, and why
                 payload["transcode_bitrate_kbps"] = transcoder.bitrate // 1000

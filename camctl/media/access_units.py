@@ -40,15 +40,7 @@ class AccessUnit:
 
 def has_picture(data: bytes, codec: str) -> bool:
     """Whether Annex B data holds a coded picture (a VCL NAL unit), not only headers or SEI."""
-    for unit in _START_CODE.split(data)[1:]:
-        if not unit:
-            continue
-        if codec == "hevc":
-            if (unit[0] >> 1) & 0x3F < 32:
-                return True
-        elif 1 <= unit[0] & 0x1F <= 5:
-            return True
-    return False
+    return bool(_slice_units(data, codec))
 
 
 @dataclass
@@ -160,3 +152,87 @@ class KeyframeJoiner:
     def flush(self) -> list[tuple[Packet, float]]:
         held, self._held = self._held, None
         return [held] if held is not None else []
+
+
+@dataclass(slots=True)
+class Picture:
+    """One whole coded picture (access unit), as soon as it is known to be whole."""
+
+    data: bytes  # Annex B
+    key: bool
+    pts: int | None  # None: the camera gave none (the first picture of some)
+    dts: int | None
+    time_base: Fraction | None
+    arrived: float
+    slices: int = 0
+
+    def join(self, part: Picture) -> None:
+        """The next part of the same picture (its time, when the first part came without one)."""
+        self.data += part.data
+        self.slices += part.slices
+        self.key = self.key or part.key
+        if self.pts is None:
+            self.pts, self.dts, self.time_base = part.pts, part.dts, part.time_base
+
+
+class PictureJoiner:
+    """Whole pictures for live use (viewers, restream), without the assembler's frame of delay.
+
+    Parameter sets that come alone are put before the picture that follows. FFmpeg's parser also
+    hands x264 keyframes over in parts (split at the parameter sets repeated before each slice), the
+    last part only when the next frame starts; a keyframe with fewer slices than the latest whole
+    picture is held until the rest has come (the next part's first slice is not a picture's first).
+    Every other picture passes at once.
+    """
+
+    def __init__(self, codec: str = "h264") -> None:
+        self.codec = codec
+        self._held = b""  # parameter sets that came alone
+        self._held_key = False
+        self._pending: Picture | None = None  # a keyframe whose other slices are still to come
+        self._slices = 0  # slices of the latest whole non-key picture
+
+    def push(self, packet: Packet, arrived: float) -> list[Picture]:
+        data = self._held + bytes(packet)
+        key = packet.is_keyframe or self._held_key
+        if not has_picture(data, self.codec):
+            self._held, self._held_key = data, key
+            return []
+        self._held, self._held_key = b"", False
+        picture = Picture(data, key, packet.pts, packet.dts, packet.time_base, arrived, slice_count(data, self.codec))
+        out: list[Picture] = []
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            if continues_picture(data, self.codec):
+                pending.join(picture)
+                picture = pending
+            else:
+                out.append(pending)
+        if not picture.key:
+            self._slices = picture.slices  # what a whole picture has (x264's sliced threads: one per thread)
+        if picture.key and (self._slices == 0 or picture.slices < self._slices):
+            self._pending = picture
+        else:
+            out.append(picture)
+        return out
+
+
+def _slice_units(data: bytes, codec: str) -> list[bytes]:
+    units = _START_CODE.split(data)[1:]
+    if codec == "hevc":
+        return [u for u in units if len(u) > 2 and (u[0] >> 1) & 0x3F < 32]
+    return [u for u in units if len(u) > 1 and 1 <= u[0] & 0x1F <= 5]
+
+
+def slice_count(data: bytes, codec: str) -> int:
+    return len(_slice_units(data, codec))
+
+
+def continues_picture(data: bytes, codec: str) -> bool:
+    """Whether Annex B data continues the picture before it: its first slice is not the picture's
+    first (H.264: first_mb_in_slice != 0; H.265: first_slice_segment_in_pic_flag == 0), read from
+    the first bit of the slice header."""
+    units = _slice_units(data, codec)
+    if not units:
+        return False
+    return not units[0][2 if codec == "hevc" else 1] & 0x80

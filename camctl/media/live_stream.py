@@ -10,21 +10,17 @@ event loop): a slow viewer is the web side's business and never holds the camera
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 
 from camctl.config import CameraConfig
-from camctl.media.access_units import has_picture
+from camctl.media.access_units import Picture, PictureJoiner
 from camctl.media.decode import picture_size
 from camctl.media.fmp4 import TIMESCALE, codec_string, fragment, init_segment, length_prefixed
 from camctl.media.source import Packet, StreamInfo
 
 log = logging.getLogger("camctl.live")
-
-_START_CODE = re.compile(b"\x00\x00\x01")
 
 MAX_GOP_BYTES = 16 * 1024 * 1024  # a longer GOP than this is not cached: joiners wait for a keyframe
 DEFAULT_STEP = TIMESCALE // 30
@@ -61,46 +57,6 @@ class Offline:
 Event = Header | Fragment | Offline
 
 
-@dataclass(slots=True)
-class _Picture:
-    data: bytes  # Annex B
-    key: bool
-    pts: int | None
-    dts: int | None
-    time_base: Fraction | None
-    arrived: float
-    slices: int = 0
-
-    def join(self, part: _Picture, slices: int) -> None:
-        """The next part of the same picture (its time, when the first part came without one)."""
-        self.data += part.data
-        self.slices += slices
-        self.key = self.key or part.key
-        if self.pts is None:
-            self.pts, self.dts, self.time_base = part.pts, part.dts, part.time_base
-
-
-def _slice_units(data: bytes, codec: str) -> list[bytes]:
-    units = _START_CODE.split(data)[1:]
-    if codec == "hevc":
-        return [u for u in units if len(u) > 2 and (u[0] >> 1) & 0x3F < 32]
-    return [u for u in units if len(u) > 1 and 1 <= u[0] & 0x1F <= 5]
-
-
-def slice_count(data: bytes, codec: str) -> int:
-    return len(_slice_units(data, codec))
-
-
-def continues_picture(data: bytes, codec: str) -> bool:
-    """Whether Annex B data continues the picture before it: its first slice is not the picture's
-    first (H.264: first_mb_in_slice != 0; H.265: first_slice_segment_in_pic_flag == 0), read from
-    the first bit of the slice header."""
-    units = _slice_units(data, codec)
-    if not units:
-        return False
-    return not units[0][2 if codec == "hevc" else 1] & 0x80
-
-
 Listener = Callable[[Event], None]
 
 
@@ -113,13 +69,10 @@ class LiveStream:
         self._gop: list[Fragment] = []
         self._gop_bytes = 0
         self._info: StreamInfo | None = None
-        self._held = b""  # parameter sets that came alone: they belong to the next picture
-        self._held_key = False
+        self._joiner = PictureJoiner()
         self._sequence = 0
         self._origin: int | None = None  # the connection's first dts, camera ticks
         self._base = 0  # where that dts sits on the live timeline
-        self._pending: _Picture | None = None  # a keyframe whose other slices are still to come
-        self._slices = 0  # slices of the latest whole (non-key) picture
         self._last_dts = -1  # on the live timeline
         self._step = DEFAULT_STEP
         self.reason: str | None = "connecting"
@@ -164,8 +117,8 @@ class LiveStream:
             self._info = info
             self._header = None
             self._gop, self._gop_bytes = [], 0
-            self._held, self._held_key, self._origin, self._last_dts = b"", False, None, -1
-            self._pending, self._slices = None, 0
+            self._joiner = PictureJoiner(info.codec)
+            self._origin, self._last_dts = None, -1
             self._step = round(TIMESCALE / info.claimed_fps) if info.claimed_fps else DEFAULT_STEP
             self.reason = "waiting for a keyframe"
 
@@ -173,35 +126,13 @@ class LiveStream:
         info = self._info
         if info is None:
             return
-        data = self._held + bytes(packet)
-        key = packet.is_keyframe or self._held_key
-        if not has_picture(data, info.codec):
-            # Parameter sets sent apart from their picture: joined with it, at once.
-            self._held, self._held_key = data, key
-            return
-        self._held, self._held_key = b"", False
-        slices = slice_count(data, info.codec)
-        picture = _Picture(data, key, packet.pts, packet.dts, packet.time_base, arrived, slices)
-        with self._lock:
-            pending = self._pending
-            if pending is not None:
-                self._pending, self._slices = None, 0
-                if continues_picture(data, info.codec):
-                    pending.join(picture, slices)
-                    picture = pending
-                else:
-                    self._emit(info, pending)
-            if not picture.key:
-                self._slices = slices  # what a whole picture has (x264's sliced threads: one per thread)
-            if picture.key and (self._slices == 0 or picture.slices < self._slices):
-                # FFmpeg's parser hands x264 keyframes over in parts (split at the parameter sets
-                # repeated before each slice), the last part a frame interval later: a keyframe with
-                # fewer slices than a whole picture waits for the rest.
-                self._pending = picture
-            else:
-                self._emit(info, picture)
+        pictures = self._joiner.push(packet, arrived)
+        if pictures:
+            with self._lock:
+                for picture in pictures:
+                    self._emit(info, picture)
 
-    def _emit(self, info: StreamInfo, picture: _Picture) -> None:
+    def _emit(self, info: StreamInfo, picture: Picture) -> None:
         """Under the lock: the picture as a fragment to every listener (and the GOP cache)."""
         if self._header is None:
             if not picture.key:
@@ -235,7 +166,7 @@ class LiveStream:
 
     def _stop_stream(self, reason: str, final: bool = False) -> None:
         with self._lock:
-            self._info, self._header, self._pending = None, None, None
+            self._info, self._header = None, None
             self._gop, self._gop_bytes = [], 0
             self.reason = reason
             self._publish(Offline(reason, final))
@@ -255,7 +186,7 @@ class LiveStream:
         log.info("%s: live stream %s %dx%d", self.camera.id, codec, width, height)
         return Header(init, codec, width, height)
 
-    def _times(self, picture: _Picture) -> tuple[int, int]:
+    def _times(self, picture: Picture) -> tuple[int, int]:
         """(dts, pts - dts) on the live timeline: the camera's clock from this connection's first
         timed frame, kept strictly increasing (a camera whose clock rewinds or repeats is stepped
         on); a picture without a time (the first of some cameras) one step after the previous."""
