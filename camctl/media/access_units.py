@@ -10,7 +10,6 @@ needs exactly one sample per frame, so this module puts the parts together.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,7 +18,6 @@ import av
 
 from camctl.media.source import Packet
 
-_START_CODE = re.compile(b"\x00\x00\x01")
 DEFAULT_TIME_BASE = Fraction(1, 90000)
 
 
@@ -218,10 +216,19 @@ class PictureJoiner:
 
 
 def _slice_units(data: bytes, codec: str) -> list[bytes]:
-    units = _START_CODE.split(data)[1:]
-    if codec == "hevc":
-        return [u for u in units if len(u) > 2 and (u[0] >> 1) & 0x3F < 32]
-    return [u for u in units if len(u) > 1 and 1 <= u[0] & 0x1F <= 5]
+    """The first bytes (NAL header and the slice header's start) of each coded slice: enough to
+    tell what it is, without copying the picture (this runs for every frame)."""
+    heads = []
+    at = data.find(b"\x00\x00\x01")
+    while at >= 0:
+        head = data[at + 3 : at + 6]
+        if codec == "hevc":
+            if len(head) > 2 and (head[0] >> 1) & 0x3F < 32:
+                heads.append(head)
+        elif len(head) > 1 and 1 <= head[0] & 0x1F <= 5:
+            heads.append(head)
+        at = data.find(b"\x00\x00\x01", at + 3)
+    return heads
 
 
 def slice_count(data: bytes, codec: str) -> int:

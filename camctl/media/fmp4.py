@@ -11,7 +11,6 @@ and VLC play these fragments as they come.
 from __future__ import annotations
 
 import io
-import re
 import struct
 from fractions import Fraction
 
@@ -19,7 +18,6 @@ import av
 
 TIMESCALE = 90_000  # ticks per second on the live timeline (RTP's video clock)
 TRACK_ID = 1
-_START_CODE = re.compile(b"\x00?\x00\x00\x01")  # a 4-byte start code's leading zero goes with it
 _KEY_FLAGS = 0x02000000  # sample_depends_on = 2: a sync sample
 _DELTA_FLAGS = 0x01010000  # sample_depends_on = 1, sample_is_non_sync_sample = 1
 
@@ -35,9 +33,19 @@ def full_box(kind: bytes, version: int, flags: int, *payload: bytes) -> bytes:
 
 def length_prefixed(annex_b: bytes) -> bytes:
     """An Annex B access unit (start codes, as cameras send it) as MP4 wants it: each NAL unit
-    preceded by its 4-byte length."""
-    units = [u for u in _START_CODE.split(annex_b) if u]
-    return b"".join(struct.pack(">I", len(u)) + u for u in units)
+    preceded by its 4-byte length. One copy of the picture (this runs for every frame)."""
+    marks = []  # (where the start code begins, where the NAL unit begins)
+    at = annex_b.find(b"\x00\x00\x01")
+    while at >= 0:
+        marks.append((at - 1 if at > 0 and annex_b[at - 1] == 0 else at, at + 3))
+        at = annex_b.find(b"\x00\x00\x01", at + 3)
+    view, out = memoryview(annex_b), bytearray()
+    for i, (_code, begin) in enumerate(marks):
+        end = marks[i + 1][0] if i + 1 < len(marks) else len(annex_b)
+        if end > begin:
+            out += struct.pack(">I", end - begin)
+            out += view[begin:end]
+    return bytes(out)
 
 
 def fragment(sequence: int, dts: int, duration: int, offset: int, key: bool, sample: bytes) -> bytes:

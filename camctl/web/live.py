@@ -196,12 +196,30 @@ def live_routes(hub_for: Callable[[str], LiveHub | None]) -> dict[str, Handler]:
     return {"live.ws": live_ws, "live.mp4": live_mp4}
 
 
+def _runs(events: list[Event]) -> list[bytes | Header | Offline]:
+    """Consecutive fragments joined into one write (a viewer that was busy gets one message, not
+    many); headers and offline notices stay apart."""
+    out: list[bytes | Header | Offline] = []
+    pending: list[bytes] = []
+    for event in events:
+        if isinstance(event, Fragment):
+            pending.append(event.data)
+            continue
+        if pending:
+            out.append(b"".join(pending))
+            pending = []
+        out.append(event)
+    if pending:
+        out.append(b"".join(pending))
+    return out
+
+
 async def _send_ws(request: web.Request, viewer: Viewer, ws: web.WebSocketResponse) -> None:
     try:
         while True:
-            for event in await viewer.events():
-                if isinstance(event, Fragment):
-                    await send(request, ws.send_bytes(event.data))
+            for event in _runs(await viewer.events()):
+                if isinstance(event, bytes):
+                    await send(request, ws.send_bytes(event))
                 elif isinstance(event, Header):
                     await send(request, ws.send_str(stream_message(event)))
                     await send(request, ws.send_bytes(event.init))
@@ -223,14 +241,14 @@ async def _send_mp4(request: web.Request, viewer: Viewer, response: web.StreamRe
     events, started = first, False
     try:
         while True:
-            for event in events:
+            for event in _runs(events):
                 if isinstance(event, Header):
                     if started:
                         return
                     started = True
                     await send(request, response.write(event.init))
-                elif isinstance(event, Fragment):
-                    await send(request, response.write(event.data))
+                elif isinstance(event, bytes):
+                    await send(request, response.write(event))
                 else:
                     return
             events = await viewer.events()

@@ -3,7 +3,7 @@
 "use strict";
 
 const LAG_SEEK = 1.0;   // seconds behind the live edge before jumping to it
-const LAG_FAST = 0.25;  // seconds behind before playing a little faster to catch up
+const LAG_FAST = 0.1;   // seconds behind before playing a little faster to catch up
 const KEEP = 10;        // seconds of played video kept in the buffer
 
 class LivePlayer {
