@@ -63,49 +63,56 @@ window.readStamp = (source, width, height) => {
 };
 """
 
-MEASURE_JS = """
+VIDEO_LATENCY_JS = """
 ([camera, seconds]) => new Promise(resolve => {
-  const tile = document.querySelector(`.tile[data-camera="${camera}"]`);
-  const video = tile.querySelector('video');
-  const img = document.createElement('img');
-  img.src = `/${camera}/stream.mjpeg`;
-  img.style.cssText = 'position:fixed;left:0;top:0;width:64px;opacity:0.01';
-  document.body.appendChild(img);
-  const mse = [], mjpeg = [];
-  let lastVideo = -1, lastImg = -1;
+  const video = document.querySelector(`video[data-camera="${camera}"]`);
+  const found = [];
+  let last = -1;
   const onFrame = () => {
-    if (video.videoWidth) {
-      const s = readStamp(video, video.videoWidth, video.videoHeight);
-      if (s.number !== lastVideo) { lastVideo = s.number; mse.push(s.latency); }
-    }
+    const s = readStamp(video, video.videoWidth, video.videoHeight);
+    if (s.number !== last) { last = s.number; found.push(s.latency); }
     video.requestVideoFrameCallback(onFrame);
   };
   video.requestVideoFrameCallback(onFrame);
+  setTimeout(() => resolve(found), seconds * 1000);
+})
+"""
+
+MJPEG_LATENCY_JS = """
+([camera, seconds]) => new Promise(resolve => {
+  const img = document.createElement('img');
+  img.src = `/${camera}/stream.mjpeg`;
+  document.body.replaceChildren(img);
+  const found = [];
+  let last = -1;
   const poll = () => {   // an <img> has no per-frame callback: look at every display refresh
     if (img.naturalWidth) {
       const s = readStamp(img, img.naturalWidth, img.naturalHeight);
-      if (s.number !== lastImg) { lastImg = s.number; mjpeg.push(s.latency); }
+      if (s.number !== last) { last = s.number; found.push(s.latency); }
     }
     requestAnimationFrame(poll);
   };
   requestAnimationFrame(poll);
-  setTimeout(() => resolve({mse, mjpeg}), seconds * 1000);
+  setTimeout(() => { img.src = ''; resolve(found); }, seconds * 1000);
 })
 """
 
-FIRST_PICTURE_JS = """
+VIDEO_FIRST_PICTURE_JS = """
 camera => new Promise(resolve => {
-  const found = {};
   const wait = () => {
     const video = document.querySelector(`video[data-camera="${camera}"]`);
     if (!video) { requestAnimationFrame(wait); return; }
-    video.requestVideoFrameCallback((now) => { found.mse = now; done(); });
+    video.requestVideoFrameCallback((now) => resolve(now));
   };
-  const img = new Image();
-  img.onload = () => { found.mjpeg = performance.now(); done(); };
-  img.src = `/${camera}/stream.mjpeg`;
-  const done = () => { if ('mse' in found && 'mjpeg' in found) { img.src = ''; resolve(found); } };
   wait();
+})
+"""
+
+MJPEG_FIRST_PICTURE_JS = """
+camera => new Promise(resolve => {
+  const img = new Image();
+  img.onload = () => { const at = performance.now(); img.src = ''; resolve(at); };
+  img.src = `/${camera}/stream.mjpeg`;
 })
 """
 
@@ -158,19 +165,29 @@ def browser_runs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         browser = playwright.chromium.launch(
             executable_path=chromium_binary(), args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
         )
+        # One at a time: the MJPEG baseline costs camctl a JPEG encode per frame and the browser a
+        # decode, and on two cores either would slow the other down.
         firsts: dict[str, list[float]] = {"mse": [], "mjpeg": []}
         for _ in range(args.joins):
             page = browser.new_page()
-            page.goto(base + "/#cam_1")
-            found = page.evaluate(FIRST_PICTURE_JS, "cam_1")
-            firsts["mse"].append(found["mse"])
-            firsts["mjpeg"].append(found["mjpeg"])
+            page.goto(base + "/#cam_1")  # the page itself: its video from live.ws
+            firsts["mse"].append(page.evaluate(VIDEO_FIRST_PICTURE_JS, "cam_1"))
             page.close()
+            page = browser.new_page()
+            page.goto(base + "/static/style.css")  # a page of the same origin without the player
+            firsts["mjpeg"].append(page.evaluate(MJPEG_FIRST_PICTURE_JS, "cam_1"))  # from navigation, as above
+            page.close()
+        samples = {}
         page = browser.new_page(viewport={"width": 1280, "height": 760})
         page.add_init_script(STAMP_JS)
         page.goto(base + "/#cam_1")
         page.wait_for_function("() => document.querySelector('video[data-camera=\"cam_1\"]')?.videoWidth > 0")
-        samples = page.evaluate(MEASURE_JS, ["cam_1", args.seconds])
+        samples["mse"] = page.evaluate(VIDEO_LATENCY_JS, ["cam_1", args.seconds])
+        page.close()
+        page = browser.new_page(viewport={"width": 1280, "height": 760})
+        page.add_init_script(STAMP_JS)
+        page.goto(base + "/static/style.css")
+        samples["mjpeg"] = page.evaluate(MJPEG_LATENCY_JS, ["cam_1", args.seconds])
         browser.close()
         proc.terminate()
     # A misread stamp (a bit lost to compression) gives nonsense: dropped, and counted.
@@ -236,12 +253,15 @@ def cpu_runs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     counters = [clients.enter_context(readers(f"{base}/cam_{i}/{route}", per_camera))
                                 for i in range(1, 5)] if route else []  # fmt: skip
                     time.sleep(3)  # joined, at the live edge
-                    before_cpu, before_bytes = usage(pids)[1], sum(sum(c) for c in counters)
+                    before_bytes = sum(sum(c) for c in counters)
+                    before_cpu, before_front = usage(pids)[1], usage([proc.proc.pid])[1]
                     time.sleep(args.cpu_seconds)
                     spent = usage(pids)[1] - before_cpu
+                    front = usage([proc.proc.pid])[1] - before_front
                     got = sum(sum(c) for c in counters) - before_bytes
                 results[f"{kind} x{per_camera}"] = {
                     "cpu_percent": round(100 * spent / args.cpu_seconds, 1),
+                    "front_cpu_percent": round(100 * front / args.cpu_seconds, 1),  # relaying only: no decode
                     "viewers": 4 * per_camera,
                     "mbit_s_out": round(got * 8 / args.cpu_seconds / 1e6, 1),
                 }
