@@ -150,3 +150,18 @@ def test_a_viewer_more_than_max_lag_behind_the_camera_skips_even_within_its_byte
         assert await _queued(viewer) == [5]
 
     asyncio.run(run())
+
+
+def test_live_mp4_waits_for_a_camera_that_is_still_connecting_instead_of_refusing() -> None:
+    from camctl.web.live import _until_header
+
+    async def run() -> None:
+        viewer = Viewer()
+        viewer.offer(Offline("waiting for a keyframe"))
+        asyncio.get_running_loop().call_later(0.05, viewer.offer, Header(b"init", "avc1.42c01f", 320, 240))
+        events, _reason = await _until_header(viewer, 2.0)
+        assert isinstance(events[0], Header), "the header that came a moment later"
+        nothing, reason = await _until_header(Viewer(), 0.1)
+        assert nothing == [] and reason == "no picture yet"
+
+    asyncio.run(run())

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from aiohttp import WSMsgType, web
 
@@ -27,6 +28,7 @@ log = logging.getLogger("camctl.live")
 MAX_LAG = 2.0  # seconds of video queued for one viewer before it skips to the next keyframe
 VIEWER_BUDGET = 4 * 1024 * 1024  # and bytes (a 4K camera's burst)
 MAX_SKIPS = 5  # skips within SKIP_WINDOW before a viewer is dropped
+FIRST_PICTURE_WAIT = 5.0  # seconds live.mp4 waits for a camera that is connecting
 SKIP_WINDOW = 60.0
 
 
@@ -149,18 +151,24 @@ def live_routes(hub_for: Callable[[str], LiveHub | None]) -> dict[str, Handler]:
             raise unknown_camera()
         return found
 
-    def full(camera_id: str, exc: ViewerLimit) -> web.Response:
-        return web.json_response({"error": "too many viewers", "camera_id": camera_id, "reason": str(exc)},
-                                 status=503, headers={"Retry-After": "5"})  # fmt: skip
-
-    async def live_ws(request: web.Request) -> web.StreamResponse:
+    @contextlib.contextmanager
+    def watching(request: web.Request) -> Iterator[tuple[LiveHub, Viewer]]:
+        """The camera's hub and a new viewer of it, left on the way out; 503 when it is full."""
         camera = hub(request)
         try:
             viewer = camera.join()
         except ViewerLimit as exc:
-            return full(camera.stream.camera.id, exc)
-        ws = web.WebSocketResponse(heartbeat=15.0)
+            body = {"error": "too many viewers", "camera_id": camera.stream.camera.id, "reason": str(exc)}
+            raise web.HTTPServiceUnavailable(text=json.dumps(body), content_type="application/json",
+                                             headers={"Retry-After": "5"}) from None  # fmt: skip
         try:
+            yield camera, viewer
+        finally:
+            camera.leave(viewer)
+
+    async def live_ws(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=15.0)
+        with watching(request) as (_camera, viewer):
             await ws.prepare(request)
             sender = asyncio.create_task(_send_ws(request, viewer, ws))
             try:
@@ -169,29 +177,17 @@ def live_routes(hub_for: Callable[[str], LiveHub | None]) -> dict[str, Handler]:
                         break
             finally:
                 sender.cancel()
-        finally:
-            camera.leave(viewer)
         return ws
 
     async def live_mp4(request: web.Request) -> web.StreamResponse:
-        camera = hub(request)
-        try:
-            viewer = camera.join()
-        except ViewerLimit as exc:
-            return full(camera.stream.camera.id, exc)
-        try:
-            first = await asyncio.wait_for(viewer.events(), timeout=5.0)
-            if not first or not isinstance(first[0], Header):
-                reason = first[0].reason if first and isinstance(first[0], Offline) else "no picture yet"
+        with watching(request) as (camera, viewer):
+            first, reason = await _until_header(viewer, FIRST_PICTURE_WAIT)
+            if not first:
                 return camera_offline(camera.stream.camera.id, reason)
             response = web.StreamResponse(headers={"Content-Type": "video/mp4", "Cache-Control": "no-store"})
             await response.prepare(request)
             await _send_mp4(request, viewer, response, first)
             return response
-        except (TimeoutError, ViewerDropped):
-            return camera_offline(camera.stream.camera.id, "no picture yet")
-        finally:
-            camera.leave(viewer)
 
     return {"live.ws": live_ws, "live.mp4": live_mp4}
 
@@ -212,6 +208,23 @@ def _runs(events: list[Event]) -> list[bytes | Header | Offline]:
     if pending:
         out.append(b"".join(pending))
     return out
+
+
+async def _until_header(viewer: Viewer, timeout: float) -> tuple[list[Event], str]:
+    """The events from the stream's header on, once it comes (a camera that is connecting or
+    waiting for its first keyframe gets `timeout` seconds); else [] and why there is no picture."""
+    reason = "no picture yet"
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                events = await viewer.events()
+                for at, event in enumerate(events):
+                    if isinstance(event, Header):
+                        return events[at:], reason
+                    if isinstance(event, Offline):
+                        reason = event.reason
+    except (TimeoutError, ViewerDropped):
+        return [], reason
 
 
 async def _send_ws(request: web.Request, viewer: Viewer, ws: web.WebSocketResponse) -> None:
