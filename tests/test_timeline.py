@@ -108,3 +108,21 @@ def test_a_reconnect_restarts_the_camera_clock_but_not_ours() -> None:
     timeline.restart()
     second = timeline.place(50.0, 1000.0)  # same instant on the camera clock, same arrival
     assert second.dts > first.dts
+
+
+def test_no_two_frames_are_shown_at_one_instant_around_a_seam_sent_twice() -> None:
+    """VLC looping an x264 file with B-frames: at the seam it sends a few frames again, then its
+    clock rewinds. Every frame must keep an instant of its own (found by a VLC recording in CI)."""
+    step = 0.04
+    order = [0, 3, 1, 2, 6, 4, 5, 9, 7, 8, 12, 10, 11, 15, 13, 14]  # decode order, B-frames
+    frames = [n * step for n in order]
+    seam = frames[-6:]  # sent twice
+    rewound = [t + 100.0 - 0.9 for t in frames]  # the clock jumps back and starts over
+    timeline = Timeline()
+    now, shown = 1000.0, []
+    for camera_time in frames + seam + rewound + seam:
+        now += step
+        shown.append(timeline.place(camera_time, now).pts)
+    ordered = sorted(shown)
+    closest = min(b - a for a, b in itertools.pairwise(ordered))
+    assert closest >= 0.0009, f"two frames {closest * 1000:.2f} ms apart"

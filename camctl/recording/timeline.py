@@ -35,6 +35,7 @@ HOLE_LAG = 1.0  # behind arrival by more than this for HOLE_AFTER seconds: the c
 HOLE_AFTER = 1.0
 RECENT = 32  # frames whose camera times are remembered, to spot one sent twice
 DTS_TICK = 1 / 90000  # the least step between decode times (one tick of the MP4 time base)
+MIN_APART = 0.001  # presentation times of recent frames are at least this far apart
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Timeline:
     _since_head: int = field(default=0, repr=False)  # frames since the newest (B-frames come between)
     _steps: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=15), repr=False)
     _recent: dict[float, None] = field(default_factory=dict, repr=False)  # camera times seen lately, in order
+    _shown: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=RECENT), repr=False)
 
     def restart(self) -> None:
         """A new session (reconnect): the camera's clock starts over, ours goes on."""
@@ -96,7 +98,13 @@ class Timeline:
         if len(self._recent) >= RECENT:
             self._recent.pop(next(iter(self._recent)))
         self._recent[camera_seconds] = None
-        return Placement(dts, max(pts, dts), hole)
+        shown = max(pts, dts)
+        # A frame placed from a sent-twice seam can land on the very instant of one shown before it
+        # (a B-frame interpolated from a repeated head): two pictures at one time, one never seen.
+        while any(abs(shown - other) < MIN_APART for other in self._shown):
+            shown += MIN_APART
+        self._shown.append(shown)
+        return Placement(dts, shown, hole)
 
     def _new_head(self, camera_seconds: float, wall: float, keep: bool = False) -> None:
         """keep: the camera clock ran on smoothly, so older heads still place B-frames."""
