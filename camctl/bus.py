@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 
+from camctl.config import NatsConfig
 from camctl.errors import CamctlError
 from camctl.lifecycle import die_with_parent
 from camctl.secrets import redact
@@ -50,14 +52,40 @@ def encode(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
+def connect_options(credentials: NatsConfig | None) -> dict[str, Any]:
+    """nats-py's options for the configured credentials (none for the embedded server, which
+    listens on loopback only). A missing or unreadable file is a ValueError naming it."""
+    if credentials is None:
+        return {}
+    options: dict[str, Any] = {}
+    if credentials.user is not None and credentials.password is not None:
+        options |= {"user": credentials.user, "password": credentials.password.reveal()}
+    if credentials.token is not None:
+        options["token"] = credentials.token.reveal()
+    if credentials.creds is not None:
+        if not credentials.creds.is_file():
+            raise ValueError(f"nats.creds {credentials.creds}: no such file")
+        options["user_credentials"] = str(credentials.creds)
+    if credentials.tls_ca or credentials.tls_cert:
+        try:
+            context = ssl.create_default_context(cafile=str(credentials.tls_ca) if credentials.tls_ca else None)
+            if credentials.tls_cert and credentials.tls_key:
+                context.load_cert_chain(str(credentials.tls_cert), str(credentials.tls_key))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"nats.tls: {exc.strerror or exc}") from None
+        options["tls"] = context
+    return options
+
+
 class Bus:
     """Publishes without ever blocking or failing the caller: while NATS is away (down, refusing
     our credentials, not started yet), events are dropped and counted, and they flow once the
     client has connected by itself. Nothing waits for NATS: `connect` returns at once."""
 
-    def __init__(self, url: str, name: str = "camctl") -> None:
+    def __init__(self, url: str, name: str = "camctl", credentials: NatsConfig | None = None) -> None:
         self.url = url
         self.name = name
+        self.credentials = credentials
         self.nc: Client | None = None
         self.published = 0
         self.dropped = 0
@@ -107,6 +135,7 @@ class Bus:
                 max_reconnect_attempts=-1,  # forever, the first connect included: NATS may come later
                 reconnect_time_wait=2,
                 connect_timeout=2,
+                **connect_options(self.credentials),
                 disconnected_cb=disconnected,
                 reconnected_cb=reconnected,
                 error_cb=error,

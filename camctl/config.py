@@ -117,13 +117,26 @@ class IngestConfig:
 @dataclass(frozen=True)
 class NatsConfig:
     url: str | None = None  # None: camctl starts an embedded nats-server
+    user: str | None = None
+    password: Secret | None = field(default=None, compare=False)
+    token: Secret | None = field(default=None, compare=False)
+    creds: Path | None = None  # a NATS credentials file (JWT + nkey seed)
+    tls_ca: Path | None = None  # the CA that signed the servers' certificates
+    tls_cert: Path | None = None  # a client certificate, when the servers ask for one
+    tls_key: Path | None = None
 
 
 @dataclass(frozen=True)
 class HttpConfig:
-    listen: str = "0.0.0.0:8080"
+    listen: str = "127.0.0.1:8080"
     public_url: str = "http://127.0.0.1:8080"
     max_viewers: int = 20  # live viewers per camera; more are answered 503
+    # HTTP basic users (name -> password); None: no authentication (loopback, or `users: none`)
+    users: dict[str, Secret] | None = field(default=None, compare=False)
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.users)
 
     @property
     def host(self) -> str:
@@ -586,17 +599,33 @@ class _Parser:
         )
 
     def nats(self, raw: Any) -> NatsConfig:
-        m = self.mapping(raw or {}, "nats", ("url",))
+        m = self.mapping(raw or {}, "nats", ("url", "user", "password", "token", "creds", "tls"))
         url = self.optional_text(m.get("url"), "nats.url")
         if url:
             for one in url.split(","):
                 if urlsplit(one.strip()).scheme not in ("nats", "tls", "ws", "wss"):
                     shown = redact(one.strip())
                     raise self.error("nats.url", f"{shown!r} is not a nats://, tls://, ws:// or wss:// URL")
-        return NatsConfig(url=url or None)
+        user = self.optional_text(m.get("user"), "nats.user")
+        password = self.password(m.get("password"), "nats.password")
+        token = self.password(m.get("token"), "nats.token")
+        creds = self.optional_text(m.get("creds"), "nats.creds")
+        if (user is None) != (password is None):
+            raise self.error("nats.user" if user is None else "nats.password", "user and password go together")
+        if sum(x is not None for x in (user, token, creds)) > 1:
+            raise self.error("nats", "use one of user/password, token or creds")
+        if (user or token or creds or "tls" in m) and not url:
+            raise self.error("nats.url", "credentials are for a NATS server of yours: set its url")
+        tls = self.mapping(m.get("tls") or {}, "nats.tls", ("ca", "cert", "key"))
+        paths = {k: Path(self.text(v, f"nats.tls.{k}")).expanduser() for k, v in tls.items() if v is not None}
+        if ("cert" in paths) != ("key" in paths):
+            raise self.error("nats.tls", "cert and key go together")
+        return NatsConfig(url=url or None, user=user, password=password, token=token,
+                          creds=Path(creds).expanduser() if creds else None,
+                          tls_ca=paths.get("ca"), tls_cert=paths.get("cert"), tls_key=paths.get("key"))  # fmt: skip
 
     def http(self, raw: Any) -> HttpConfig:
-        m = self.mapping(raw or {}, "http", ("listen", "public_url", "max_viewers"))
+        m = self.mapping(raw or {}, "http", ("listen", "public_url", "max_viewers", "users"))
         listen = self.text(m.get("listen", HttpConfig.listen), "http.listen")
         host, sep, port = listen.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -610,7 +639,39 @@ class _Parser:
             if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).hostname:
                 raise self.error("http.public_url", f"{public_url!r} is not an http:// or https:// URL")
         viewers = int(self.number(m.get("max_viewers", HttpConfig.max_viewers), "http.max_viewers", 1, 1000))
-        return HttpConfig(listen=listen, public_url=public_url, max_viewers=viewers)
+        users = self.users(m.get("users"), listen)
+        return HttpConfig(listen=listen, public_url=public_url, max_viewers=viewers, users=users)
+
+    def users(self, raw: Any, listen: str) -> dict[str, Secret] | None:
+        """Secure by default: beyond loopback, users are required (or `users: none`, said out loud)."""
+        if isinstance(raw, str) and raw.strip().lower() == "none":
+            return None
+        if raw is None:
+            if not _loopback(listen.rpartition(":")[0]):
+                raise self.error(
+                    "http.users",
+                    f"http.listen {listen} is reachable from other machines and no users are set: add "
+                    "users: {operator: ${CAMCTL_HTTP_PASSWORD}} (HTTP basic), or users: none to serve "
+                    "cameras and recordings to anyone on the network",
+                )
+            return None
+        m = self.mapping(raw, "http.users", tuple(str(k) for k in raw) if isinstance(raw, dict) else ())
+        users = {}
+        for name, value in m.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name) or ":" in name:
+                raise self.error(f"http.users.{name}", "user names use letters, digits and _ . @ -")
+            password = self.password(value, f"http.users.{name}")
+            if password is None or len(password.reveal()) < 8:
+                raise self.error(f"http.users.{name}", "a password of at least 8 characters")
+            users[name] = password
+        if not users:
+            raise self.error("http.users", "no users: name at least one, or say users: none")
+        return users
+
+
+def _loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _join(path: str, key: str) -> str:
@@ -657,11 +718,24 @@ def effective_config(config: Config) -> dict[str, Any]:
                 "min_free": config.storage.retention.min_free,
             },
         },
-        "nats": {"url": redact(config.nats.url) if config.nats.url else None},
+        "nats": {
+            "url": redact(config.nats.url) if config.nats.url else None,
+            "user": config.nats.user,
+            "password": "***" if config.nats.password else None,
+            "token": "***" if config.nats.token else None,
+            "creds": str(config.nats.creds) if config.nats.creds else None,
+            "tls": {
+                k: str(v)
+                for k, v in (("ca", config.nats.tls_ca), ("cert", config.nats.tls_cert), ("key", config.nats.tls_key))
+                if v
+            }
+            or None,
+        },
         "http": {
             "listen": config.http.listen,
             "public_url": config.http.public_url,
             "max_viewers": config.http.max_viewers,
+            "users": dict.fromkeys(config.http.users, "***") if config.http.users else "none",
         },
         "ingest": {
             "status_interval": config.ingest.status_interval,

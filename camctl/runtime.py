@@ -17,6 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from camctl.bus import Bus, EmbeddedNats
+from camctl.config import NatsConfig
 from camctl.errors import CamctlError
 from camctl.lifecycle import die_with_parent, exit_if_shutdown_hangs
 
@@ -59,7 +60,11 @@ class Listen:
 
 @contextlib.asynccontextmanager
 async def bus_and_http(
-    nats_url: str | None, bus_name: str, app: Callable[[Bus], web.Application], listen: Listen
+    nats_url: str | None,
+    bus_name: str,
+    app: Callable[[Bus], web.Application],
+    listen: Listen,
+    credentials: NatsConfig | None = None,
 ) -> AsyncIterator[Bus]:
     """The service's bus (with an embedded nats-server when nats_url is None) and its HTTP server
     serving app(bus), for the duration of the block; stopped in reverse order after it."""
@@ -68,7 +73,7 @@ async def bus_and_http(
         embedded = EmbeddedNats()
         await embedded.start()
         nats_url = embedded.url
-    bus = Bus(nats_url, name=bus_name)
+    bus = Bus(nats_url, name=bus_name, credentials=credentials if embedded is None else None)
     # Endless streams (live video, MJPEG, events) never finish by themselves: at shutdown their
     # handlers get a moment, then are cancelled, instead of aiohttp's minute.
     runner = web.AppRunner(app(bus), access_log=None, shutdown_timeout=1.0)

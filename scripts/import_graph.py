@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     # Pure rules that the config validates against; no I/O, import only the foundation.
     ("rules", ["camctl.encoding.names", "camctl.encoding.layout", "camctl.encoding.target", "camctl.media.mp4"]),
     ("config", ["camctl.config"]),
-    ("process", ["camctl.lifecycle", "camctl.storage", "camctl.bus", "camctl.metrics"]),
+    ("process", ["camctl.lifecycle", "camctl.storage", "camctl.bus", "camctl.metrics", "camctl.signing"]),
     ("media", ["camctl.media"]),
     ("work", ["camctl.recording", "camctl.encoding"]),
     ("services", ["camctl.runtime", "camctl.web", "camctl.ingest"]),

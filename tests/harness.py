@@ -272,11 +272,12 @@ class NatsServer:
 
     _LISTEN = re.compile(r"Listening for client connections on [^:\s]+:(\d+)")
 
-    def __init__(self, auth: str | None = None) -> None:
-        """auth: USER:PASS that clients must give."""
+    def __init__(self, auth: str | None = None, extra: list[str] | None = None) -> None:
+        """auth: USER:PASS that clients must give; extra: more nats-server options (TLS, cluster)."""
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.auth = auth
+        self.extra = extra or []
 
     @property
     def url(self) -> str:
@@ -287,7 +288,7 @@ class NatsServer:
         user, _, password = (self.auth or "").partition(":")
         credentials = ["--user", user, "--pass", password] if self.auth else []
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), *credentials],
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), *credentials, *self.extra],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -25,8 +25,10 @@ class EventTap:
     """Subscribes to subjects on a real NATS server; events land in a queue the test reads with a
     timeout. nats-py reconnects by itself when the server restarts."""
 
-    def __init__(self, url: str, subjects: list[str]) -> None:
+    def __init__(self, url: str, subjects: list[str], **options: Any) -> None:
+        """options: more for nats.connect (tls=...)."""
         self.url = url
+        self.options = options
         self.subjects = subjects
         self.events: queue.Queue[Event] = queue.Queue()
         self._loop = asyncio.new_event_loop()
@@ -36,7 +38,7 @@ class EventTap:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        nc = await nats.connect(self.url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        nc = await nats.connect(self.url.split(","), max_reconnect_attempts=-1, reconnect_time_wait=0.5, **self.options)
 
         async def handler(msg: Any) -> None:
             self.events.put((msg.subject, json.loads(msg.data), time.time()))

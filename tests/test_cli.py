@@ -96,7 +96,8 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_example_config_in_recipes_is_valid(camctl: Callable[..., Result]) -> None:
-    result = camctl("config", "check", config=REPO / "recipes" / "camctl.example.yaml")
+    result = camctl("config", "check", config=REPO / "recipes" / "camctl.example.yaml",
+                    CAMCTL_HTTP_PASSWORD="a-long-page-password")  # fmt: skip
     assert result.returncode == 0, result.stderr
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,10 @@ storage:
   segment_seconds: 60
   retention: {max_age: 24h, max_bytes: null, min_free: 5GB}
 nats: {url: null}
-http: {listen: "0.0.0.0:8080", public_url: "http://stream-manager:8080"}
+http:
+  listen: "0.0.0.0:8080"
+  public_url: "http://stream-manager:8080"
+  users: {operator: "${HTTP_PW:-a-long-password}"}
 """
 
 
@@ -41,6 +45,7 @@ def test_issue_example_parses_with_every_key() -> None:
     assert cfg.storage.retention.min_free == 5 * 10**9
     assert cfg.nats.url is None
     assert (cfg.http.host, cfg.http.port, cfg.http.public_url) == ("0.0.0.0", 8080, "http://stream-manager:8080")
+    assert cfg.http.users is not None and cfg.http.users["operator"].reveal() == "a-long-password"
 
 
 def test_env_default_used_when_variable_unset() -> None:
@@ -203,3 +208,28 @@ def test_encoder_is_auto_or_a_known_encoder() -> None:
         ConfigError, match=r"encoder: 'h264_nvnec' is not an encoder camctl knows \(did you mean h264_nvenc\?\)"
     ):
         parse_config(base + "encoder: h264_nvnec\n")
+
+
+@pytest.mark.parametrize(
+    ("http", "message"),
+    [
+        ('{listen: "0.0.0.0:8080"}', "http.users: http.listen 0.0.0.0:8080 is reachable from other machines"),
+        ('{listen: "192.0.2.7:8080"}', "add users: {operator: ${CAMCTL_HTTP_PASSWORD}}"),
+        ('{listen: "0.0.0.0:8080", users: {operator: short}}', "http.users.operator: a password of at least 8"),
+        ('{listen: "0.0.0.0:8080", users: {}}', "no users: name at least one, or say users: none"),
+        ('{listen: "0.0.0.0:8080", users: {"a b": long-enough-pw}}', "user names use letters"),
+    ],
+)
+def test_http_beyond_loopback_needs_users_or_says_none(http: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(f"cameras: {{cam_1: 'demo:'}}\nhttp: {http}\n", "camctl.yaml", environ={})
+
+
+def test_loopback_needs_no_users_and_none_opts_out_beyond_it() -> None:
+    assert parse_config("cameras: {cam_1: 'demo:'}\n", "c.yaml", environ={}).http.listen == "127.0.0.1:8080"
+    opted_out = parse_config("cameras: {cam_1: 'demo:'}\nhttp: {listen: '0.0.0.0:8080', users: none}\n", "c.yaml",
+                             environ={})  # fmt: skip
+    assert opted_out.http.users is None and not opted_out.http.authenticated
+    with_users = "cameras: {cam_1: 'demo:'}\nhttp: {users: {operator: s3cret-operator-pw}}\n"
+    shown = effective_config(parse_config(with_users, "c.yaml", environ={}))
+    assert shown["http"]["users"] == {"operator": "***"}

@@ -64,8 +64,11 @@ def test_dockerfile_runs_run_all_as_non_root_with_a_health_check() -> None:
 
 
 def test_docker_config_recipe_is_a_valid_camctl_config(camctl: Callable[..., Result]) -> None:
-    result = camctl("config", "check", "--json", config=RECIPES / "camctl.docker.yaml")
+    result = camctl("config", "check", "--json", config=RECIPES / "camctl.docker.yaml",
+                    CAMCTL_HTTP_PASSWORD="a-long-page-password")  # fmt: skip
     assert result.returncode == 0, result.stderr
+    unset = camctl("config", "check", config=RECIPES / "camctl.docker.yaml")
+    assert unset.returncode == 2 and "CAMCTL_HTTP_PASSWORD is not set" in unset.stderr, "no page without a password"
 
 
 def test_systemd_unit_runs_run_all_with_the_memory_budget() -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from camctl.config import CameraConfig, HttpConfig
 from camctl.errors import StorageError
+from camctl.paths import default_data_dir
+from camctl.signing import local_url
 
 DEFAULT_QUALITY = 85  # as camctl.media.jpeg; not imported from there: the warm path must not load PyAV
 
@@ -56,7 +58,9 @@ def warm_snapshot(
     """The latest frame from a camctl running on this box (ingest or run-all), or None when none
     answers: a camera session is already open there, so no connect and no wait for a keyframe."""
     query = urllib.parse.urlencode({"quality": quality, **({"width": width} if width else {})})
-    url = f"{http.local_url}/{camera.id}/frame.jpg?{query}"
+    url = local_url(http, default_data_dir(), f"/{camera.id}/frame.jpg", query)
+    if url is None:
+        return None  # it needs credentials and nothing here has made its key: nothing is running
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own service
             if response.headers.get("Content-Type") != "image/jpeg":

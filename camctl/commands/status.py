@@ -18,9 +18,11 @@ from typing import Any
 import nats
 import nats.errors
 
-from camctl.bus import EMBEDDED_URL, STATUS_REQUEST_SUBJECT
-from camctl.config import Config
+from camctl.bus import EMBEDDED_URL, STATUS_REQUEST_SUBJECT, connect_options
+from camctl.config import Config, NatsConfig
 from camctl.errors import CamctlError, ExitStatus
+from camctl.paths import default_data_dir
+from camctl.signing import local_url
 
 
 class NoService(CamctlError):
@@ -39,7 +41,7 @@ class FleetStatus:
 
 def gather_status(config: Config, wait: float = 0.5) -> FleetStatus:
     url = config.nats.url or EMBEDDED_URL
-    cameras = asyncio.run(_ask_nats(url, wait))
+    cameras = asyncio.run(_ask_nats(url, wait, config.nats if config.nats.url else None))
     source = f"NATS {url}"
     if cameras is None:
         cameras, source = _ask_http(config), f"HTTP {config.http.local_url}/status"
@@ -56,11 +58,13 @@ def gather_status(config: Config, wait: float = 0.5) -> FleetStatus:
     return FleetStatus(source, cameras)
 
 
-async def _ask_nats(url: str, wait: float) -> list[dict[str, Any]] | None:
+async def _ask_nats(url: str, wait: float, credentials: NatsConfig | None) -> list[dict[str, Any]] | None:
     """Every node's reply within `wait` seconds; None when NATS is unreachable or nobody answers."""
     try:
-        nc = await nats.connect(url, connect_timeout=1, max_reconnect_attempts=0, allow_reconnect=False)
-    except (OSError, TimeoutError, nats.errors.Error):  # no NATS here (or it refuses us): try HTTP
+        servers = [u.strip() for u in url.split(",")]
+        options = connect_options(credentials)
+        nc = await nats.connect(servers, connect_timeout=1, max_reconnect_attempts=0, allow_reconnect=False, **options)
+    except (OSError, TimeoutError, ValueError, nats.errors.Error):  # no NATS here (or it refuses us): try HTTP
         return None
     replies: list[dict[str, Any]] = []
     try:
@@ -82,8 +86,11 @@ async def _ask_nats(url: str, wait: float) -> list[dict[str, Any]] | None:
 
 
 def _ask_http(config: Config) -> list[dict[str, Any]] | None:
+    url = local_url(config.http, default_data_dir(), "/status")
+    if url is None:
+        return None
     try:
-        with urllib.request.urlopen(f"{config.http.local_url}/status", timeout=1.0) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310
             data = json.loads(response.read())
     except (OSError, ValueError):
         return None

@@ -39,11 +39,13 @@ from camctl.media.live_stream import LiveStream
 from camctl.media.restream import Restreamer
 from camctl.media.session import CameraSession, Consumer
 from camctl.metrics import LatencyHistogram, bus_families, camera_families, exposition, latency_family
+from camctl.paths import default_data_dir
 from camctl.recording.recorder import CameraRecorder
 from camctl.recording.retention import RetentionRunner
 from camctl.runtime import Listen, bus_and_http, run_until_signalled
 from camctl.secrets import redact
 from camctl.storage import Limits
+from camctl.web.auth import gate_for, signer_for
 from camctl.web.camera import JpegCache, camera_routes, local_view
 from camctl.web.live import LiveHub, live_routes
 from camctl.web.node import build_app
@@ -92,6 +94,7 @@ class IngestService:
         self.hubs: dict[str, LiveHub] = {}  # live viewers, by id and slug
         self.bus: Bus | None = None
         self.latency = LatencyHistogram()
+        self.signer = signer_for(config.http, default_data_dir())  # event URLs usable without a password
         # A few encodes per camera (latest frames x requested sizes): a 1080p JPEG is ~250 KB, and a
         # worker holds one camera, so 32 entries there were 8 MB of old pictures nobody asks for.
         self.jpegs = JpegCache(size=JPEGS_PER_CAMERA * max(1, len(cameras)))
@@ -191,7 +194,8 @@ class IngestService:
         if self.bus is None:
             return
         fps = self._fps.get(cam.camera.id) or cam.claimed_fps or 0.0
-        url = f"{self.config.http.public_url}/{cam.camera.slug}/frame.jpg"
+        path = f"/{cam.camera.slug}/frame.jpg"
+        url = self.config.http.public_url + (self.signer.sign(path) if self.signer is not None else path)
         payload = frame_event(cam.camera.id, live.timestamp, live.number, live.resolution, fps, url)
         self.latency.observe((time.time() - live.timestamp) * 1000)
         task = asyncio.ensure_future(self.bus.publish(FRAME_SUBJECT, payload))
@@ -299,9 +303,12 @@ class IngestService:
 
         def app(bus: Bus) -> web.Application:
             view = local_view(self.by_name, self.status_payloads, self.metrics, bus.state, lambda: self.config)
-            return build_app(view, camera_routes(self.by_name, self.jpegs) | live_routes(self.hubs.get))
+            gate = gate_for(self.config.http, default_data_dir()) if self.worker is None else None  # the front's job
+            return build_app(view, camera_routes(self.by_name, self.jpegs) | live_routes(self.hubs.get), gate)
 
-        async with bus_and_http(url, f"camctl@{self.config.node}", app, listen) as self.bus:
+        # The configured NATS's credentials; none for run-all's embedded server (loopback only).
+        credentials = self.config.nats if self.config.nats.url else None
+        async with bus_and_http(url, f"camctl@{self.config.node}", app, listen, credentials) as self.bus:
             await self.bus.respond(f"{SNAPSHOT_SUBJECT}.*", self._answer_snapshot)
             await self.bus.respond(STATUS_REQUEST_SUBJECT, self._answer_status)
             try:

@@ -16,8 +16,10 @@ from aiohttp import web
 from camctl.bus import Bus, encode
 from camctl.config import Config
 from camctl.metrics import counter_family, exposition, merge_metrics
+from camctl.paths import default_data_dir
 from camctl.runall.children import Worker
 from camctl.secrets import redact
+from camctl.web.auth import gate_for
 from camctl.web.node import NodeView, build_app, camera_offline, send, unknown_camera
 
 
@@ -150,7 +152,7 @@ class Front:
 
         view = NodeView(self.status_payloads, health, metrics, nats, self._config)
         relayed = dict.fromkeys(("frame.jpg", "stream.mjpeg", "live.mp4"), self.proxy)
-        return build_app(view, relayed | {"live.ws": self.relay_ws})
+        return build_app(view, relayed | {"live.ws": self.relay_ws}, gate_for(self.config.http, default_data_dir()))
 
     async def answer_status_for_down_workers(self, msg: Any) -> None:
         """Running workers answer for their own camera; the supervisor for the ones being restarted."""

@@ -140,7 +140,7 @@ class Supervisor:
         http = self.config.http
         name = f"camctl-supervisor@{self.config.node}"
         async with bus_and_http(self.nats_url or None, name, lambda _bus: self.front.app(),
-                                Listen(http.listen, http.host, http.port)) as self.bus:  # fmt: skip
+                                Listen(http.listen, http.host, http.port), self.config.nats) as self.bus:  # fmt: skip
             self.nats_url = self.bus.url  # the embedded server's, when none is configured
             await self.bus.respond(STATUS_REQUEST_SUBJECT, self.front.answer_status_for_down_workers)
             try:

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from camctl.config import Config
 from camctl.secrets import redact
+from camctl.web.auth import Gate
 
 STATIC = Path(__file__).resolve().parent / "static"
 EVENTS_PERIOD = 1.0  # seconds between status updates to the page
@@ -54,9 +55,10 @@ def camera_list(config: Config) -> list[dict[str, Any]]:
     return [{"camera_id": c.id, "name": c.name or c.id, "slug": c.slug} for c in config.select(None)]
 
 
-def build_app(view: NodeView, camera_routes: Mapping[str, Handler]) -> web.Application:
-    """camera_routes: name -> handler, served at /<cam>/<name>."""
-    app = web.Application()
+def build_app(view: NodeView, camera_routes: Mapping[str, Handler], gate: Gate | None = None) -> web.Application:
+    """camera_routes: name -> handler, served at /<cam>/<name>; gate: who may use it (None: anyone,
+    for loopback-only servers and run-all's workers behind their private sockets)."""
+    app = web.Application(middlewares=[gate.middleware] if gate is not None else [])
 
     async def status(_request: web.Request) -> web.Response:
         body = {"time": time.time(), "cameras": await view.cameras(), "nats": view.nats()}
