@@ -154,7 +154,11 @@ def test_snapshot_is_warm_when_ingest_runs_and_nats_request_reply_serves_jpeg(
         warm = camctl("--config", str(config), "snapshot", "cam1", "-o", str(out), "--width", "320")
         reply = nats_request(nats_server.url, f"{SNAPSHOT_SUBJECT}.cam_1", b'{"quality": 70}')
         none = nats_request(nats_server.url, f"{SNAPSHOT_SUBJECT}.cam_9", b"", timeout=0.5)
+        bad = [nats_request(nats_server.url, f"{SNAPSHOT_SUBJECT}.cam_1", body)
+               for body in (b'{"quality": Infinity}', b'{"width": 1e9}', b"[1]", b"{not json")]  # fmt: skip
         assert ingest.terminate()[0] == 0
+    for answer in bad:  # before: Infinity got no reply at all (an OverflowError in the handler)
+        assert answer is not None and answer[0] == b"" and answer[1]["Camctl-Error"].startswith("bad request")
     assert warm.returncode == 0, warm.stderr
     assert "(warm)" in warm.stderr and "320x180" in warm.stderr and out.read_bytes()[:2] == b"\xff\xd8"
     assert reply is not None and reply[0][:2] == b"\xff\xd8" and int(reply[1]["Camctl-Frame-Number"]) > 0

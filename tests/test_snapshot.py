@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import pytest
 
+from camctl.media.jpeg import jpeg_settings
 from tests.conftest import Result
 from tests.harness import FakeCameras
 from tests.test_probe import PASSWORD, assert_no_password, write_config
@@ -122,3 +123,17 @@ def test_warm_path_default_quality_matches_the_encoder_default() -> None:
     from camctl.media import jpeg
 
     assert snapshot.DEFAULT_QUALITY == jpeg.DEFAULT_QUALITY
+
+
+@pytest.mark.parametrize("quality", [float("inf"), float("nan"), 1e9, 2.5, "abc", True, 0, 101, [85]])
+def test_jpeg_settings_refuse_what_is_not_a_whole_quality_1_to_100(quality: object) -> None:
+    with pytest.raises(ValueError, match="quality"):
+        jpeg_settings(quality, None)
+
+
+def test_jpeg_settings_take_numbers_and_numeric_text_and_default_the_quality() -> None:
+    assert jpeg_settings(None, None) == (85, None)
+    assert jpeg_settings("70", "640") == (70, 640)
+    assert jpeg_settings(70.0, 320) == (70, 320)
+    with pytest.raises(ValueError, match="width 16-8192"):
+        jpeg_settings(70, 8193)

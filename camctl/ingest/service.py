@@ -33,7 +33,7 @@ from camctl.config import CameraConfig, Config
 from camctl.encoding.transcode import Transcoder, recording_input
 from camctl.errors import CamctlError
 from camctl.lifecycle import reread_config
-from camctl.media.jpeg import DEFAULT_QUALITY
+from camctl.media.jpeg import jpeg_settings
 from camctl.media.live import LiveCamera, LiveFrame
 from camctl.media.live_stream import LiveStream
 from camctl.media.restream import Restreamer
@@ -268,16 +268,17 @@ class IngestService:
             return  # another node's camera: stay silent so that node can answer
         try:
             options = json.loads(msg.data) if msg.data else {}
-            quality, width = int(options.get("quality", DEFAULT_QUALITY)), options.get("width")
-            width = int(width) if width is not None else None
-        except (ValueError, TypeError, AttributeError):
-            await self._reply(msg, b"", {"Camctl-Error": "bad request: quality and width are integers"})
+            if not isinstance(options, dict):
+                raise ValueError("the request body is a JSON object")
+            quality, width = jpeg_settings(options.get("quality"), options.get("width"))
+        except ValueError as exc:  # JSONDecodeError too; Infinity and 1e9 are answered, not dropped
+            await self._reply(msg, b"", {"Camctl-Error": f"bad request: {exc}"})
             return
         live = cam.latest()
         if live is None:
             await self._reply(msg, b"", {"Camctl-Error": f"camera offline: {cam.error}"})
             return
-        jpeg = await self.jpegs.get(cam.camera.id, live, min(100, max(1, quality)), width)
+        jpeg = await self.jpegs.get(cam.camera.id, live, quality, width)
         headers = {"Camctl-Frame-Number": str(live.number), "Camctl-Frame-Timestamp": f"{live.timestamp:.6f}"}
         await self._reply(msg, jpeg, headers)
 

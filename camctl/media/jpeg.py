@@ -11,6 +11,28 @@ from av.video.reformatter import VideoReformatter
 DEFAULT_QUALITY = 85
 
 
+def jpeg_settings(quality: object, width: object) -> tuple[int, int | None]:
+    """(quality, width) asked for by a client (HTTP query, NATS request): whole numbers, quality
+    1-100, width 16-8192 or none. Anything else (text, 2.5, Infinity, 1e9) is a ValueError."""
+    try:
+        q = DEFAULT_QUALITY if quality is None else _whole(quality)
+        w = None if width is None else _whole(width)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("quality and width are whole numbers") from None
+    if not 1 <= q <= 100 or (w is not None and not 16 <= w <= 8192):
+        raise ValueError("quality 1-100, width 16-8192")
+    return q, w
+
+
+def _whole(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError
+    number = float(value)
+    if number != int(number):
+        raise ValueError
+    return int(number)
+
+
 def scaled_size(width: int, height: int, target_width: int | None) -> tuple[int, int]:
     """Keeps the aspect ratio; even sizes, never larger than the source."""
     if not target_width or target_width >= width:

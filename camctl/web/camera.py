@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from camctl.config import Config
 from camctl.encoding.tiles import TileScaler, keepalive
-from camctl.media.jpeg import DEFAULT_QUALITY, encode_jpeg, scaled_size
+from camctl.media.jpeg import encode_jpeg, jpeg_settings, scaled_size
 from camctl.media.live import LiveCamera, LiveFrame
 from camctl.web.node import Handler, NodeView, camera_offline, send, unknown_camera
 
@@ -65,14 +66,9 @@ def camera_routes(cameras: dict[str, LiveCamera], cache: JpegCache) -> dict[str,
 
     def settings(request: web.Request) -> tuple[int, int | None]:
         try:
-            quality = int(request.query.get("quality", DEFAULT_QUALITY))
-            width = int(request.query["width"]) if "width" in request.query else None
-        except ValueError:
-            raise web.HTTPBadRequest(text='{"error": "quality and width are integers"}',
-                                     content_type="application/json") from None  # fmt: skip
-        if not 1 <= quality <= 100 or (width is not None and not 16 <= width <= 8192):
-            raise web.HTTPBadRequest(text='{"error": "quality 1-100, width 16-8192"}', content_type="application/json")
-        return quality, width
+            return jpeg_settings(request.query.get("quality"), request.query.get("width"))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}), content_type="application/json") from None
 
     async def frame_jpg(request: web.Request) -> web.StreamResponse:
         cam = camera(request)
