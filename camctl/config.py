@@ -7,6 +7,7 @@ Validation does no I/O beyond reading the file: cameras are not contacted here.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import socket
@@ -239,10 +240,26 @@ def demo_config() -> Config:
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML where a key given twice in one mapping is an error, not "the last one wins" (two
+    `cam_2:` entries would silently drop a camera)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_config(text: str, source: str = "camctl.yaml", environ: Mapping[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -630,6 +647,8 @@ class _Parser:
         host, sep, port = listen.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise self.error("http.listen", f"{listen!r} is not HOST:PORT (e.g. 0.0.0.0:8080)")
+        if not _valid_host(host.strip("[]")):
+            raise self.error("http.listen", f"{host!r} is not an IP address or host name")
         public = m.get("public_url")
         if public is None:
             shown_host = "127.0.0.1" if host.strip("[]") in ("", "0.0.0.0", "::") else host
@@ -667,6 +686,19 @@ class _Parser:
         if not users:
             raise self.error("http.users", "no users: name at least one, or say users: none")
         return users
+
+
+def _valid_host(host: str) -> bool:
+    """An IP address, or a host name; text that looks like an address must be one (256.1.1.1)."""
+    if not host:
+        return True  # all addresses
+    if ":" in host or re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return True
+    return re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.?)*", host) is not None
 
 
 def _loopback(host: str) -> bool:

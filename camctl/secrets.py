@@ -74,9 +74,7 @@ redact = Redactor()
 def mask_url(url: str, username: str | None = None, has_password: bool = False) -> str:
     """The URL as shown to people: `rtsp://admin:***@host/path`, never the password."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # as written, also when its port is out of range
     user = parts.username if parts.username is not None else username
     if user is not None:
         shown = f"{user}:{MASK}" if (has_password or parts.password is not None) else user

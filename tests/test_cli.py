@@ -116,3 +116,13 @@ def test_prune_timer_recipe_runs_prune_every_10_minutes() -> None:
     assert timer["Timer"]["OnUnitActiveSec"] == "10min" and timer["Install"]["WantedBy"] == "timers.target"
     readme = (REPO / "README.md").read_text()
     assert "camctl-prune.timer" in readme and "*/10 * * * * camctl" in readme
+
+
+def test_a_camera_port_out_of_range_is_a_config_error_not_a_crash(
+    camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    config = tmp_path / "camctl.yaml"
+    config.write_text("cameras:\n  cam_1: rtsp://admin:Sekrit-pw@127.0.0.1:99999/x\n")
+    result = camctl("--config", str(config), "probe")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "bad port" in result.stderr and "Sekrit-pw" not in result.stderr

@@ -121,6 +121,10 @@ def test_env_default_used_when_variable_unset() -> None:
             "cameras: {c: 'demo:'}\ngrid: {output: g.mp4, size: 641x480}\n",
             "camctl.yaml: grid.size: expected WIDTHxHEIGHT",
         ),
+        # Issue 16's findings: each was accepted (or crashed with exit 1) before.
+        ("cameras: {c: 'rtsp://admin:pw@h:99999/x'}\n", "camctl.yaml: cameras.c.url: 'rtsp://admin:***@h:99999/x'"),
+        ("cameras:\n  c: 'demo:'\n  c: 'demo:?fps=5'\n", "camctl.yaml: line 3: 'c' is given twice"),
+        ("cameras: {c: 'demo:'}\nhttp: {listen: '256.1.1.1:8080'}\n", "camctl.yaml: http.listen: '256.1.1.1' is not"),
     ],
 )
 def test_bad_config_names_file_and_key_path(yaml_text: str, message: str) -> None:
