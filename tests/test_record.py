@@ -107,6 +107,9 @@ def test_record_is_continuous_across_segment_boundaries_and_stops_on_sigterm(
                      "2020-01-01T00:10:00Z", "-o", str(tmp_path / "none.mp4"))  # fmt: skip
     assert nothing.returncode == 6
     assert "no footage" in nothing.stderr and "Traceback" not in nothing.stderr
+    nowhere = camctl("--config", str(config), "clip", "cam_1", "--from", "2020-01-01T00:00:00Z", "--to",
+                     "2020-01-01T00:10:00Z", "-o", str(tmp_path / "missing" / "x.mp4"))  # fmt: skip
+    assert nowhere.returncode == 5 and "no such folder" in nowhere.stderr, "a storage problem, said first"
 
 
 def _iso(epoch: float) -> str:

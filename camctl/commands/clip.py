@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from camctl.errors import UsageError
+from camctl.errors import StorageError, UsageError
 from camctl.recording.clip import ClipResult, export_clip
 from camctl.recording.index import build_index
 
@@ -17,5 +18,9 @@ def clip(root: Path, camera_id: str, start: float, end: float, output: Path) -> 
         raise UsageError("--to must be after --from")
     if output.suffix.lower() not in CLIP_SUFFIXES:
         raise UsageError(f"{output}: the clip is an MP4: name it .mp4")
+    folder = output.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):  # said first: not "no footage" (exit 6)
+        why = "no such folder" if not folder.exists() else "not a writable folder"
+        raise StorageError(f"cannot write {output}: {why} ({folder})")
     index = build_index(root, [camera_id])[camera_id]
     return export_clip(index, start, end, output)
