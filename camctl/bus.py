@@ -30,7 +30,8 @@ FRAME_SUBJECT = "seguranca.camera.frame"
 STATUS_SUBJECT = "seguranca.camera.status"
 SNAPSHOT_SUBJECT = "seguranca.camera.snapshot"  # request/reply: <subject>.<camera_id> -> JPEG
 STATUS_REQUEST_SUBJECT = "seguranca.camera.status.get"  # request: every node replies with its cameras
-EMBEDDED_URL = "nats://127.0.0.1:4222"
+EMBEDDED_PORT = 4222
+EMBEDDED_URL = f"nats://127.0.0.1:{EMBEDDED_PORT}"
 AUTH_REFUSED = "credentials refused (authorization violation)"
 
 
@@ -205,7 +206,7 @@ def nats_server_binary() -> str:
 class EmbeddedNats:
     """A nats-server child on 127.0.0.1:4222 for as long as camctl runs."""
 
-    def __init__(self, port: int = 4222) -> None:
+    def __init__(self, port: int = EMBEDDED_PORT) -> None:
         self.port = port
         self.proc: subprocess.Popen[bytes] | None = None
 

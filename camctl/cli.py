@@ -581,6 +581,7 @@ def run_all(ctx: typer.Context) -> None:
     state = _state(ctx)
     cfg = state.config
     _events_logged("camctl.ingest", "camctl.record", "camctl.runall")
+    command.check_ports(cfg)
     problem = command.storage_warning(cfg)
     if problem:
         logging.getLogger("camctl.record").error("%s", problem)

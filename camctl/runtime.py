@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from aiohttp import web
 
 from camctl.bus import Bus, EmbeddedNats
 from camctl.config import NatsConfig
-from camctl.errors import CamctlError
+from camctl.errors import CamctlError, ExitStatus
 from camctl.lifecycle import die_with_parent, exit_if_shutdown_hangs
 
 Body = Callable[[asyncio.Event, asyncio.Event], Awaitable[None]]
@@ -46,6 +48,25 @@ def run_until_signalled(body: Body, hang_after: float = 15.0, reload: bool = Fal
         await body(stop, hup)
 
     asyncio.run(main())
+
+
+class ListenError(CamctlError):
+    """The HTTP address cannot be taken (in use, not this machine's): the config's to fix (exit 2)."""
+
+    exit_status = ExitStatus.USAGE
+
+
+def check_listen(label: str, host: str, port: int) -> None:
+    """Fails now, before a banner promises an address that cannot be had (another camctl runs,
+    or another program has the port). The server binds it again a moment later."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            sock.bind((host or "0.0.0.0", port))
+    except OSError as exc:
+        hint = "; is another camctl running? (camctl status)" if exc.errno == errno.EADDRINUSE else ""
+        raise ListenError(f"cannot listen on {label}: {exc.strerror or exc}{hint}") from None
 
 
 @dataclass(frozen=True)
@@ -86,7 +107,7 @@ async def bus_and_http(
             else:
                 await web.TCPSite(runner, listen.host, listen.port).start()
         except OSError as exc:
-            raise CamctlError(f"cannot listen on {listen.label}: {exc.strerror or exc}") from None
+            raise ListenError(f"cannot listen on {listen.label}: {exc.strerror or exc}") from None
         yield bus
     finally:
         await runner.cleanup()

@@ -221,3 +221,20 @@ def test_run_all_keeps_the_configured_grid_fed_by_the_camera_workers(nats_server
     # the new worker's start-up competes for the CPU: a few ticks may go, the grid never stalls
     assert max(gaps) <= 1.0, "the grid went on while cam_2's worker restarted"
     assert len(times) >= 0.8 * 10 * (times[-1] - times[0]), "about 10 frames per second of grid"
+
+
+def test_run_all_with_its_port_taken_says_so_in_one_line_before_any_banner(
+    nats_server: NatsServer, camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "camctl.yaml"
+        config.write_text(f"cameras: {{cam_1: 'demo:'}}\nnats: {{url: '{nats_server.url}'}}\n"
+                          f"http: {{listen: '127.0.0.1:{port}'}}\n")  # fmt: skip
+        result = camctl("--config", str(config), "run-all", timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"camctl: cannot listen on 127.0.0.1:{port}: Address already in use; is another camctl running? (camctl status)"
+    ]

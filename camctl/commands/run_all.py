@@ -7,12 +7,22 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from camctl.bus import EMBEDDED_PORT, EMBEDDED_URL
 from camctl.commands.record import check_writable
 from camctl.config import Config, find_config_file
 from camctl.errors import StorageError
 from camctl.runall import camctl_argv, run_supervised
+from camctl.runtime import check_listen
 
 log = logging.getLogger("camctl.record")
+
+
+def check_ports(config: Config) -> None:
+    """The HTTP address (and the embedded NATS's, when no NATS is configured) can be had, or one
+    line now (exit 2) instead of a banner and then an exit."""
+    check_listen(config.http.listen, config.http.host, config.http.port)
+    if config.nats.url is None:
+        check_listen(EMBEDDED_URL, "127.0.0.1", EMBEDDED_PORT)
 
 
 def storage_warning(config: Config) -> str | None:
