@@ -29,7 +29,7 @@ from typer.exceptions import TyperException
 from camctl import __version__, render
 from camctl.config import Config, load_config
 from camctl.errors import CamctlError, ExitStatus, UsageError
-from camctl.lifecycle import tune_malloc
+from camctl.lifecycle import private_files, tune_malloc
 from camctl.render import console, error_line, print_json, waiting
 from camctl.secrets import redact
 from camctl.storage import Limits
@@ -134,6 +134,7 @@ def main_options(
     ] = False,
 ) -> None:
     ctx.obj = State(config_path=config, debug=debug, log_json=log_format is LogFormat.JSON)
+    private_files()
     _setup_logging(debug, log_format is LogFormat.JSON)
 
 

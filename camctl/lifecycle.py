@@ -104,6 +104,16 @@ def reread_config(reload: Callable[[], Config] | None) -> Config | None:
         return None
 
 
+PRIVATE_UMASK = 0o027
+
+
+def private_files() -> None:
+    """Footage, journals and keys camctl writes are for its user and group only (0640 files, 0750
+    folders), whatever umask it was started with; a looser one is tightened, a tighter one kept."""
+    current = os.umask(PRIVATE_UMASK)
+    os.umask(current | PRIVATE_UMASK)
+
+
 _M_MMAP_THRESHOLD = -3  # glibc malloc.h
 _M_ARENA_MAX = -8
 

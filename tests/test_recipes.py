@@ -79,6 +79,7 @@ def test_systemd_unit_runs_run_all_with_the_memory_budget() -> None:
     assert service["ExecStart"].endswith("run-all") and service["User"] != "root"
     assert service["Restart"] == "always" and service["MemoryMax"] == "1536M"
     assert service["KillSignal"] == "SIGTERM"
+    assert service["UMask"] == "0027", "footage for camctl's user and group only"
 
 
 def test_docker_compose_config_accepts_the_recipes() -> None:

@@ -210,6 +210,10 @@ def test_record_applies_retention_inline(tmp_path: Path, camctl: Callable[..., R
     files = segment_files(tmp_path / "rec", "cam_1")
     assert summary["segments"] >= 4 and len(files) <= 3
     assert "retention: deleted" in result.stderr
+    # Footage and journals are camctl's user's and group's only, whatever umask it was started with
+    # (the camctl fixture runs it under the test's, usually 022).
+    for path in (tmp_path / "rec").rglob("*"):
+        assert path.stat().st_mode & 0o007 == 0, f"{path} is readable by others: {oct(path.stat().st_mode)}"
 
 
 def test_storage_not_writable_exits_5(tmp_path: Path, camctl: Callable[..., Result]) -> None:
