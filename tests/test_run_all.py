@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -238,3 +241,57 @@ def test_run_all_with_its_port_taken_says_so_in_one_line_before_any_banner(
     assert result.stderr.strip().splitlines() == [
         f"camctl: cannot listen on 127.0.0.1:{port}: Address already in use; is another camctl running? (camctl status)"
     ]
+
+
+def test_a_64_character_camera_id_under_a_long_tmpdir_gets_its_worker_and_a_too_long_one_is_said(
+    nats_server: NatsServer, camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    """Before: the socket was named after the camera id, and a long TMPDIR made the worker
+    crash-loop on "AF_UNIX path too long" while /healthz said ok."""
+    camera = "c" * 64
+    port = free_port()
+    # 40 characters under /tmp: with the id in the socket's name, the address took 139 bytes of 107.
+    tmpdir = Path(tempfile.mkdtemp(prefix="t" * 40))
+    config = tmp_path / "camctl.yaml"
+    config.write_text(f"cameras: {{{camera}: 'demo:?size=160x120&fps=5'}}\nnats: {{url: '{nats_server.url}'}}\n"
+                      f"storage: {{root: '{tmp_path / 'rec'}', retention: {{min_free: null}}}}\n"
+                      f"http: {{listen: '127.0.0.1:{port}'}}\n")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"} | {"TMPDIR": str(tmpdir)}
+    with (tmp_path / "long.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "camctl", "--config", str(config), "run-all"], env=env,
+                                stderr=log)  # fmt: skip
+        try:
+            frame = f"http://127.0.0.1:{port}/{camera}/frame.jpg"
+            wait_for("the camera's frames", lambda: http_get(frame)[0] == 200, 30)
+            assert json.loads(http_get(f"http://127.0.0.1:{port}/healthz")[2])["workers_running"] == 1
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    deep = tmp_path / ("d" * 90)
+    deep.mkdir()
+    result = camctl("--config", str(config), "run-all", TMPDIR=str(deep), timeout=30)
+    assert result.returncode == 2 and "TMPDIR is too long for the workers' unix sockets" in result.stderr
+    assert "camctl run-all:" not in result.stderr, "said before the banner"
+
+
+def test_healthz_is_503_when_cameras_are_configured_and_no_worker_runs() -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from camctl.config import parse_config
+    from camctl.runall.children import Worker
+    from camctl.runall.front import Front
+
+    config = parse_config("cameras: {cam_1: 'demo:'}\n", "c.yaml", environ={})
+    workers = {"cam_1": Worker("cam_1", Path("/nonexistent.sock"), camera=config.cameras["cam_1"])}
+
+    async def run() -> tuple[int, dict[str, Any]]:
+        async with TestClient(TestServer(Front(workers, lambda: config, lambda: None).app())) as client:
+            response = await client.get("/healthz")
+            return response.status, await response.json()
+
+    status, body = asyncio.run(run())
+    assert status == 503 and body == {"ok": False, "cameras": 1, "workers_running": 0}

@@ -26,6 +26,7 @@ from camctl.lifecycle import StoppableThread, stop_on_signals
 from camctl.media.encoders import best_encoder
 from camctl.media.live import LiveCamera
 from camctl.media.session import CameraSession
+from camctl.runall.children import worker_socket
 from camctl.units import parse_bitrate, parse_duration
 
 log = logging.getLogger("camctl.grid")
@@ -104,7 +105,7 @@ class WorkerFeed(ThreadedFeed):
 
     def __init__(self, cameras: list[CameraConfig], sockets: Path, layout: Layout) -> None:
         tile = layout.tile(0)
-        self.sources = [WorkerTiles(cam.id, sockets / f"{cam.id}.sock", tile.width, tile.height) for cam in cameras]
+        self.sources = [WorkerTiles(cam.id, worker_socket(sockets, cam.id), tile.width, tile.height) for cam in cameras]
         self.threads = self.sources
 
 

@@ -4,6 +4,7 @@ behind one HTTP front (`camctl.runall`)."""
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from camctl.commands.record import check_writable
 from camctl.config import Config, find_config_file
 from camctl.errors import StorageError
 from camctl.runall import camctl_argv, run_supervised
+from camctl.runall.children import check_socket_folder
 from camctl.runtime import check_listen
 
 log = logging.getLogger("camctl.record")
@@ -21,6 +23,7 @@ def check_ports(config: Config) -> None:
     """The HTTP address (and the embedded NATS's, when no NATS is configured) can be had, or one
     line now (exit 2) instead of a banner and then an exit."""
     check_listen(config.http.listen, config.http.host, config.http.port)
+    check_socket_folder(Path(tempfile.gettempdir()) / "camctl-run-all-XXXXXXXX")  # as mkdtemp will name it
     if config.nats.url is None:
         check_listen(EMBEDDED_URL, "127.0.0.1", EMBEDDED_PORT)
 

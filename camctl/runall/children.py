@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from camctl.config import CameraConfig
+from camctl.errors import UsageError
 
 # The malloc settings of lifecycle.tune_malloc, from the first allocation of the worker on.
 WORKER_ENV = {
@@ -18,6 +20,22 @@ WORKER_ENV = {
     "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
     "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", "131072"),
 }
+
+
+MAX_SOCKET_PATH = 107  # bytes in a unix socket's address (Linux sun_path, less its final NUL)
+
+
+def worker_socket(folder: Path, camera_id: str) -> Path:
+    """A camera worker's socket: named by a short digest, not the id, which may be 64 characters
+    long (with a long TMPDIR the address would not fit). The grid finds it the same way."""
+    return folder / f"cam-{hashlib.sha256(camera_id.encode()).hexdigest()[:12]}.sock"
+
+
+def check_socket_folder(folder: Path) -> None:
+    size = len(os.fsencode(worker_socket(folder, "")))
+    if size > MAX_SOCKET_PATH:
+        raise UsageError(f"TMPDIR is too long for the workers' unix sockets ({size} of at most {MAX_SOCKET_PATH}"
+                         f" bytes in {folder}): set TMPDIR to a shorter folder, e.g. /tmp")  # fmt: skip
 
 
 @dataclass

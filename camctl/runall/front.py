@@ -145,7 +145,9 @@ class Front:
 
         def health() -> dict[str, Any]:
             running = sum(1 for w in self.workers.values() if w.running)
-            return {"ok": True, "cameras": len(self.workers), "workers_running": running}
+            # Not ok when cameras are configured and no worker runs (all crash-looping): the
+            # container's health check then says so.
+            return {"ok": running > 0 or not self.workers, "cameras": len(self.workers), "workers_running": running}
 
         def nats() -> dict[str, Any] | None:
             return self.bus.state() if self.bus is not None else None

@@ -24,7 +24,7 @@ from camctl.bus import STATUS_REQUEST_SUBJECT, Bus
 from camctl.config import CameraConfig, Config
 from camctl.lifecycle import reread_config
 from camctl.recording.retention import RetentionRunner
-from camctl.runall.children import WORKER_ENV, Child, Worker
+from camctl.runall.children import WORKER_ENV, Child, Worker, check_socket_folder, worker_socket
 from camctl.runall.front import Front
 from camctl.runtime import Listen, bus_and_http, run_until_signalled
 from camctl.storage import Limits
@@ -46,6 +46,7 @@ class Supervisor:
         self.nats_url = config.nats.url or ""
         self.bus: Bus | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="camctl-run-all-"))
+        check_socket_folder(self._dir)
         self.front = Front(self.workers, lambda: self.config, lambda: self.bus)
         self.retention = RetentionRunner(
             config.storage.root, Limits.of(config.storage.retention), interval=config.storage.segment_seconds / 2
@@ -65,7 +66,7 @@ class Supervisor:
         log.info("%s: worker started (pid %d)", worker.name, worker.proc.pid)
 
     def _add(self, camera: CameraConfig) -> Worker:
-        worker = Worker(camera.id, self._dir / f"{camera.id}.sock", camera=camera)
+        worker = Worker(camera.id, worker_socket(self._dir, camera.id), camera=camera)
         self.workers[camera.id] = worker
         return worker
 

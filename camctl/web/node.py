@@ -65,7 +65,8 @@ def build_app(view: NodeView, camera_routes: Mapping[str, Handler], gate: Gate |
         return web.json_response(redact.data(body))  # an error text must never carry a password
 
     async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response(view.health())
+        health = view.health()
+        return web.json_response(health, status=200 if health.get("ok") else 503)
 
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(text=await view.metrics(), content_type="text/plain", charset="utf-8")
