@@ -153,6 +153,20 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class OneLineBadRequests(logging.Filter):
+    """A malformed HTTP request (a scanner, a TLS hello on the plain port) is the client's problem:
+    one WARNING line, not aiohttp's ERROR and traceback (thousands of lines in a day of scans)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.name == "aiohttp.server" and type(exc).__module__ == "aiohttp.http_exceptions":
+            why = " ".join(str(exc).split())[:160] or type(exc).__name__
+            record.msg, record.args = f"bad HTTP request ({record.getMessage()}): {why}", None
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def _setup_logging(debug: bool, json_lines: bool = False) -> None:
     class Redacting(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
@@ -160,6 +174,7 @@ def _setup_logging(debug: bool, json_lines: bool = False) -> None:
             return True
 
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(OneLineBadRequests())
     handler.addFilter(Redacting())
     handler.setFormatter(
         JsonLogFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")

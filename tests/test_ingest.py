@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import io
 import json
+import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -315,3 +316,20 @@ def test_analysis_fps_thins_frame_events_and_mjpeg_streams_frames(nats_server: N
     assert 2.0 <= rate <= 4.0, f"{rate:.1f} events/s for analysis_fps 3 (the camera sends 15)"
     assert last[1]["frame_number"] - first[1]["frame_number"] >= 9 * 4, "frame numbers count every frame"
     assert head.startswith(b"--frame\r\nContent-Type: image/jpeg") and b"\xff\xd8" in head
+
+
+def test_a_malformed_http_request_is_one_warning_line_not_a_traceback(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "camctl.yaml"
+    config.write_text(f"cameras: {{cam_1: 'demo:?size=160x120&fps=5'}}\nnats: {{url: 'nats://127.0.0.1:{free_port()}'}}\n"
+                      f"storage: {{root: '{tmp_path / 'rec'}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n")  # fmt: skip
+    with Ingest(config, tmp_path / "d") as ingest:
+        wait_for("the server", lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200, 20)
+        for garbage in (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", b"\x16\x03\x01\x00\xa5\x01\x00"):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(garbage)
+                assert sock.recv(64).startswith(b"HTTP/1.0 400"), "answered 400"
+        assert ingest.terminate()[0] == 0
+    log = ingest.stderr
+    assert "Traceback" not in log and " ERROR aiohttp" not in log
+    assert "WARNING aiohttp.server: bad HTTP request (Error handling request from 127.0.0.1): 400" in log
