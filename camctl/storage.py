@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from camctl.errors import StorageError
 from camctl.units import format_size
+
+log = logging.getLogger("camctl.record")
 
 if TYPE_CHECKING:
     from camctl.config import RetentionConfig
@@ -75,6 +78,35 @@ def scan_segments(root: Path) -> list[Segment]:
                         found.append(Segment(parsed[1], parsed[0], Path(entry.path), st.st_size, st.st_mtime))
     found.sort(key=lambda s: (s.start, s.camera_id, s.path.name))
     return found
+
+
+def folders_inside(root: Path, folder: Path) -> None:
+    """Makes folder (under root) and every folder between, none of them a symlink: one put inside
+    the storage root (by mistake or by someone else) is replaced by a real folder and said, so that
+    recordings never land outside the root, where retention never looks. The root itself may be a
+    symlink (a mount elsewhere): it is the operator's choice."""
+    root.mkdir(parents=True, exist_ok=True)
+    current = root
+    for part in folder.relative_to(root).parts:
+        current = current / part
+        no_symlink(current)
+        with contextlib.suppress(FileExistsError):
+            current.mkdir()
+
+
+def append_fd(path: Path) -> int:
+    """A file descriptor appending to path (a journal), never through a symlink put in its place."""
+    no_symlink(path)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+
+
+def no_symlink(path: Path) -> None:
+    """A symlink at path (inside the storage root) is removed, and said; its target is left alone."""
+    if path.is_symlink():
+        target = path.readlink()
+        path.unlink()
+        log.warning("%s was a symlink (to %s) inside the storage root: replaced, nothing written through it",
+                    path, target)  # fmt: skip
 
 
 def _dirs(path: Path) -> list[Path]:

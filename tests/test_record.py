@@ -7,6 +7,7 @@ import json
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -321,3 +322,30 @@ def test_a_second_recorder_of_the_same_camera_and_root_is_refused_and_a_killed_o
     assert third.returncode == 0, third.stderr
     files = [e["file"] for e in journal(root) if e["type"] == "segment"]
     assert len(files) == len(set(files)), "no segment journalled twice"
+
+
+def test_symlinks_inside_the_storage_root_are_never_written_through(
+    tmp_path: Path, camctl: Callable[..., Result]
+) -> None:
+    """Before: a journal symlink was appended to its target (as root), and an hour-folder symlink
+    wrote segments outside the root, where retention never looked."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = outside / "passwd"
+    target.write_text("root:x:0:0\n")
+    cam_dir = tmp_path / "rec" / "cam_1"
+    cam_dir.mkdir(parents=True)
+    (cam_dir / "recordings.jsonl").symlink_to(target)
+    now = time.time()
+    for moment in (now, now + 3600):  # this hour's folder and the next one's
+        hour = datetime.fromtimestamp(moment, UTC)
+        day_dir = cam_dir / hour.strftime("%Y-%m-%d")
+        day_dir.mkdir(exist_ok=True)
+        (day_dir / hour.strftime("%H")).symlink_to(outside, target_is_directory=True)
+    config = record_config(tmp_path, '"demo:?size=160x120&fps=10&gop=10"', extra="  retention: {min_free: null}\n")
+    result = camctl("--config", str(config), "record", "--duration", "5s", "--json", timeout=40)
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == "root:x:0:0\n", "nothing appended through the journal's symlink"
+    assert not list(outside.glob("*.mp4")), "no segment written outside the root"
+    assert segment_files(tmp_path / "rec", "cam_1") and journal(tmp_path / "rec"), "recorded inside, journalled"
+    assert "was a symlink" in result.stderr

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from camctl.recording.segment_writer import SegmentInfo
+from camctl.storage import append_fd, folders_inside
 from camctl.units import iso_time
 
 JOURNAL_NAME = "recordings.jsonl"
@@ -58,8 +59,8 @@ class Journal:
         self._append(gap.to_json())
 
     def _append(self, entry: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
+        folders_inside(self.root, self.path.parent)
+        with os.fdopen(append_fd(self.path), "a", encoding="utf-8") as f:
             f.write(json.dumps(entry, separators=(",", ":")) + "\n")
             f.flush()
             os.fsync(f.fileno())

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from camctl.errors import AlreadyRecording, StorageError
+from camctl.storage import folders_inside, no_symlink
 
 LOCK_NAME = ".recorder.lock"
 
@@ -22,8 +23,9 @@ class RecorderLock:
         folder = root / camera_id
         self.path = folder / LOCK_NAME
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            folders_inside(root, folder)
+            no_symlink(self.path)
+            self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
         except OSError as exc:
             raise StorageError(f"cannot write {folder}: {(exc.strerror or str(exc)).lower()}") from None
         try:

@@ -21,7 +21,7 @@ from camctl.errors import StorageError
 from camctl.media.access_units import AccessUnit
 from camctl.media.audio import AudioSample, AudioTrack
 from camctl.media.mp4 import MOVFLAGS
-from camctl.storage import segment_path
+from camctl.storage import folders_inside, segment_path
 
 TIME_BASE = Fraction(1, 90000)
 TICKS = 90000  # per second: float arithmetic per frame, Fractions only where PyAV wants one
@@ -77,7 +77,7 @@ class SegmentWriter:
         options = {"movflags": MOVFLAGS, "frag_duration": "1000000", "flush_packets": "1",
                    "max_interleave_delta": "500000"}  # fmt: skip
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            folders_inside(root, self.path.parent)
             self.container: Any = av.open(str(self.path), "w", format="mp4", options=options)
         except (OSError, av.error.FFmpegError) as exc:
             raise _storage_error(self.path, exc) from None
