@@ -220,6 +220,9 @@ class EmbeddedNats:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, before exec; gone with us
+            # Its own process group: Ctrl-C in the terminal reaches camctl, which stops it last,
+            # after every worker has closed its connection (before: "NATS disconnected" at each stop).
+            start_new_session=True,
         )
         for _ in range(50):  # up to 5 s for it to listen
             try:

@@ -176,18 +176,20 @@ def test_the_demo_starts_with_no_config_and_serves_all_four_cameras(tmp_path: Pa
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"} | {"CAMCTL_DATA_DIR": str(tmp_path / "d")}
     with (tmp_path / "demo.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "camctl", "run-all"], cwd=empty, env=env, stderr=log)
+        proc = subprocess.Popen([sys.executable, "-m", "camctl", "run-all"], cwd=empty, env=env, stderr=log,
+                                start_new_session=True)  # fmt: skip
         try:
             for i in range(1, 5):
                 wait_for(f"cam{i}", lambda i=i: http_get(f"http://127.0.0.1:8080/cam{i}/frame.jpg")[0] == 200, 60)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(20) == 0
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in its terminal: the whole process group
+            assert proc.wait(20) in (0, 130)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
     text = (tmp_path / "demo.log").read_text()
     assert "from the built-in demo" in text and str(tmp_path / "d" / "recordings") in text
+    assert "NATS disconnected" not in text, "the embedded server is stopped last, not hit by the Ctrl-C"
     assert len(build_index(tmp_path / "d" / "recordings")) == 4
 
 
@@ -211,6 +213,17 @@ def test_run_all_keeps_the_configured_grid_fed_by_the_camera_workers(nats_server
             return bool(cams["cam_2"]["online"] and cams["cam_2"].get("restarts") == 1)
 
         wait_for("cam_2's worker restarted", cam_2_back, timeout=20)
+        grid = json.loads(http_get(f"http://127.0.0.1:{port}/status")[2])["grid"]
+        assert grid["running"] and grid["restarts"] == 0
+        os.kill(grid["pid"], signal.SIGKILL)  # the grid, a child of this run-all, crashes
+
+        def grid_back() -> bool:
+            now = json.loads(http_get(f"http://127.0.0.1:{port}/status")[2])["grid"]
+            return bool(now["running"] and now["restarts"] == 1)
+
+        wait_for("the grid restarted, and /status says so", grid_back, timeout=20)
+        metrics = http_get(f"http://127.0.0.1:{port}/metrics")[2].decode()
+        assert "camctl_grid_restarts_total 1" in metrics
         assert proc.terminate()[0] == 0, proc.stderr
     assert "grid: worker started" in proc.stderr and "grid 640x240 at 10 fps" in proc.stderr
     assert "connected" in proc.stderr and proc.stderr.count("cam_1: connected") == 1, "one RTSP session per camera"

@@ -104,3 +104,29 @@ def test_a_frozen_camera_gap_starts_when_it_stopped_sending(
     segments = [e for e in journal(root) if e["type"] == "segment"]
     inside = [e for e in segments if float(e["start"]) < thawed - 0.5 and float(e["end"]) > frozen + 0.5]  # type: ignore[arg-type]
     assert not inside, f"no footage placed inside the freeze: {inside}"
+
+
+def test_probe_reports_a_25_fps_x264_camera_as_25_not_the_50_its_timing_ticks_at(
+    vlc_camera: VlcCamera, camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    """Before: FFmpeg's tick rate ("tbr", 50 for 25 fps H.264) was shown as the camera's claim."""
+    config = tmp_path / "camctl.yaml"
+    config.write_text(f"cameras:\n  cam_1: {{url: '{vlc_camera.url}', transport: auto}}\n")
+    result = camctl("--config", str(config), "probe", "--json", timeout=60)
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.text)[0]
+    assert 23 <= probe["fps"] <= 29, probe
+    assert probe["claimed_fps"] is None or abs(probe["claimed_fps"] - 25) < 1, probe
+    table = camctl("--config", str(config), "probe", timeout=60)
+    assert "claims 50" not in table.text
+
+
+def test_a_server_that_refuses_rtsp_over_tcp_says_which_transport_to_set(
+    vlc_camera: VlcCamera, camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    """VLC's RTSP server answers 461 to TCP; before, the error said only "protocol not supported"."""
+    config = tmp_path / "camctl.yaml"
+    config.write_text(f"cameras:\n  cam_1: '{vlc_camera.url}'\n")  # transport: tcp, the default
+    result = camctl("--config", str(config), "probe", "--json", timeout=60)
+    assert result.returncode == 3
+    assert "refuses RTSP over TCP (461): set transport: auto or udp" in json.loads(result.text)[0]["error"]

@@ -99,7 +99,9 @@ class RtspSource(Source):
         audio = self.container.streams.audio[0] if self.container.streams.audio else None
         self.audio_stream = audio if audio is not None and audio_info(audio) is not None else None
         ctx = self.stream.codec_context
-        rate = self.stream.average_rate or self.stream.base_rate
+        # Only an average the demuxer measured is a claim of frames per second: base_rate ("tbr")
+        # is the H.264 timing's tick rate, twice the frame rate for most cameras (25 fps read "50").
+        rate = self.stream.average_rate
         self.info = StreamInfo(
             codec=ctx.name,
             profile=ctx.profile,
@@ -144,4 +146,7 @@ class RtspSource(Source):
         if isinstance(exc, av.error.EOFError):
             return CameraUnreachable(cam, "the camera ended the stream", where)
         reason = (exc.strerror or type(exc).__name__).strip().rstrip(".").lower()
+        if reason == "protocol not supported" and self.camera.transport == "tcp":
+            # RTSP 461 Unsupported Transport: servers such as VLC's send RTP over UDP only.
+            return CameraUnreachable(cam, "the camera refuses RTSP over TCP (461): set transport: auto or udp", where)
         return CameraUnreachable(cam, f"{reason} while {doing}", where)

@@ -15,20 +15,27 @@ from aiohttp import web
 
 from camctl.bus import Bus, encode
 from camctl.config import Config
-from camctl.metrics import counter_family, exposition, merge_metrics
+from camctl.metrics import Family, counter_family, exposition, merge_metrics
 from camctl.paths import default_data_dir
-from camctl.runall.children import Worker
+from camctl.runall.children import Child, Worker
 from camctl.secrets import redact
 from camctl.web.auth import gate_for
 from camctl.web.node import NodeView, build_app, camera_offline, send, unknown_camera
 
 
 class Front:
-    def __init__(self, workers: dict[str, Worker], config: Callable[[], Config], bus: Callable[[], Bus | None]) -> None:
-        """workers: the supervisor's, as they come and go; config and bus: the current ones."""
+    def __init__(
+        self,
+        workers: dict[str, Worker],
+        config: Callable[[], Config],
+        bus: Callable[[], Bus | None],
+        grid: Callable[[], Child | None] = lambda: None,
+    ) -> None:
+        """workers: the supervisor's, as they come and go; config, bus and grid: the current ones."""
         self.workers = workers
         self._config = config
         self._bus = bus
+        self._grid = grid
 
     @property
     def config(self) -> Config:
@@ -141,7 +148,22 @@ class Front:
                         async with worker.client().get("http://worker/metrics") as r:
                             texts.append((worker.camera.id, await r.text()))
             restarts = {w.camera.id: w.restarts for w in self.workers.values()}
-            return merge_metrics(texts) + exposition([counter_family("camctl_worker_restarts_total", restarts)])
+            families = [counter_family("camctl_worker_restarts_total", restarts)]
+            grid = self._grid()
+            if grid is not None:
+                sample = (f"camctl_grid_restarts_total {grid.restarts}",)
+                families.append(
+                    Family("camctl_grid_restarts_total", "counter", sample, "Times run-all restarted the grid.")
+                )
+            return merge_metrics(texts) + exposition(families)
+
+        def extra() -> dict[str, Any]:
+            grid = self._grid()
+            if grid is None:
+                return {}
+            pid = grid.proc.pid if grid.proc is not None and grid.running else None
+            return {"grid": {"running": grid.running, "pid": pid, "restarts": grid.restarts,
+                             "last_exit": grid.exit_reason()}}  # fmt: skip
 
         def health() -> dict[str, Any]:
             running = sum(1 for w in self.workers.values() if w.running)
@@ -152,7 +174,7 @@ class Front:
         def nats() -> dict[str, Any] | None:
             return self.bus.state() if self.bus is not None else None
 
-        view = NodeView(self.status_payloads, health, metrics, nats, self._config)
+        view = NodeView(self.status_payloads, health, metrics, nats, self._config, extra)
         relayed = dict.fromkeys(("frame.jpg", "stream.mjpeg", "live.mp4"), self.proxy)
         return build_app(view, relayed | {"live.ws": self.relay_ws}, gate_for(self.config.http, default_data_dir()))
 

@@ -47,7 +47,7 @@ class Supervisor:
         self.bus: Bus | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="camctl-run-all-"))
         check_socket_folder(self._dir)
-        self.front = Front(self.workers, lambda: self.config, lambda: self.bus)
+        self.front = Front(self.workers, lambda: self.config, lambda: self.bus, lambda: self.grid)
         self.retention = RetentionRunner(
             config.storage.root, Limits.of(config.storage.retention), interval=config.storage.segment_seconds / 2
         )

@@ -48,6 +48,7 @@ class NodeView:
     metrics: Callable[[], Awaitable[str]]  # Prometheus text
     nats: Callable[[], dict[str, Any] | None]  # the bus's state
     config: Callable[[], Config]  # the current one (SIGHUP may change it)
+    extra: Callable[[], dict[str, Any]] = dict  # more top-level /status keys (run-all: its grid)
 
 
 def camera_list(config: Config) -> list[dict[str, Any]]:
@@ -61,7 +62,7 @@ def build_app(view: NodeView, camera_routes: Mapping[str, Handler], gate: Gate |
     app = web.Application(middlewares=[gate.middleware] if gate is not None else [])
 
     async def status(_request: web.Request) -> web.Response:
-        body = {"time": time.time(), "cameras": await view.cameras(), "nats": view.nats()}
+        body = {"time": time.time(), "cameras": await view.cameras(), "nats": view.nats(), **view.extra()}
         return web.json_response(redact.data(body))  # an error text must never carry a password
 
     async def healthz(_request: web.Request) -> web.Response:
