@@ -134,3 +134,17 @@ def test_the_page_plays_behind_the_same_credentials(
         context.close()
         assert proc.terminate()[0] == 0, proc.stderr
     assert json.dumps(PASSWORD) not in proc.stderr
+
+
+def test_the_gate_checks_users_and_forgets_quiet_addresses() -> None:
+    from camctl.secrets import Secret
+    from camctl.web.auth import FAILURE_WINDOW, MAX_TRACKED, Gate
+
+    gate = Gate({USER: Secret(PASSWORD)}, Signer(b"k" * 32))
+    assert gate.user(_basic(USER, PASSWORD)) == USER
+    assert gate.user(_basic(USER, PASSWORD + "x")) is None and gate.user("Basic !!!") is None
+    assert gate.user(None) is None and gate.user("Bearer abc") is None
+    for n in range(MAX_TRACKED + 10):  # a scan from many addresses, long ago
+        gate._failed(f"10.0.{n // 256}.{n % 256}", _basic("x", "y"), now=0.0)
+    gate._failed("192.0.2.1", _basic("x", "y"), now=FAILURE_WINDOW * 10)
+    assert len(gate._failures) <= 2, "memory for failed logins stays bounded"

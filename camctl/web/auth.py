@@ -27,6 +27,7 @@ log = logging.getLogger("camctl.http")
 
 MAX_FAILURES = 10  # failed logins from one address within FAILURE_WINDOW before it is refused
 FAILURE_WINDOW = 60.0
+MAX_TRACKED = 4096  # addresses whose failures are remembered, before quiet ones are forgotten
 OPEN_PATHS = frozenset({"/healthz"})  # for container health checks
 REALM = 'Basic realm="camctl", charset="UTF-8"'
 
@@ -65,6 +66,8 @@ class Gate:
         return len(failures) >= MAX_FAILURES
 
     def _failed(self, address: str, header: str, now: float) -> None:
+        if len(self._failures) > MAX_TRACKED:  # many addresses failing: forget the ones that went quiet
+            self._failures = {a: f for a, f in self._failures.items() if f and f[-1] >= now - FAILURE_WINDOW}
         failures = self._failures.setdefault(address, collections.deque())
         failures.append(now)
         given = _basic(header)
