@@ -601,6 +601,9 @@ def run_all(ctx: typer.Context) -> None:
     problem = command.storage_warning(cfg)
     if problem:
         logging.getLogger("camctl.record").error("%s", problem)
+    crowded = command.memory_problem(cfg)
+    if crowded:
+        logging.getLogger("camctl.runall").warning("%s", crowded)
     banner = render.run_all_banner(cfg, cfg.select(None))
     if state.log_json:
         logging.getLogger("camctl.ingest").info("%s", banner)  # every line on stderr stays JSON

@@ -308,3 +308,19 @@ def test_healthz_is_503_when_cameras_are_configured_and_no_worker_runs() -> None
 
     status, body = asyncio.run(run())
     assert status == 503 and body == {"ok": False, "cameras": 1, "workers_running": 0}
+
+
+def test_a_hundred_cameras_on_a_small_box_are_warned_about_before_they_start(
+    camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    """Before: 100 cameras took about 70 MB per worker (7 GB) without a word."""
+    from camctl.runall.children import memory_warning
+
+    assert memory_warning(4, total=8 * 2**30) is None, "the seed's four cameras fit a Jetson"
+    warning = memory_warning(100, total=8 * 2**30)
+    assert warning is not None and "100 cameras need about 6.8 GB of this box's 8.0 GB" in warning
+    config = tmp_path / "camctl.yaml"
+    cameras = "".join(f"  cam_{i}: 'demo:'\n" for i in range(2000))  # beyond any test box's memory
+    config.write_text(f"cameras:\n{cameras}")
+    check = camctl("--config", str(config), "config", "check", "--json")
+    assert check.returncode == 0 and "run-all starts a worker per camera" in json.loads(check.text)["warnings"][-1]

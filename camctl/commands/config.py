@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from camctl.config import Config, effective_config
+from camctl.runall.children import memory_warning
 from camctl.secrets import redact
 from camctl.storage import Limits, unreachable_min_free
 
@@ -22,8 +23,11 @@ class ConfigCheck:
 
 def check_config(config: Config) -> ConfigCheck:
     """The config parsed already (errors are exit 2 there); what is left is what only the box can tell."""
-    warning = unreachable_min_free(config.storage.root, Limits.of(config.storage.retention))
-    return ConfigCheck(config.source, tuple(config.cameras), (warning,) if warning else ())
+    found = [
+        unreachable_min_free(config.storage.root, Limits.of(config.storage.retention)),
+        memory_warning(len(config.select(None))),
+    ]
+    return ConfigCheck(config.source, tuple(config.cameras), tuple(w for w in found if w))
 
 
 def shown_config(config: Config) -> dict[str, Any]:

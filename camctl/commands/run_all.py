@@ -13,7 +13,7 @@ from camctl.commands.record import check_writable
 from camctl.config import Config, find_config_file
 from camctl.errors import StorageError
 from camctl.runall import camctl_argv, run_supervised
-from camctl.runall.children import check_socket_folder
+from camctl.runall.children import check_socket_folder, memory_warning
 from camctl.runtime import check_listen
 
 log = logging.getLogger("camctl.record")
@@ -26,6 +26,10 @@ def check_ports(config: Config) -> None:
     check_socket_folder(Path(tempfile.gettempdir()) / "camctl-run-all-XXXXXXXX")  # as mkdtemp will name it
     if config.nats.url is None:
         check_listen(EMBEDDED_URL, "127.0.0.1", EMBEDDED_PORT)
+
+
+def memory_problem(config: Config) -> str | None:
+    return memory_warning(len(config.select(None)))
 
 
 def storage_warning(config: Config) -> str | None:

@@ -22,6 +22,7 @@ WORKER_ENV = {
 }
 
 
+WORKER_MEMORY = 70 * 2**20  # a camera worker's resident memory, measured (1080p, H.264, recording)
 MAX_SOCKET_PATH = 107  # bytes in a unix socket's address (Linux sun_path, less its final NUL)
 
 
@@ -90,3 +91,25 @@ class Worker(Child):
                 connector=aiohttp.UnixConnector(path=str(self.socket)), timeout=aiohttp.ClientTimeout(total=10)
             )
         return self.session
+
+
+def memory_warning(cameras: int, total: int | None = None) -> str | None:
+    """Why run-all's one process per camera may not fit this box's memory (half of it, leaving
+    room for the page cache the recordings go through), or None."""
+    total = _memory_total() if total is None else total
+    need = cameras * WORKER_MEMORY
+    if not total or need <= total // 2:
+        return None
+    return (f"run-all starts a worker per camera, about {WORKER_MEMORY >> 20} MB each: {cameras} cameras need "
+            f"about {need / 2**30:.1f} GB of this box's {total / 2**30:.1f} GB; spread them over several "
+            "boxes (a fleet shares one NATS) or run fewer here")  # fmt: skip
+
+
+def _memory_total() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
