@@ -148,7 +148,9 @@ class LiveStream:
         frag = Fragment(data, picture.key, self._sequence, picture.arrived)
         if picture.key:
             self._gop, self._gop_bytes = [], 0
-        if self._gop_bytes + len(frag.data) <= MAX_GOP_BYTES:
+        if self._gop and self._gop_bytes + len(frag.data) > MAX_GOP_BYTES:
+            self._gop, self._gop_bytes = [], 0  # half a GOP would not decode: joiners wait for a keyframe
+        if self._gop or picture.key:
             self._gop.append(frag)
             self._gop_bytes += len(frag.data)
         self._publish(frag)
