@@ -165,3 +165,16 @@ def test_live_mp4_waits_for_a_camera_that_is_still_connecting_instead_of_refusin
         assert nothing == [] and reason == "no picture yet"
 
     asyncio.run(run())
+
+
+def test_a_header_delivered_twice_is_sent_once_and_a_new_one_goes_through() -> None:
+    async def run() -> None:
+        viewer, header = Viewer(), Header(b"init", "avc1.42c01f", 320, 240)
+        viewer.offer(header)
+        viewer.offer(header)  # a join racing an event already on its way
+        assert await asyncio.wait_for(viewer.events(), 1.0) == [header]
+        reconnected = Header(b"init2", "avc1.42c01f", 320, 240)
+        viewer.offer(reconnected)
+        assert await asyncio.wait_for(viewer.events(), 1.0) == [reconnected]
+
+    asyncio.run(run())

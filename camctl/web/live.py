@@ -44,6 +44,7 @@ class Viewer:
         self._oldest = 0.0  # when the first fragment queued came from the camera
         self._ready = asyncio.Event()
         self._last = 0  # the newest fragment's sequence number queued, to skip a repeat
+        self._header: Header | None = None  # the stream being sent, to skip a repeat
         self._waiting_key = False
         self._skips: collections.deque[float] = collections.deque()
         self.dropped: str | None = None
@@ -68,7 +69,11 @@ class Viewer:
             if self._bytes == 0:
                 self._oldest = event.arrived
             self._bytes += len(event.data)
+        elif isinstance(event, Header) and event is self._header:
+            return  # the same stream again (a join racing the camera): sent once
         else:
+            if isinstance(event, Header):
+                self._header = event
             self._waiting_key = False
         self._queue.append(event)
         self._ready.set()
