@@ -89,21 +89,28 @@ class Front:
         except (aiohttp.ClientError, OSError):
             return camera_offline(worker.camera.id, "worker not answering")
         ws = web.WebSocketResponse(heartbeat=15.0)
+
+        async def relay() -> None:
+            async for msg in upstream:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    await send(request, ws.send_bytes(msg.data))
+                elif msg.type == aiohttp.WSMsgType.TEXT:
+                    await send(request, ws.send_str(msg.data))
+                else:
+                    break
+
         try:
             await ws.prepare(request)
-            closing = asyncio.create_task(_drain(ws))  # notices the page going
+            # Whichever ends first: the worker's stream, or the page (noticed even while the camera
+            # is offline and nothing flows).
+            tasks = {asyncio.create_task(relay()), asyncio.create_task(_drain(ws))}
             try:
-                async for msg in upstream:
-                    if msg.type == aiohttp.WSMsgType.BINARY:
-                        await send(request, ws.send_bytes(msg.data))
-                    elif msg.type == aiohttp.WSMsgType.TEXT:
-                        await send(request, ws.send_str(msg.data))
-                    else:
-                        break
-                    if closing.done():
-                        break
+                done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.exception()  # a connection that closed is how a relay ends: seen, not raised
             finally:
-                closing.cancel()
+                for task in tasks:
+                    task.cancel()
             await ws.close(code=upstream.close_code or 1001, message=b"worker closed the stream")
         except (ConnectionError, RuntimeError, aiohttp.ClientError):
             pass
