@@ -78,8 +78,9 @@ def read_key(data_dir: Path) -> bytes | None:
 def local_url(http: HttpConfig, data_dir: Path, path: str, query: str = "") -> str | None:
     """The URL of path on this box's camctl, signed when its HTTP needs credentials; None when it
     does and no service has made a key here yet (nothing is running)."""
-    tail = f"&{query}" if query else ""
     if not http.authenticated:
         return f"{http.local_url}{path}" + (f"?{query}" if query else "")
     key = read_key(data_dir)
-    return None if key is None else f"{http.local_url}{Signer(key).sign(path)}{tail}"
+    if key is None:
+        return None
+    return f"{http.local_url}{Signer(key).sign(path)}" + (f"&{query}" if query else "")

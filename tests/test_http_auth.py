@@ -27,6 +27,17 @@ ROUTES = ["/", "/static/app.js", "/status", "/metrics", "/api/cameras", "/api/ev
           "/cam1/stream.mjpeg", "/cam_1/live.mp4"]  # fmt: skip
 
 
+def _config(tmp_path: Path, fake_cameras: Callable[..., FakeCameras], nats: NatsServer, port: int, users: str) -> Path:
+    """run-all on one small fake camera, HTTP on loopback with these users."""
+    cams = fake_cameras(count=1, size="320x240", fps=15, gop=15, bitrate=300)
+    config = tmp_path / "camctl.yaml"
+    config.write_text(
+        f"cameras:\n  cam_1: '{cams.url()}'\nstorage: {{root: '{tmp_path / 'rec'}', retention: {{min_free: null}}}}\n"
+        f"nats: {{url: '{nats.url}'}}\nhttp: {{listen: '127.0.0.1:{port}', users: {{{users}}}}}\n"
+    )
+    return config
+
+
 def _head(url: str, auth: str | None = None) -> tuple[int, dict[str, str]]:
     """Status and headers only (several routes stream forever)."""
     request = urllib.request.Request(url, headers={"Authorization": auth} if auth else {})  # noqa: S310
@@ -56,14 +67,8 @@ def _websocket_status(port: int, path: str, auth: str | None = None) -> int:
 def test_every_route_but_healthz_needs_a_user_and_events_carry_signed_urls(
     fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, camctl: Callable[..., Result], tmp_path: Path
 ) -> None:
-    cams = fake_cameras(count=1, size="320x240", fps=15, gop=15, bitrate=300)
     port = free_port()
-    config = tmp_path / "camctl.yaml"
-    config.write_text(
-        f"cameras:\n  cam_1: '{cams.url()}'\nstorage: {{root: '{tmp_path / 'rec'}', retention: {{min_free: null}}}}\n"
-        f"nats: {{url: '{nats_server.url}'}}\n"
-        f"http: {{listen: '127.0.0.1:{port}', users: {{{USER}: {PASSWORD}, viewer: another-password}}}}\n"
-    )
+    config = _config(tmp_path, fake_cameras, nats_server, port, f"{USER}: {PASSWORD}, viewer: another-password")
     base, good = f"http://127.0.0.1:{port}", _basic(USER, PASSWORD)
     tap = EventTap(nats_server.url, ["seguranca.camera.frame"])
     with tap, CamctlProcess(config, tmp_path / "d", "run-all") as proc:
@@ -108,13 +113,8 @@ def test_every_route_but_healthz_needs_a_user_and_events_carry_signed_urls(
 def test_the_page_plays_behind_the_same_credentials(
     fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, browser: Any, tmp_path: Path
 ) -> None:
-    cams = fake_cameras(count=1, size="320x240", fps=15, gop=15, bitrate=300)
     port = free_port()
-    config = tmp_path / "camctl.yaml"
-    config.write_text(
-        f"cameras:\n  cam_1: '{cams.url()}'\nstorage: {{root: '{tmp_path / 'rec'}', retention: {{min_free: null}}}}\n"
-        f"nats: {{url: '{nats_server.url}'}}\nhttp: {{listen: '127.0.0.1:{port}', users: {{{USER}: {PASSWORD}}}}}\n"
-    )
+    config = _config(tmp_path, fake_cameras, nats_server, port, f"{USER}: {PASSWORD}")
     with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
         base = f"http://127.0.0.1:{port}"
         wait_for("the camera online", lambda: _head(f"{base}/cam_1/frame.jpg", _basic(USER, PASSWORD))[0] == 200,
