@@ -200,9 +200,15 @@ class CameraRecorder:
     def _retire(self, cut: float) -> None:
         """The segment ends before the keyframe at `cut`. Its last audio is still on its way (a
         transcoded track lags by an AAC frame or two), so with audio it stays open for that."""
-        writer, self._writer = self._writer, None
+        writer = self._writer
         if writer is None:
             return
+        try:
+            writer.end_video(cut)
+        except StorageError as exc:
+            self._storage_failed(exc)  # closes it with what plays of it
+            return
+        self._writer = None
         self._finish_draining(None)
         if self._audio is not None:
             self._draining = (writer, cut)

@@ -7,6 +7,8 @@ fragment index (mfra), so a finished file seeks fast and shows its true duration
 
 from __future__ import annotations
 
+import contextlib
+
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,6 +73,7 @@ class SegmentWriter:
         self.audio_samples = 0  # audio packets written
         self.failed = False  # a write failed: the file may end in a torn fragment
         self.end = start
+        self._pending: tuple[AccessUnit, float, float] | None = None  # the last frame, until the next
         self.path = _free_path(root, camera_id, start)
         # With two tracks the muxer interleaves them; it must never hold video back for long waiting
         # for audio that stopped (what is held is what a crash loses).
@@ -96,19 +99,36 @@ class SegmentWriter:
         self._prefix = extradata if extradata and extradata.startswith((b"\0\0\1", b"\0\0\0\1")) else b""
 
     def write(self, au: AccessUnit, dts: float, pts: float, duration: float) -> None:
-        """Adds one frame decoded at wall-clock dts and shown at pts (seconds); duration is that of
-        this frame."""
+        """Adds one frame decoded at wall-clock dts and shown at pts (seconds); duration: that of
+        the camera's frame interval. A frame lasts until the next one is decoded, so it is muxed
+        when the next arrives (or the segment ends): no hole between frames, nor between segments."""
+        self._mux_pending(dts)
+        self._pending = (au, dts, pts)
+        self.end = dts + duration  # on the decode timeline, as `start` is; final once the next frame comes
+
+    def end_video(self, cut: float) -> None:
+        """The next frame (a keyframe at `cut`) opens the next segment: the last frame lasts until
+        then, in the file and in the journal alike."""
+        self._mux_pending(cut)
+
+    def _mux_pending(self, until: float) -> None:
+        if self._pending is None:
+            return
+        au, dts, pts = self._pending
+        self._pending = None
+        if until <= dts:  # a camera's timestamps going back: the nominal interval
+            until = self.end
         packet = av.Packet(self._prefix + au.data if self._prefix else au.data)
         self._prefix = b""
         packet.dts = round((dts - self.start) * TICKS)
         packet.pts = max(packet.dts, round((pts - self.start) * TICKS))
-        packet.duration = max(1, round(duration * TICKS))
+        packet.duration = max(1, round((until - self.start) * TICKS) - packet.dts)
         packet.time_base = TIME_BASE
         packet.is_keyframe = au.key
         packet.stream = self.stream
+        self.end = until
         self._mux(packet)
         self.frames += 1
-        self.end = dts + duration  # on the decode timeline, as `start` is: the next segment starts there
 
     def write_audio(self, sample: AudioSample) -> None:
         """Adds one audio packet at its wall-clock time; audio from before the segment's start
@@ -139,6 +159,9 @@ class SegmentWriter:
     def close(self) -> SegmentInfo:
         """Finishes the file (last fragment and index). Safe to call after a write error."""
         try:
+            if not self.failed:
+                with contextlib.suppress(StorageError):  # failed: the caller keeps what plays of it
+                    self._mux_pending(self.end)
             self.container.close()
         except (OSError, av.error.FFmpegError) as exc:
             self.failed = True
