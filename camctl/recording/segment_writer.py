@@ -8,7 +8,6 @@ fragment index (mfra), so a finished file seeks fast and shows its true duration
 from __future__ import annotations
 
 import contextlib
-
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
