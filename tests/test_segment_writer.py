@@ -32,9 +32,7 @@ def _frames(count: int) -> list[AccessUnit]:
 
 def _durations(path: Path) -> list[float]:
     with av.open(str(path)) as container:
-        return [
-            float(p.duration * p.time_base) for p in container.demux(video=0) if p.size and p.duration is not None
-        ]
+        return [float(p.duration * p.time_base) for p in container.demux(video=0) if p.size and p.duration is not None]
 
 
 def test_the_last_frame_lasts_until_the_next_segment_starts_in_the_file_and_the_journal(tmp_path: Path) -> None:
