@@ -132,6 +132,8 @@ class HttpConfig:
     listen: str = "127.0.0.1:8080"
     public_url: str = "http://127.0.0.1:8080"
     max_viewers: int = 20  # live viewers per camera; more are answered 503
+    max_connections: int = 256  # requests served at once (streams hold theirs); more: 503
+    max_connections_per_client: int = 32  # the same, from one client address
     # HTTP basic users (name -> password); None: no authentication (loopback, or `users: none`)
     users: dict[str, Secret] | None = field(default=None, compare=False)
 
@@ -642,7 +644,8 @@ class _Parser:
                           tls_ca=paths.get("ca"), tls_cert=paths.get("cert"), tls_key=paths.get("key"))  # fmt: skip
 
     def http(self, raw: Any) -> HttpConfig:
-        m = self.mapping(raw or {}, "http", ("listen", "public_url", "max_viewers", "users"))
+        m = self.mapping(raw or {}, "http", ("listen", "public_url", "max_viewers", "max_connections",
+                                             "max_connections_per_client", "users"))  # fmt: skip
         listen = self.text(m.get("listen", HttpConfig.listen), "http.listen")
         host, sep, port = listen.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -658,8 +661,14 @@ class _Parser:
             if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).hostname:
                 raise self.error("http.public_url", f"{public_url!r} is not an http:// or https:// URL")
         viewers = int(self.number(m.get("max_viewers", HttpConfig.max_viewers), "http.max_viewers", 1, 1000))
+        total = int(
+            self.number(m.get("max_connections", HttpConfig.max_connections), "http.max_connections", 1, 100000)
+        )
+        per_client = int(self.number(m.get("max_connections_per_client", HttpConfig.max_connections_per_client),
+                                     "http.max_connections_per_client", 1, 1e5))  # fmt: skip
         users = self.users(m.get("users"), listen)
-        return HttpConfig(listen=listen, public_url=public_url, max_viewers=viewers, users=users)
+        return HttpConfig(listen=listen, public_url=public_url, max_viewers=viewers, max_connections=total,
+                          max_connections_per_client=per_client, users=users)  # fmt: skip
 
     def users(self, raw: Any, listen: str) -> dict[str, Secret] | None:
         """Secure by default: beyond loopback, users are required (or `users: none`, said out loud)."""
@@ -767,6 +776,8 @@ def effective_config(config: Config) -> dict[str, Any]:
             "listen": config.http.listen,
             "public_url": config.http.public_url,
             "max_viewers": config.http.max_viewers,
+            "max_connections": config.http.max_connections,
+            "max_connections_per_client": config.http.max_connections_per_client,
             "users": dict.fromkeys(config.http.users, "***") if config.http.users else "none",
         },
         "ingest": {

@@ -47,6 +47,7 @@ from camctl.secrets import redact
 from camctl.storage import Limits
 from camctl.web.auth import gate_for, signer_for
 from camctl.web.camera import JpegCache, camera_routes, local_view
+from camctl.web.limits import ConnectionLimits
 from camctl.web.live import LiveHub, live_routes
 from camctl.web.node import build_app
 
@@ -304,8 +305,12 @@ class IngestService:
 
         def app(bus: Bus) -> web.Application:
             view = local_view(self.by_name, self.status_payloads, self.metrics, bus.state, lambda: self.config)
-            gate = gate_for(self.config.http, default_data_dir()) if self.worker is None else None  # the front's job
-            return build_app(view, camera_routes(self.by_name, self.jpegs) | live_routes(self.hubs.get), gate)
+            routes = camera_routes(self.by_name, self.jpegs) | live_routes(self.hubs.get)
+            if self.worker is not None:
+                return build_app(view, routes)  # who may come, and how many, is the front's job
+            http = self.config.http
+            limits = ConnectionLimits(http.max_connections, http.max_connections_per_client)
+            return build_app(view, routes, gate_for(http, default_data_dir()), limits)
 
         # The configured NATS's credentials; none for run-all's embedded server (loopback only).
         credentials = self.config.nats if self.config.nats.url else None

@@ -7,7 +7,9 @@ the bus at the camera's analysis rate. JPEG is not made here: only when someone 
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -72,7 +74,11 @@ class LiveCamera:
         self._frame_times: collections.deque[float] = collections.deque()
         self._next_event = 0.0
         self._connects = 0
-        self._new_frame = threading.Condition()
+        # Web handlers waiting for a newer frame, one future per event loop they run on: waiting
+        # costs no thread (hundreds of MJPEG clients once took every executor thread, and with them
+        # the JPEG encodes of frame.jpg).
+        self._waiting: dict[asyncio.AbstractEventLoop, asyncio.Future[None]] = {}
+        self._waiting_lock = threading.Lock()
 
     # --- session callbacks (the camera's thread) -------------------------------------------------
 
@@ -118,8 +124,7 @@ class LiveCamera:
 
     def on_stopped(self) -> None:
         self.online = False
-        with self._new_frame:
-            self._new_frame.notify_all()
+        self._wake()
 
     # --- frames -----------------------------------------------------------------------------------
 
@@ -128,9 +133,8 @@ class LiveCamera:
             listener(frame, arrived)
         self.frames += 1
         live = LiveFrame(self.frames, arrived, frame)
-        with self._new_frame:
-            self._ring.append(live)
-            self._new_frame.notify_all()
+        self._ring.append(live)
+        self._wake()
         self._frame_times.append(arrived)
         if not self.online:
             self.online, self.error, self.error_kind = True, None, None
@@ -149,13 +153,31 @@ class LiveCamera:
     def latest(self) -> LiveFrame | None:
         return self._ring[-1] if self._ring and self.online else None
 
-    def wait_newer(self, number: int, timeout: float) -> LiveFrame | None:
-        """The latest frame once it is newer than `number` (for MJPEG streams)."""
-        with self._new_frame:
-            self._new_frame.wait_for(lambda: (bool(self._ring) and self._ring[-1].number > number) or not self.online,
-                                     timeout)  # fmt: skip
-        latest = self.latest()
-        return latest if latest is not None and latest.number > number else None
+    async def newer(self, number: int, timeout: float) -> LiveFrame | None:
+        """The latest frame once it is newer than `number`, or None after `timeout` (for streams:
+        MJPEG, grid tiles; an offline camera's stream sends its keep-alive, or ends, then)."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    with self._waiting_lock:
+                        future = self._waiting.get(loop)
+                        if future is None or future.done():
+                            future = self._waiting[loop] = loop.create_future()
+                    latest = self.latest()  # after registering: a frame that came meanwhile is seen
+                    if latest is not None and latest.number > number:
+                        return latest
+                    await asyncio.shield(future)
+        except TimeoutError:
+            return None
+
+    def _wake(self) -> None:
+        """A new frame, or the camera stopped (the camera's thread): every waiting loop is told."""
+        with self._waiting_lock:
+            waiting, self._waiting = self._waiting, {}
+        for loop, future in waiting.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits there
+                loop.call_soon_threadsafe(_resolve, future)
 
     # --- health -----------------------------------------------------------------------------------
 
@@ -191,3 +213,8 @@ class LiveCamera:
             "decoder": self.decoder,
             "audio": self.audio.to_json() if self.audio else None,  # what the camera sends
         }
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

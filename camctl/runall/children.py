@@ -88,7 +88,10 @@ class Worker(Child):
     def client(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
             self.session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=str(self.socket)), timeout=aiohttp.ClientTimeout(total=10)
+                # No pool limit: streams hold their connection as long as they play, and a full pool
+                # would leave frame.jpg waiting behind them; the front's connection limits bound it.
+                connector=aiohttp.UnixConnector(path=str(self.socket), limit=0),
+                timeout=aiohttp.ClientTimeout(total=10),
             )
         return self.session
 

@@ -20,6 +20,7 @@ from camctl.paths import default_data_dir
 from camctl.runall.children import Child, Worker
 from camctl.secrets import redact
 from camctl.web.auth import gate_for
+from camctl.web.limits import ConnectionLimits
 from camctl.web.node import NodeView, build_app, camera_offline, send, unknown_camera
 
 
@@ -183,7 +184,9 @@ class Front:
 
         view = NodeView(self.status_payloads, health, metrics, nats, self._config, extra)
         relayed = dict.fromkeys(("frame.jpg", "stream.mjpeg", "live.mp4"), self.proxy)
-        return build_app(view, relayed | {"live.ws": self.relay_ws}, gate_for(self.config.http, default_data_dir()))
+        http = self.config.http
+        limits = ConnectionLimits(http.max_connections, http.max_connections_per_client)
+        return build_app(view, relayed | {"live.ws": self.relay_ws}, gate_for(http, default_data_dir()), limits)
 
     async def answer_status_for_down_workers(self, msg: Any) -> None:
         """Running workers answer for their own camera; the supervisor for the ones being restarted."""

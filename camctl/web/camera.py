@@ -98,10 +98,9 @@ def camera_routes(cameras: dict[str, LiveCamera], cache: JpegCache) -> dict[str,
         response = web.StreamResponse(headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame",
                                                "Cache-Control": "no-store"})  # fmt: skip
         await response.prepare(request)
-        loop = asyncio.get_running_loop()
         number = 0
         while True:
-            live = await loop.run_in_executor(None, cam.wait_newer, number, 5.0)
+            live = await cam.newer(number, 5.0)
             if live is None:
                 if not cam.online:
                     break
@@ -132,7 +131,7 @@ def camera_routes(cameras: dict[str, LiveCamera], cache: JpegCache) -> dict[str,
         number = 0
         try:
             while True:
-                live = await loop.run_in_executor(None, cam.wait_newer, number, 1.0)
+                live = await cam.newer(number, 1.0)
                 if live is None or not cam.online:
                     await send(request, response.write(keepalive(cam.online)))
                     continue

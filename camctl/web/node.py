@@ -18,6 +18,7 @@ from aiohttp import web
 from camctl.config import Config
 from camctl.secrets import redact
 from camctl.web.auth import Gate
+from camctl.web.limits import ConnectionLimits
 
 STATIC = Path(__file__).resolve().parent / "static"
 EVENTS_PERIOD = 1.0  # seconds between status updates to the page
@@ -56,10 +57,17 @@ def camera_list(config: Config) -> list[dict[str, Any]]:
     return [{"camera_id": c.id, "name": c.name or c.id, "slug": c.slug} for c in config.select(None)]
 
 
-def build_app(view: NodeView, camera_routes: Mapping[str, Handler], gate: Gate | None = None) -> web.Application:
+def build_app(
+    view: NodeView,
+    camera_routes: Mapping[str, Handler],
+    gate: Gate | None = None,
+    limits: ConnectionLimits | None = None,
+) -> web.Application:
     """camera_routes: name -> handler, served at /<cam>/<name>; gate: who may use it (None: anyone,
-    for loopback-only servers and run-all's workers behind their private sockets)."""
-    app = web.Application(middlewares=[gate.middleware] if gate is not None else [])
+    for loopback-only servers and run-all's workers behind their private sockets); limits: how
+    many requests at once (None: unbounded, for workers, which only their front talks to)."""
+    guards = [m.middleware for m in (limits, gate) if m is not None]  # limits first: they bound failed logins too
+    app = web.Application(middlewares=guards)
 
     async def status(_request: web.Request) -> web.Response:
         body = {"time": time.time(), "cameras": await view.cameras(), "nats": view.nats(), **view.extra()}
