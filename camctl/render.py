@@ -71,11 +71,11 @@ def probe_table(results: Sequence[ProbeResult]) -> Any:
     from camctl.media.audio import AudioInfo
 
     table = Table(title="camctl probe", title_justify="left", header_style="bold")
-    for name in ("camera", "status", "video", "audio", "fps", "bitrate", "keyframes", "first frame"):
+    for name in ("camera", "status", "video", "audio", "fps", "bitrate", "keyframes", "first frame", "transport"):
         table.add_column(name, justify="left" if name in ("camera", "status", "video", "audio") else "right")
     for r in results:
         if not r.online:
-            table.add_row(r.camera_id, f"[red]✘ {r.error}[/red]", r.url, "", "", "", "", "")
+            table.add_row(r.camera_id, f"[red]✘ {r.error}[/red]", r.url, "", "", "", "", "", r.transport or "")
             continue
         fps = _num(r.fps)
         if r.claimed_fps and r.fps and abs(r.claimed_fps - r.fps) > 0.1 * r.claimed_fps:
@@ -90,6 +90,7 @@ def probe_table(results: Sequence[ProbeResult]) -> Any:
             f"{_num(r.bitrate_kbps, '{:.0f}')} kb/s",
             gop,
             f"{_num(r.first_frame_ms, '{:.0f}')} ms",
+            r.transport or "",
         )
     return table
 

@@ -138,13 +138,13 @@ def test_probe_table_for_people(camctl: Callable[..., Result]) -> None:
     assert "cam_1" in result.text and "online" in result.text and "1280x720" in result.text
 
 
-@pytest.mark.parametrize("transport", ["udp", "auto"])
-def test_probe_over_udp_and_auto_transport(
-    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path, transport: str
+@pytest.mark.parametrize(("transport", "worked"), [("udp", "udp"), ("auto", "tcp")])
+def test_probe_over_udp_and_auto_transport_names_the_transport_that_worked(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path, transport: str, worked: str
 ) -> None:
     cams = fake_cameras(count=1)
     config = write_config(tmp_path, f"  cam_1: {{url: '{cams.url()}', transport: {transport}}}\n")
     result = camctl("probe", "--json", "--seconds", "1", config=config)
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)[0]
-    assert (row["online"], row["transport"], row["width"]) == (True, transport, 640)
+    assert (row["online"], row["transport"], row["width"]) == (True, worked, 640)

@@ -130,3 +130,9 @@ def test_a_server_that_refuses_rtsp_over_tcp_says_which_transport_to_set(
     result = camctl("--config", str(config), "probe", "--json", timeout=60)
     assert result.returncode == 3
     assert "refuses RTSP over TCP (461): set transport: auto or udp" in json.loads(result.text)[0]["error"]
+    # With `transport: auto`, probe says which one worked, the value to set
+    config.write_text(f"cameras:\n  cam_1: {{url: '{vlc_camera.url}', transport: auto}}\n")
+    result = camctl("--config", str(config), "probe", "--json", timeout=60)
+    assert result.returncode == 0, result.stderr
+    probed = json.loads(result.text)[0]
+    assert probed["online"] and probed["transport"] == "udp", probed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from camctl.config import CameraConfig
@@ -13,6 +13,7 @@ from camctl.media.connect import open_source
 from camctl.media.decode import first_frame, open_decoder
 from camctl.media.encoders import CodecCheck, check_decoders, check_encoders
 from camctl.media.meter import StreamMeter
+from camctl.media.source import TCP_REFUSED
 
 DEFAULT_MEASURE_SECONDS = 2.0
 
@@ -43,6 +44,17 @@ class ProbeResult:
 
 
 def probe_camera(camera: CameraConfig, timeout: float, seconds: float = DEFAULT_MEASURE_SECONDS) -> ProbeResult:
+    """With `transport: auto` the result names the transport that worked, so that it can be set:
+    TCP is tried first, UDP when the camera refuses TCP."""
+    if camera.transport != "auto" or not camera.url.startswith(("rtsp://", "rtsps://")):
+        return _probe(camera, timeout, seconds)
+    over_tcp = _probe(replace(camera, transport="tcp"), timeout, seconds)
+    if over_tcp.online or not (over_tcp.error or "").startswith(TCP_REFUSED):
+        return over_tcp
+    return _probe(replace(camera, transport="udp"), timeout, seconds)
+
+
+def _probe(camera: CameraConfig, timeout: float, seconds: float) -> ProbeResult:
     started = time.monotonic()
     try:
         with open_source(camera, timeout) as source:

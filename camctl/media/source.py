@@ -27,6 +27,9 @@ else:
     Packet = av.Packet
 
 
+TCP_REFUSED = "the camera refuses RTSP over TCP (461)"  # RTSP 461 Unsupported Transport
+
+
 @dataclass(frozen=True)
 class StreamInfo:
     codec: str  # FFmpeg decoder name: h264, hevc
@@ -148,5 +151,5 @@ class RtspSource(Source):
         reason = (exc.strerror or type(exc).__name__).strip().rstrip(".").lower()
         if reason == "protocol not supported" and self.camera.transport == "tcp":
             # RTSP 461 Unsupported Transport: servers such as VLC's send RTP over UDP only.
-            return CameraUnreachable(cam, "the camera refuses RTSP over TCP (461): set transport: auto or udp", where)
+            return CameraUnreachable(cam, f"{TCP_REFUSED}: set transport: auto or udp", where)
         return CameraUnreachable(cam, f"{reason} while {doing}", where)
