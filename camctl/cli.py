@@ -29,7 +29,7 @@ from typer.exceptions import TyperException
 from camctl import __version__, render
 from camctl.config import Config, load_config
 from camctl.errors import CamctlError, ExitStatus, UsageError
-from camctl.lifecycle import private_files, tune_malloc
+from camctl.lifecycle import exit_now, private_files, tune_malloc
 from camctl.render import console, error_line, print_json, waiting
 from camctl.secrets import redact
 from camctl.storage import Limits
@@ -626,6 +626,7 @@ def worker(
     tune_malloc()
     _events_logged("camctl.ingest", "camctl.record")
     camera_worker(_state(ctx).config, camera, socket, nats_url, restarts)
+    exit_now()  # its camera's footage is closed and journalled: no interpreter teardown
 
 
 @app.command("grid-worker", hidden=True)

@@ -11,6 +11,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -38,6 +39,17 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError):
         return
+
+
+def exit_now(status: int = 0) -> None:
+    """Ends a process whose work is finished and saved (segments closed, journal written) without
+    the interpreter's teardown: unloading PyAV, numpy and aiohttp costs a worker ~0.15 s of CPU,
+    and a hundred workers stopping together on two cores then outlast their grace period."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
 
 
 def exit_if_shutdown_hangs(seconds: float = 15.0) -> None:

@@ -8,7 +8,6 @@ and at once when a camera goes on- or offline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -257,8 +256,15 @@ class IngestService:
                         await self.bus.publish(STATUS_SUBJECT, payload)
             pending = set()
             wait = min(1.0, max(0.05, next_all - time.monotonic()))
-            with contextlib.suppress(TimeoutError):  # a change wakes us: status goes out as a camera flips
-                pending.add(await asyncio.wait_for(self._changed.get(), timeout=wait))
+            # A change wakes us (status goes out as a camera flips), and so does stop: a hundred
+            # workers stopping together must not each decode for another second first.
+            changed, stopping = asyncio.ensure_future(self._changed.get()), asyncio.ensure_future(stop.wait())
+            await asyncio.wait((changed, stopping), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if changed.done():
+                pending.add(changed.result())
+            else:
+                changed.cancel()
 
     async def _answer_snapshot(self, msg: Any) -> None:
         """NATS request/reply: seguranca.camera.snapshot.<camera_id>, optional JSON body
