@@ -50,6 +50,47 @@ def test_events_flow_through_a_server_that_needs_a_user_and_password_and_nothing
             assert refused.terminate()[0] == 0
 
 
+def _family(pid: int) -> list[int]:
+    """pid and its descendants (run-all's workers), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found
+
+
+def test_run_all_with_a_nats_password_shows_it_nowhere_not_in_ps_banner_log_or_status(tmp_path: Path) -> None:
+    """Before: run-all's banner printed a NATS password given in the URL, and every worker's
+    command line carried it (`ps -eo args`)."""
+    password = "nats-Run4ll-pw"
+    with NatsServer(auth=f"camctl:{password}") as server:
+        port = free_port()
+        config = tmp_path / "camctl.yaml"
+        config.write_text(f"cameras:\n  cam_1: '{CAMERA}'\n  cam_2: '{CAMERA}'\n"
+                          f"nats: {{url: 'nats://camctl:{password}@127.0.0.1:{server.port}'}}\n"
+                          f"http: {{listen: '127.0.0.1:{port}'}}\n")  # fmt: skip
+        tap = EventTap(f"nats://camctl:{password}@127.0.0.1:{server.port}", [FRAME])
+        with tap, CamctlProcess(config, tmp_path / "d", "run-all") as proc:
+            tap.wait("a frame event from each camera", lambda e: e[1]["camera_id"] == "cam_2", timeout=30)
+            family = _family(proc.proc.pid)
+            assert len(family) >= 3, "the supervisor and its two workers"
+            for pid in family:
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                assert password not in args, f"pid {pid}: {args}"
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as response:
+                assert password not in response.read().decode()
+            assert proc.terminate()[0] == 0
+        assert "events" in proc.stderr and "nats://" in proc.stderr, "the banner names the server"
+        assert password not in proc.stderr and password not in proc.stdout.decode()
+
+
 def _certificates(folder: Path) -> tuple[Path, Path, Path]:
     """A CA and a server certificate for 127.0.0.1 (openssl, as an operator would make them)."""
     ca_key, ca, key, csr, cert = (folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
