@@ -26,7 +26,7 @@ from camctl.encoding.target import Target
 from camctl.errors import ConfigError, UsageError
 from camctl.paths import default_data_dir
 from camctl.secrets import Secret, mask_url, redact
-from camctl.units import parse_bitrate, parse_duration, parse_size
+from camctl.units import format_duration, parse_bitrate, parse_duration, parse_size
 
 Transport = Literal["tcp", "udp", "auto"]
 TRANSPORTS: tuple[Transport, ...] = ("tcp", "udp", "auto")
@@ -134,6 +134,7 @@ class HttpConfig:
     max_viewers: int = 20  # live viewers per camera; more are answered 503
     max_connections: int = 256  # requests served at once (streams hold theirs); more: 503
     max_connections_per_client: int = 32  # the same, from one client address
+    max_clip: float = 3600.0  # seconds of footage one recording.mp4 request may ask for
     # HTTP basic users (name -> password); None: no authentication (loopback, or `users: none`)
     users: dict[str, Secret] | None = field(default=None, compare=False)
 
@@ -645,7 +646,7 @@ class _Parser:
 
     def http(self, raw: Any) -> HttpConfig:
         m = self.mapping(raw or {}, "http", ("listen", "public_url", "max_viewers", "max_connections",
-                                             "max_connections_per_client", "users"))  # fmt: skip
+                                             "max_connections_per_client", "max_clip", "users"))  # fmt: skip
         listen = self.text(m.get("listen", HttpConfig.listen), "http.listen")
         host, sep, port = listen.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -666,9 +667,10 @@ class _Parser:
         )
         per_client = int(self.number(m.get("max_connections_per_client", HttpConfig.max_connections_per_client),
                                      "http.max_connections_per_client", 1, 1e5))  # fmt: skip
+        max_clip = self.duration(m.get("max_clip", "1h"), "http.max_clip") or HttpConfig.max_clip
         users = self.users(m.get("users"), listen)
         return HttpConfig(listen=listen, public_url=public_url, max_viewers=viewers, max_connections=total,
-                          max_connections_per_client=per_client, users=users)  # fmt: skip
+                          max_connections_per_client=per_client, max_clip=max_clip, users=users)  # fmt: skip
 
     def users(self, raw: Any, listen: str) -> dict[str, Secret] | None:
         """Secure by default: beyond loopback, users are required (or `users: none`, said out loud)."""
@@ -778,6 +780,7 @@ def effective_config(config: Config) -> dict[str, Any]:
             "max_viewers": config.http.max_viewers,
             "max_connections": config.http.max_connections,
             "max_connections_per_client": config.http.max_connections_per_client,
+            "max_clip": format_duration(config.http.max_clip),
             "users": dict.fromkeys(config.http.users, "***") if config.http.users else "none",
         },
         "ingest": {

@@ -64,19 +64,33 @@ def scan_segments(root: Path) -> list[Segment]:
     if not root.is_dir():
         return found
     for cam_dir in _dirs(root):
-        for day in _dirs(cam_dir):
-            for hour in _dirs(day):
-                with os.scandir(hour) as entries:
-                    for entry in entries:
-                        parsed = parse_segment_name(entry.name)
-                        if parsed is None or parsed[0] != cam_dir.name or not entry.is_file(follow_symlinks=False):
-                            continue
-                        try:
-                            st = entry.stat(follow_symlinks=False)
-                        except FileNotFoundError:  # pruned meanwhile by someone else
-                            continue
-                        found.append(Segment(parsed[1], parsed[0], Path(entry.path), st.st_size, st.st_mtime))
+        found += _camera_segments(cam_dir)
     found.sort(key=lambda s: (s.start, s.camera_id, s.path.name))
+    return found
+
+
+def scan_camera_segments(root: Path, camera_id: str) -> list[Segment]:
+    """One camera's segments, oldest first."""
+    cam_dir = root / camera_id
+    if not cam_dir.is_dir() or cam_dir.is_symlink():
+        return []
+    return sorted(_camera_segments(cam_dir), key=lambda s: (s.start, s.path.name))
+
+
+def _camera_segments(cam_dir: Path) -> list[Segment]:
+    found: list[Segment] = []
+    for day in _dirs(cam_dir):
+        for hour in _dirs(day):
+            with os.scandir(hour) as entries:
+                for entry in entries:
+                    parsed = parse_segment_name(entry.name)
+                    if parsed is None or parsed[0] != cam_dir.name or not entry.is_file(follow_symlinks=False):
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:  # pruned meanwhile by someone else
+                        continue
+                    found.append(Segment(parsed[1], parsed[0], Path(entry.path), st.st_size, st.st_mtime))
     return found
 
 
@@ -110,8 +124,9 @@ def no_symlink(path: Path) -> None:
 
 
 def _dirs(path: Path) -> list[Path]:
+    """Sub-folders, never through a symlink; dot-folders are camctl's own (the clip cache)."""
     with os.scandir(path) as entries:
-        return sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+        return sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from camctl.secrets import redact
 from camctl.storage import Limits
 from camctl.web.auth import gate_for, signer_for
 from camctl.web.camera import JpegCache, camera_routes, local_view
+from camctl.web.footage import FootageRoutes
 from camctl.web.limits import ConnectionLimits
 from camctl.web.live import LiveHub, live_routes
 from camctl.web.node import build_app
@@ -316,7 +317,8 @@ class IngestService:
                 return build_app(view, routes)  # who may come, and how many, is the front's job
             http = self.config.http
             limits = ConnectionLimits(http.max_connections, http.max_connections_per_client)
-            return build_app(view, routes, gate_for(http, default_data_dir()), limits)
+            footage, more = FootageRoutes(lambda: self.config).routes()
+            return build_app(view, routes | footage, gate_for(http, default_data_dir()), limits, more)
 
         # The configured NATS's credentials; none for run-all's embedded server (loopback only).
         credentials = self.config.nats if self.config.nats.url else None

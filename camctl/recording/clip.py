@@ -18,8 +18,9 @@ import av
 import av.error
 
 from camctl.errors import NoFootage, StorageError
-from camctl.recording.index import CameraIndex, SegmentRecord
+from camctl.recording.index import CameraIndex, SegmentRecord, within
 from camctl.recording.journal import Gap
+from camctl.recording.repair import whole_data_end
 from camctl.units import iso_time
 
 TIME_BASE = Fraction(1, 90000)
@@ -112,6 +113,7 @@ class _ClipWriter:
 
     def copy(self, record: SegmentRecord, start: float, end: float) -> None:
         try:
+            whole = None if record.journalled else whole_data_end(record.path)
             with av.open(str(record.path)) as container:
                 streams: list[Any] = [container.streams.video[0]]
                 if self.audio is not None and container.streams.audio:
@@ -120,6 +122,8 @@ class _ClipWriter:
                     tb = packet.time_base or TIME_BASE
                     if packet.dts is None:
                         continue
+                    if whole is not None and not within(packet, whole):
+                        return  # the torn end of a segment cut short
                     t = record.start + float(packet.dts * tb)
                     if t >= end:
                         if packet.stream.type == "video":

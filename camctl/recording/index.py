@@ -18,6 +18,7 @@ import av
 import av.error
 
 from camctl.recording.journal import Gap, read_journal
+from camctl.recording.repair import whole_data_end
 from camctl.recording.segment_writer import START_TAG
 from camctl.storage import Segment, scan_segments
 from camctl.units import iso_time
@@ -90,12 +91,13 @@ def camera_index(root: Path, camera_id: str, segments: list[Segment]) -> CameraI
             records.append(SegmentRecord(camera_id, seg.path, start, start + duration, frames, seg.size, False))
     records.sort(key=lambda r: r.start)
     gaps = [g for g in journal_gaps if not records or g.end >= records[0].start]
-    gaps += _unexplained_gaps(camera_id, records, journal_gaps)
+    gaps += unexplained_gaps(camera_id, records, journal_gaps)
     gaps.sort(key=lambda g: g.start)
     return CameraIndex(camera_id, records, gaps)
 
 
-def _unexplained_gaps(camera_id: str, records: list[SegmentRecord], known: list[Gap]) -> list[Gap]:
+def unexplained_gaps(camera_id: str, records: list[SegmentRecord], known: list[Gap]) -> list[Gap]:
+    """Holes between consecutive segments that no journalled gap covers."""
     found: list[Gap] = []
     for prev, nxt in itertools.pairwise(records):
         if nxt.start - prev.end <= GAP_TOLERANCE:
@@ -119,10 +121,13 @@ def measure_segment(path: Path, named_start: float) -> tuple[float, float, int]:
                     start = float(comment[len(START_TAG) :].split(maxsplit=1)[0])
             stream = container.streams.video[0]
             tb = stream.time_base
+            whole = whole_data_end(path)
             try:
                 for packet in container.demux(stream):
                     if packet.dts is None or tb is None:
                         continue
+                    if not within(packet, whole):
+                        break  # in a torn last fragment: it would not decode
                     frames += 1
                     at = float(packet.dts * tb)
                     first = at if first is None else first
@@ -132,6 +137,12 @@ def measure_segment(path: Path, named_start: float) -> tuple[float, float, int]:
     except (av.error.FFmpegError, IndexError, OSError):
         return start, 0.0, 0
     return start, max(0.0, last_end - (first or 0.0)), frames
+
+
+def within(packet: Any, whole: int) -> bool:
+    """Whether a demuxed packet lies before `whole` (repair.whole_data_end): the demuxer still
+    hands out, shortened, the frame a crash or a failed disk cut in two, and it does not decode."""
+    return packet.pos is None or packet.pos < 0 or packet.pos + packet.size <= whole
 
 
 def index_json(index: CameraIndex) -> dict[str, Any]:

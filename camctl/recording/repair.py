@@ -19,9 +19,21 @@ _HEADER = struct.Struct(">I4s")
 def playable_end(path: Path) -> int:
     """Byte offset where the last whole fragment (or the index after it) ends; 0 when the file
     holds no whole fragment."""
+    return _scan(path)[0]
+
+
+def whole_data_end(path: Path) -> int:
+    """Where a file's whole frames end: the last whole fragment of a fragmented MP4 (a segment),
+    the file's size for a plain one (a clip). A frame the demuxer hands out past it was cut."""
+    end, fragmented = _scan(path)
+    return end if fragmented else path.stat().st_size
+
+
+def _scan(path: Path) -> tuple[int, bool]:
+    """(playable end, whether the file has fragments), from the box headers."""
     size = path.stat().st_size
     good = pos = 0
-    moov = pending_moof = False
+    moov = pending_moof = fragmented = False
     with path.open("rb") as f:
         while pos + _HEADER.size <= size:
             f.seek(pos)
@@ -36,13 +48,13 @@ def playable_end(path: Path) -> int:
             if kind == b"moov":
                 moov = True
             elif kind == b"moof":
-                pending_moof = True
+                pending_moof = fragmented = True
             elif kind == b"mdat" and pending_moof and moov:
                 pending_moof = False
                 good = pos
             elif kind == b"mfra" and good:
                 good = pos
-    return good
+    return good, fragmented
 
 
 def repair_segment(path: Path) -> bool:

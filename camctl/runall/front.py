@@ -20,6 +20,7 @@ from camctl.paths import default_data_dir
 from camctl.runall.children import Child, Worker
 from camctl.secrets import redact
 from camctl.web.auth import gate_for
+from camctl.web.footage import FootageRoutes
 from camctl.web.limits import ConnectionLimits
 from camctl.web.node import NodeView, build_app, camera_offline, send, unknown_camera
 
@@ -186,7 +187,9 @@ class Front:
         relayed = dict.fromkeys(("frame.jpg", "stream.mjpeg", "live.mp4"), self.proxy)
         http = self.config.http
         limits = ConnectionLimits(http.max_connections, http.max_connections_per_client)
-        return build_app(view, relayed | {"live.ws": self.relay_ws}, gate_for(http, default_data_dir()), limits)
+        footage, more = FootageRoutes(self._config).routes()  # the front reads the recordings itself
+        gate = gate_for(http, default_data_dir())
+        return build_app(view, relayed | {"live.ws": self.relay_ws} | footage, gate, limits, more)
 
     async def answer_status_for_down_workers(self, msg: Any) -> None:
         """Running workers answer for their own camera; the supervisor for the ones being restarted."""

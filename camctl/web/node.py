@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,10 +62,12 @@ def build_app(
     camera_routes: Mapping[str, Handler],
     gate: Gate | None = None,
     limits: ConnectionLimits | None = None,
+    routes: Sequence[tuple[str, Handler]] = (),
 ) -> web.Application:
     """camera_routes: name -> handler, served at /<cam>/<name>; gate: who may use it (None: anyone,
     for loopback-only servers and run-all's workers behind their private sockets); limits: how
-    many requests at once (None: unbounded, for workers, which only their front talks to)."""
+    many requests at once (None: unbounded, for workers, which only their front talks to);
+    routes: more (path, handler), `{cam}` in a path standing for a camera's id or slug."""
     guards = [m.middleware for m in (limits, gate) if m is not None]  # limits first: they bound failed logins too
     app = web.Application(middlewares=guards)
 
@@ -114,6 +116,8 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/status", status)
     app.router.add_get("/metrics", metrics)
+    for path, handler in routes:
+        app.router.add_get(path.replace("{cam}", CAM), handler)
     for name, handler in camera_routes.items():
         app.router.add_get(f"/{CAM}/{name}", handler)
     return app

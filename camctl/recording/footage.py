@@ -1,0 +1,197 @@
+"""One camera's recordings kept in memory, for the HTTP recordings API and playback.
+
+Rebuilding the index from the disk on every call (a directory walk, the whole journal, a measure
+of every file the journal does not know) is what makes mediamtx's `/list` slow after days. Here
+the disk is read once; after that only the journal's new lines are read (the recorder appends a
+line as each segment closes, so the index is current without a callback), and segments that
+retention deleted drop off the front of the list (it deletes oldest first). A compacted journal
+(a new file) is read again whole.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from camctl.recording.index import GAP_TOLERANCE, CameraIndex, SegmentRecord, measure_segment, unexplained_gaps
+from camctl.recording.journal import Gap, journal_path
+from camctl.storage import Segment, scan_camera_segments
+from camctl.units import iso_time
+
+
+@dataclass(frozen=True)
+class Span:
+    """Continuous footage: consecutive segments with no hole between them."""
+
+    start: float
+    end: float
+    frames: int
+    complete: bool  # False: a segment in it was cut short (a crash) and holds less than its time
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": iso_time(self.start),
+            "end": iso_time(self.end),
+            "duration": round(self.end - self.start, 3),
+            "frames": self.frames,
+            "complete": self.complete,
+        }
+
+
+def spans_of(segments: list[SegmentRecord]) -> list[Span]:
+    spans: list[Span] = []
+    for seg in segments:
+        last = spans[-1] if spans else None
+        if last is not None and seg.start - last.end <= GAP_TOLERANCE:
+            spans[-1] = Span(
+                last.start, max(last.end, seg.end), last.frames + seg.frames, last.complete and seg.journalled
+            )
+        else:
+            spans.append(Span(seg.start, seg.end, seg.frames, seg.journalled))
+    return spans
+
+
+class FootageIndex:
+    """Thread-safe; `window()` refreshes from the journal's tail, then answers from memory."""
+
+    def __init__(self, root: Path, camera_id: str) -> None:
+        self.root = root
+        self.camera_id = camera_id
+        self._lock = threading.Lock()
+        self._journal = journal_path(root, camera_id)
+        self._journal_id: tuple[int, int] | None = None  # (device, inode) of the journal read
+        self._offset = -1  # bytes of it read; -1: nothing loaded yet
+        self._segments: list[SegmentRecord] = []
+        self._starts: list[float] = []
+        self._files: dict[str, int] = {}  # file relative to the camera folder -> index in _segments
+        self._gaps: list[Gap] = []
+
+    def window(self, start: float | None = None, end: float | None = None) -> CameraIndex:
+        """Segments and gaps overlapping [start, end] (None: unbounded), oldest first, with the
+        holes no journal line explains as gaps of unknown reason."""
+        with self._lock:
+            self._refresh()
+            first = 0 if start is None else max(0, bisect.bisect_right(self._starts, start) - 1)
+            last = len(self._segments) if end is None else bisect.bisect_left(self._starts, end)
+            segments = [s for s in self._segments[first:last] if start is None or s.end > start]
+            gaps = [g for g in self._gaps if (start is None or g.end > start) and (end is None or g.start < end)]
+        gaps += unexplained_gaps(self.camera_id, segments, gaps)
+        gaps.sort(key=lambda g: g.start)
+        return CameraIndex(self.camera_id, segments, gaps)
+
+    def nearest(self, moment: float, count: int = 2) -> list[Span]:
+        """The spans closest to a moment with no footage (for a 404 that helps)."""
+        spans = spans_of(self.window().segments)
+        spans.sort(key=lambda s: min(abs(s.start - moment), abs(s.end - moment)))
+        return sorted(spans[:count], key=lambda s: s.start)
+
+    # --- keeping current --------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        try:
+            st = self._journal.stat()
+            journal_id: tuple[int, int] | None = (st.st_dev, st.st_ino)
+            size = st.st_size
+        except OSError:
+            journal_id, size = None, 0
+        if self._offset < 0 or journal_id != self._journal_id or size < self._offset:
+            self._load(journal_id)
+        elif size > self._offset:
+            self._read_tail()
+        self._drop_deleted()
+
+    def _load(self, journal_id: tuple[int, int] | None) -> None:
+        """The whole camera from the disk: its files, and the journal for what it knows of them."""
+        self._journal_id, self._offset = journal_id, 0
+        self._segments, self._starts, self._files, self._gaps = [], [], {}, []
+        entries: dict[str, dict[str, Any]] = {}
+        gaps: list[Gap] = []
+        for entry in self._new_entries():
+            if entry.get("type") == "segment":
+                entries[str(entry["file"])] = entry
+            else:
+                gaps.append(Gap(self.camera_id, float(entry["from"]), float(entry["to"]), str(entry["reason"])))
+        cam_dir = self.root / self.camera_id
+        for seg in scan_camera_segments(self.root, self.camera_id):
+            name = str(seg.path.relative_to(cam_dir))
+            known = entries.get(name)
+            # A journalled file of another size was cut or replaced after it closed: measured.
+            if known is not None and int(known.get("bytes", seg.size)) == seg.size:
+                self._add(name, _journalled(self.camera_id, seg.path, known))
+            else:
+                self._add(name, _measured(self.camera_id, seg))
+        self._gaps = sorted(gaps, key=lambda g: g.start)
+
+    def _read_tail(self) -> None:
+        for entry in self._new_entries():
+            if entry.get("type") == "segment":
+                name = str(entry["file"])
+                path = self.root / self.camera_id / name
+                if path.is_file():
+                    self._add(name, _journalled(self.camera_id, path, entry))
+            else:
+                gap = Gap(self.camera_id, float(entry["from"]), float(entry["to"]), str(entry["reason"]))
+                bisect.insort(self._gaps, gap, key=lambda g: g.start)
+
+    def _new_entries(self) -> list[dict[str, Any]]:
+        """Whole lines appended since the last read (a line being written waits for next time)."""
+        try:
+            with self._journal.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except OSError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        found = []
+        for line in complete.splitlines():
+            try:
+                entry = json.loads(line)
+                if entry.get("type") == "segment":
+                    float(entry["start"]), float(entry["end"]), int(entry["frames"]), str(entry["file"])
+                elif entry.get("type") == "gap":
+                    float(entry["from"]), float(entry["to"]), str(entry["reason"])
+                else:
+                    continue
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a torn line (a crash): skipped, as read_journal does
+            found.append(entry)
+        return found
+
+    def _add(self, name: str, record: SegmentRecord) -> None:
+        known = self._files.get(name)
+        if known is not None:
+            self._segments[known] = record  # measured while being written, journalled since
+            return
+        at = bisect.bisect_right(self._starts, record.start)
+        self._segments.insert(at, record)
+        self._starts.insert(at, record.start)
+        if at == len(self._segments) - 1:
+            self._files[name] = at
+        else:
+            self._files = {str(s.path.relative_to(self.root / self.camera_id)): n for n, s in enumerate(self._segments)}
+
+    def _drop_deleted(self) -> None:
+        """Retention deletes the oldest segments first: they leave the index from the front."""
+        dropped = 0
+        while dropped < len(self._segments) and not self._segments[dropped].path.exists():
+            dropped += 1
+        if dropped:
+            del self._segments[:dropped], self._starts[:dropped]
+            self._files = {str(s.path.relative_to(self.root / self.camera_id)): n for n, s in enumerate(self._segments)}
+            oldest = self._segments[0].start if self._segments else float("inf")
+            self._gaps = [g for g in self._gaps if g.end >= oldest]
+
+
+def _journalled(camera_id: str, path: Path, entry: dict[str, Any]) -> SegmentRecord:
+    size = int(entry.get("bytes", 0))
+    return SegmentRecord(camera_id, path, float(entry["start"]), float(entry["end"]), int(entry["frames"]), size, True)
+
+
+def _measured(camera_id: str, seg: Segment) -> SegmentRecord:
+    start, duration, frames = measure_segment(seg.path, seg.start)
+    return SegmentRecord(camera_id, seg.path, start, start + duration, frames, seg.size, False)

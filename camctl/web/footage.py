@@ -1,0 +1,184 @@
+"""Recorded footage over HTTP: what is recorded when, and the footage of a time range.
+
+`GET /api/recordings/<cam>?start=&end=` lists spans of continuous footage and the gaps between
+them (with their reasons), from the camera's in-memory index. `GET /<cam>/recording.mp4?start=&
+duration=` is the footage from the keyframe at or before `start`, by stream copy, as a fast-start
+MP4 served with Content-Length and HTTP Range (a browser's or VLC's seek bar works). A range is
+cut once into a small cache on the recordings' disk, so the Range requests of one playback reuse
+it. Times are RFC 3339 (or `-10m`, `now`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from camctl.config import CameraConfig, Config
+from camctl.errors import NoFootage, StorageError
+from camctl.recording.clip import ClipResult, export_clip
+from camctl.recording.footage import FootageIndex, spans_of
+from camctl.units import iso_time, parse_duration, parse_time
+from camctl.web.node import Handler
+
+DEFAULT_LIST = 86400.0  # the last day, when no start is given
+DEFAULT_CLIP = 60.0  # seconds of footage when no duration is given
+CACHE_FOLDER = ".clips"  # under the storage root: same disk as the footage, skipped by its scans
+CACHE_KEEP = 8  # cut ranges kept for reuse
+CACHE_AGE = 600.0  # seconds a cut range is kept after its last use
+
+
+class FootageRoutes:
+    def __init__(self, config: Callable[[], Config]) -> None:
+        self._config = config
+        self._indexes: dict[tuple[Path, str], FootageIndex] = {}
+        self._cutting: dict[str, asyncio.Lock] = {}
+
+    def index(self, camera: CameraConfig) -> FootageIndex:
+        root = self._config().storage.root
+        key = (root, camera.id)
+        if key not in self._indexes:
+            self._indexes[key] = FootageIndex(root, camera.id)
+        return self._indexes[key]
+
+    def camera(self, name: str) -> CameraConfig:
+        for camera in self._config().cameras.values():
+            if name in (camera.id, camera.slug):
+                return camera
+        raise web.HTTPNotFound(text='{"error": "unknown camera"}', content_type="application/json")
+
+    async def recordings(self, request: web.Request) -> web.Response:
+        camera = self.camera(request.match_info["cam"])
+        now = time.time()
+        start = _time(request, "start", now - DEFAULT_LIST, now)
+        end = _time(request, "end", now, now)
+        if end <= start:
+            _bad("end must be after start")
+        window = await asyncio.get_running_loop().run_in_executor(None, self.index(camera).window, start, end)
+        cap = self._config().http.max_clip
+        spans = []
+        for span in spans_of(window.segments):
+            shown = dict(span.to_json())
+            query = {"start": iso_time(span.start), "duration": f"{min(span.end - span.start, cap):.3f}"}
+            shown["url"] = f"/{camera.slug}/recording.mp4?{urlencode(query)}"
+            spans.append(shown)
+        body = {
+            "camera_id": camera.id,
+            "start": iso_time(start),
+            "end": iso_time(end),
+            "spans": spans,
+            "gaps": [g.to_report() for g in window.gaps],
+            "recorded_seconds": round(sum(s.duration for s in window.segments), 3),
+        }
+        return web.json_response(body)
+
+    async def recording_mp4(self, request: web.Request) -> web.StreamResponse:
+        camera = self.camera(request.match_info["cam"])
+        now = time.time()
+        if "start" not in request.query:
+            _bad("start is required (RFC 3339, like 2026-12-01T03:12:00Z)")
+        start = _time(request, "start", now, now)
+        try:
+            duration = parse_duration(request.query.get("duration", str(DEFAULT_CLIP)))
+        except ValueError as exc:
+            _bad(f"duration: {exc}")
+        cap = self._config().http.max_clip
+        if not 0 < duration <= cap:
+            _bad(f"duration must be more than 0 and at most {cap:g}s (http.max_clip)")
+        index = self.index(camera)
+        loop = asyncio.get_running_loop()
+        try:
+            clip = await self._cut(index, camera.id, start, start + duration, loop)
+        except NoFootage as exc:
+            nearest = await loop.run_in_executor(None, index.nearest, start)
+            body = {"error": "no footage", "detail": str(exc), "nearest": [s.to_json() for s in nearest]}
+            raise web.HTTPNotFound(text=json.dumps(body), content_type="application/json") from None
+        except StorageError as exc:
+            raise web.HTTPInternalServerError(
+                text=json.dumps({"error": "cannot cut the footage", "detail": str(exc)}),
+                content_type="application/json",
+            ) from None
+        name = f"{camera.id}_{iso_time(clip.start).replace(':', '').replace('-', '')}.mp4"
+        disposition = "attachment" if request.query.get("download") else "inline"
+        headers = {
+            "X-Footage-Start": iso_time(clip.start),  # the first frame's capture time: a keyframe at or before start
+            "X-Footage-End": iso_time(clip.end),
+            "X-Footage-Frames": str(clip.frames),
+            "Content-Disposition": f'{disposition}; filename="{name}"',
+            "Cache-Control": "private, max-age=60",
+        }
+        return web.FileResponse(clip.path, headers=headers)
+
+    async def _cut(
+        self, index: FootageIndex, camera_id: str, start: float, end: float, loop: asyncio.AbstractEventLoop
+    ) -> ClipResult:
+        """The range cut once (a playback's Range requests reuse it); kept a while in the cache."""
+        folder = self._config().storage.root / CACHE_FOLDER
+        key = hashlib.sha256(f"{camera_id}|{start:.3f}|{end:.3f}".encode()).hexdigest()[:24]
+        path = folder / f"{key}.mp4"
+        meta = folder / f"{key}.json"
+        async with self._cutting.setdefault(key, asyncio.Lock()):
+            cached = _cached(path, meta)
+            if cached is not None:
+                return cached
+
+            def cut() -> ClipResult:
+                folder.mkdir(mode=0o750, exist_ok=True)
+                _trim_cache(folder)
+                window = index.window(start, end)
+                clip = export_clip(window, start, end, path)
+                meta.write_text(json.dumps({"start": clip.start, "end": clip.end, "frames": clip.frames}))
+                return clip
+
+            try:
+                return await loop.run_in_executor(None, cut)
+            finally:
+                self._cutting.pop(key, None)
+
+    def routes(self) -> tuple[dict[str, Handler], list[tuple[str, Handler]]]:
+        """(per-camera routes, other routes) for build_app."""
+        return {"recording.mp4": self.recording_mp4}, [("/api/recordings/{cam}", self.recordings)]
+
+
+def _cached(path: Path, meta: Path) -> ClipResult | None:
+    try:
+        known = json.loads(meta.read_text())
+        size = path.stat().st_size
+        os.utime(path)  # used again: kept longer
+    except (OSError, ValueError):
+        return None
+    return ClipResult("", path, float(known["start"]), float(known["end"]), int(known["frames"]), size, 0, [])
+
+
+def _trim_cache(folder: Path) -> None:
+    """Keeps the newest CACHE_KEEP cuts used within CACHE_AGE; the rest goes."""
+    clips = sorted(folder.glob("*.mp4"), key=lambda p: p.stat().st_mtime, reverse=True)
+    now = time.time()
+    for n, clip in enumerate(clips):
+        with contextlib.suppress(OSError):
+            if n >= CACHE_KEEP - 1 or now - clip.stat().st_mtime > CACHE_AGE:
+                clip.unlink()
+                clip.with_suffix(".json").unlink(missing_ok=True)
+
+
+def _time(request: web.Request, name: str, default: float, now: float) -> float:
+    value = request.query.get(name)
+    if value is None:
+        return default
+    try:
+        return parse_time(value, now)
+    except ValueError as exc:
+        _bad(f"{name}: {exc}")
+
+
+def _bad(why: str) -> NoReturn:
+    raise web.HTTPBadRequest(text=json.dumps({"error": why}), content_type="application/json")
