@@ -110,6 +110,7 @@ def build_app(
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.router.add_get("/", page)
+    app.router.add_get(f"/{CAM}/", page)  # one camera's page (?t=<time>: its footage from then)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/api/cameras", cameras)
     app.router.add_get("/api/events", events)

@@ -27,12 +27,26 @@ class LivePlayer {
     };
     ws.onclose = () => {
       this.ws = null;
-      setTimeout(() => this.connect(), 1000);  // worker restarting, camctl restarting: try again
+      if (!this.paused) setTimeout(() => this.connect(), 1000);  // worker or camctl restarting: again
     };
     this.ws = ws;
   }
 
+  // Recorded footage plays in this tile's video element meanwhile.
+  pause() {
+    this.paused = true;
+    if (this.ws) this.ws.close();
+    this.reset();
+  }
+
+  resume() {
+    this.paused = false;
+    this.reset();
+    if (!this.ws) this.connect();
+  }
+
   control(message) {
+    if (this.paused) return;
     if (message.type === "stream") this.start(message);
     else if (message.type === "offline") {
       this.reset();
@@ -83,7 +97,7 @@ class LivePlayer {
   }
 
   append(data) {
-    if (this.usingMjpeg) return;
+    if (this.usingMjpeg || this.paused) return;
     this.queue.push(data);
     this.pump();
   }
@@ -126,6 +140,7 @@ class LivePlayer {
 }
 
 function setTileState(tile, online, reason) {
+  if (tile.classList.contains("playback")) return;  // footage plays: the camera's state shows on return
   const badge = tile.querySelector(".badge");
   badge.dataset.online = String(online);
   badge.textContent = online ? "live" : "offline";
@@ -146,10 +161,18 @@ function layout(count) {
   document.getElementById("grid").style.setProperty("--cols", cols);
 }
 
+// One camera on the whole page, with its timeline; again (or Escape): back to all of them. Its
+// address is /<camera>/ (and ?t=<RFC 3339> while footage plays: a link to that moment).
 function choose(tile) {
   const solo = document.body.classList.toggle("solo", !tile.classList.contains("chosen"));
   for (const other of document.querySelectorAll(".tile")) other.classList.toggle("chosen", solo && other === tile);
-  history.replaceState(null, "", solo ? `#${tile.dataset.camera}` : location.pathname);
+  if (!solo && tile.playback) tile.playback.backToLive();
+  history.replaceState(null, "", solo ? `/${tile.dataset.slug}/` : "/");
+  if (solo && tile.timeline) tile.timeline.refresh();
+}
+
+function chosenTile() {
+  return document.body.classList.contains("solo") ? document.querySelector(".tile.chosen") : null;
 }
 
 async function main() {
@@ -165,16 +188,31 @@ async function main() {
     tile.querySelector("video").dataset.camera = camera.camera_id;
     tile.querySelector(".badge").dataset.camera = camera.camera_id;
     tile.querySelector(".name").textContent = camera.name;
+    tile.dataset.slug = camera.slug;
     tile.addEventListener("click", () => choose(tile));
     grid.appendChild(tile);
     tiles.set(camera.camera_id, tile);
-    new LivePlayer(tile, camera.camera_id);
+    const live = new LivePlayer(tile, camera.camera_id);
+    tile.playback = new Playback(tile, camera.camera_id, camera.slug, live);
+    tile.timeline = new Timeline(tile, camera.camera_id, camera.slug, tile.playback);
   }
   layout(cameras.length);
-  const chosen = tiles.get(decodeURIComponent(location.hash.slice(1)));
-  if (chosen) choose(chosen);
+  // /<camera>/ (id or slug), or the older #<camera>; ?t=<time>: that camera playing from then
+  const named = decodeURIComponent(location.pathname.split("/")[1] || location.hash.slice(1));
+  const chosen = [...tiles.values()].find((t) => named && (t.dataset.camera === named || t.dataset.slug === named));
+  if (chosen) {
+    const moment = Date.parse(new URLSearchParams(location.search).get("t") || "");
+    choose(chosen);
+    if (!Number.isNaN(moment)) chosen.playback.playAt(moment / 1000).then(() => chosen.timeline.refresh());
+  }
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && document.body.classList.contains("solo")) choose(document.querySelector(".chosen"));
+    const tile = chosenTile();
+    if (!tile) return;
+    if (event.key === "Escape") choose(tile);
+    else if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+      event.preventDefault();
+      tile.playback.step(event.key === "ArrowLeft" ? -STEP : STEP);
+    }
   });
 
   const events = new EventSource("/api/events");
