@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import time
 import urllib.request
@@ -106,6 +107,8 @@ def test_a_segment_cut_in_half_is_listed_as_incomplete_and_its_playable_part_pla
     shutil.copy(victim, intact)
     with victim.open("r+b") as f:
         f.truncate(victim.stat().st_size // 2)  # a disk that failed, or a copy cut short
+    left = time.time() - 60
+    os.utime(victim, (left, left))  # a minute ago: not a segment still being written
     index = FootageIndex(root, "cam_1").window()
     cut = next(s for s in index.segments if s.path == victim)
     assert not cut.journalled and 0 < cut.frames < 40, "measured from what is left of the file"

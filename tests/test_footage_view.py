@@ -67,10 +67,12 @@ def test_the_timeline_shows_an_outage_plays_a_clicked_moment_exports_a_range_and
         cams.down("cam1")
         time.sleep(8)  # the outage
         cams.up("cam1")
-        listing = lambda: json.loads(http_get(f"{base}/api/recordings/cam1?start=-5m")[2])  # noqa: E731
-        wait_for("footage after the outage", lambda: len(listing()["spans"]) == 2
-                 and epoch(listing()["spans"][1]["end"]) - epoch(listing()["spans"][1]["start"]) > 10, timeout=40)  # fmt: skip
-        spans = listing()["spans"]
+
+        def after_outage() -> list[dict[str, Any]] | None:
+            spans = json.loads(http_get(f"{base}/api/recordings/cam1?start=-5m")[2])["spans"]
+            return spans if len(spans) == 2 and epoch(spans[1]["end"]) - epoch(spans[1]["start"]) > 10 else None
+
+        spans = wait_for("footage after the outage", after_outage, timeout=40)
 
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(f"{base}/cam1/")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import bisect
 import json
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from camctl.recording.index import GAP_TOLERANCE, CameraIndex, SegmentRecord, me
 from camctl.recording.journal import Gap, journal_path
 from camctl.storage import Segment, scan_camera_segments
 from camctl.units import iso_time
+
+SETTLED = 15.0  # seconds without a write after which an unjournalled file is taken as left by a crash
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,9 @@ class FootageIndex:
         self._starts: list[float] = []
         self._files: dict[str, int] = {}  # file relative to the camera folder -> index in _segments
         self._gaps: list[Gap] = []
+        # Files the journal does not know: the one being written (its line comes when it closes),
+        # or one a crash left; measured once it has not changed for a while.
+        self._unjournalled: dict[str, Segment] = {}
 
     def window(self, start: float | None = None, end: float | None = None) -> CameraIndex:
         """Segments and gaps overlapping [start, end] (None: unbounded), oldest first, with the
@@ -102,12 +108,14 @@ class FootageIndex:
             self._load(journal_id)
         elif size > self._offset:
             self._read_tail()
+        self._measure_settled()
         self._drop_deleted()
 
     def _load(self, journal_id: tuple[int, int] | None) -> None:
         """The whole camera from the disk: its files, and the journal for what it knows of them."""
         self._journal_id, self._offset = journal_id, 0
         self._segments, self._starts, self._files, self._gaps = [], [], {}, []
+        self._unjournalled = {}
         entries: dict[str, dict[str, Any]] = {}
         gaps: list[Gap] = []
         for entry in self._new_entries():
@@ -123,7 +131,7 @@ class FootageIndex:
             if known is not None and int(known.get("bytes", seg.size)) == seg.size:
                 self._add(name, _journalled(self.camera_id, seg.path, known))
             else:
-                self._add(name, _measured(self.camera_id, seg))
+                self._unjournalled[name] = seg
         self._gaps = sorted(gaps, key=lambda g: g.start)
 
     def _read_tail(self) -> None:
@@ -131,11 +139,26 @@ class FootageIndex:
             if entry.get("type") == "segment":
                 name = str(entry["file"])
                 path = self.root / self.camera_id / name
+                self._unjournalled.pop(name, None)
                 if path.is_file():
                     self._add(name, _journalled(self.camera_id, path, entry))
             else:
                 gap = Gap(self.camera_id, float(entry["from"]), float(entry["to"]), str(entry["reason"]))
                 bisect.insort(self._gaps, gap, key=lambda g: g.start)
+
+    def _measure_settled(self) -> None:
+        """An unjournalled file unchanged for SETTLED seconds is no segment being written: the
+        recorder was killed (or crashed) while writing it. It is measured and listed as incomplete."""
+        now = time.time()
+        for name, seg in list(self._unjournalled.items()):
+            try:
+                st = seg.path.stat()
+            except OSError:
+                del self._unjournalled[name]  # pruned, or repaired away
+                continue
+            if now - st.st_mtime >= SETTLED:
+                del self._unjournalled[name]
+                self._add(name, _measured(self.camera_id, replace(seg, size=st.st_size)))
 
     def _new_entries(self) -> list[dict[str, Any]]:
         """Whole lines appended since the last read (a line being written waits for next time)."""

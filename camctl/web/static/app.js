@@ -235,7 +235,7 @@ async function main() {
     summary.textContent = "camctl not answering";
     summary.classList.add("bad");
   };
-  const tick = () => { document.getElementById("clock").textContent = new Date().toLocaleString(); };
+  const tick = () => { document.getElementById("clock").textContent = new Date().toLocaleString(undefined, { hour12: false }); };
   tick();
   setInterval(tick, 1000);
 }
