@@ -92,7 +92,8 @@ def test_every_camera_plays_live_in_the_browser_and_a_camera_down_says_why(
         assert page.locator(".tile .name").all_text_contents() == ["Camera 1", "Camera 2"]
         page.screenshot(path=str(tmp_path / "live.png"))
         page.locator('.tile[data-camera="cam_2"]').click()  # one camera full size, and back
-        assert page.locator('.tile[data-camera="cam_1"]').is_hidden() and page.url.endswith("#cam_2")
+        assert page.locator('.tile[data-camera="cam_1"]').is_hidden()
+        assert page.url.endswith("/cam2/"), "one camera has its own address: /<camera>/"
         page.keyboard.press("Escape")
         assert page.locator('.tile[data-camera="cam_1"]').is_visible()
 

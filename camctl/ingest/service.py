@@ -46,6 +46,7 @@ from camctl.secrets import redact
 from camctl.storage import Limits
 from camctl.web.auth import gate_for, signer_for
 from camctl.web.camera import JpegCache, camera_routes, local_view
+from camctl.web.fleet import Fleet
 from camctl.web.footage import FootageRoutes
 from camctl.web.limits import ConnectionLimits
 from camctl.web.live import LiveHub, live_routes
@@ -291,7 +292,8 @@ class IngestService:
         await self._reply(msg, jpeg, headers)
 
     async def _answer_status(self, msg: Any) -> None:
-        await self._reply(msg, encode({"node": self.config.node, "cameras": self.status_payloads()}))
+        body = {"node": self.config.node, "url": self.config.http.public_url, "cameras": self.status_payloads()}
+        await self._reply(msg, encode(body))
 
     async def _reply(self, msg: Any, body: bytes, headers: dict[str, str] | None = None) -> None:
         if msg.reply and self.bus is not None and self.bus.nc is not None:
@@ -318,6 +320,7 @@ class IngestService:
             http = self.config.http
             limits = ConnectionLimits(http.max_connections, http.max_connections_per_client)
             footage, more = FootageRoutes(lambda: self.config).routes()
+            more.append(("/api/fleet", Fleet(lambda: self.bus, lambda: self.config).handler))
             return build_app(view, routes | footage, gate_for(http, default_data_dir()), limits, more)
 
         # The configured NATS's credentials; none for run-all's embedded server (loopback only).

@@ -20,6 +20,7 @@ from camctl.paths import default_data_dir
 from camctl.runall.children import Child, Worker
 from camctl.secrets import redact
 from camctl.web.auth import gate_for
+from camctl.web.fleet import Fleet
 from camctl.web.footage import FootageRoutes
 from camctl.web.limits import ConnectionLimits
 from camctl.web.node import NodeView, build_app, camera_offline, send, unknown_camera
@@ -188,6 +189,7 @@ class Front:
         http = self.config.http
         limits = ConnectionLimits(http.max_connections, http.max_connections_per_client)
         footage, more = FootageRoutes(self._config).routes()  # the front reads the recordings itself
+        more.append(("/api/fleet", Fleet(self._bus, self._config).handler))
         gate = gate_for(http, default_data_dir())
         return build_app(view, relayed | {"live.ws": self.relay_ws} | footage, gate, limits, more)
 
@@ -195,7 +197,8 @@ class Front:
         """Running workers answer for their own camera; the supervisor for the ones being restarted."""
         down = [self.offline_status(w) for w in self.workers.values() if not w.running]
         if down and msg.reply and self.bus is not None and self.bus.nc is not None:
-            await self.bus.nc.publish(msg.reply, encode({"node": self.config.node, "cameras": down}))
+            body = {"node": self.config.node, "url": self.config.http.public_url, "cameras": down}
+            await self.bus.nc.publish(msg.reply, encode(body))
 
 
 async def _drain(ws: web.WebSocketResponse) -> None:

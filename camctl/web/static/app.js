@@ -175,6 +175,30 @@ function chosenTile() {
   return document.body.classList.contains("solo") ? document.querySelector(".tile.chosen") : null;
 }
 
+// The other camctl nodes on the bus: a link to each one's page, or since when it is unreachable.
+async function showFleet() {
+  const response = await fetch("/api/fleet").catch(() => null);
+  if (!response || !response.ok) return;
+  const { nodes } = await response.json();
+  const fleet = document.getElementById("fleet");
+  fleet.replaceChildren();
+  for (const node of nodes.filter((n) => !n.self)) {
+    const entry = document.createElement(node.reachable && node.url ? "a" : "span");
+    entry.className = node.reachable ? "node" : "node unreachable";
+    entry.dataset.node = node.node;
+    entry.dataset.reachable = String(node.reachable);
+    if (node.reachable && node.url) {
+      entry.href = `${node.url}/`;
+      entry.textContent = `${node.node} · ${node.online}/${node.cameras}`;
+      entry.title = `${node.node}: ${node.online} of ${node.cameras} cameras online`;
+    } else {
+      entry.textContent = `${node.node} · unreachable`;
+      entry.title = `${node.node} stopped answering; last heard ${new Date(node.last_seen).toLocaleString(undefined, { hour12: false })}`;
+    }
+    fleet.appendChild(entry);
+  }
+}
+
 async function main() {
   const response = await fetch("/api/cameras");
   const { node, cameras } = await response.json();
@@ -235,6 +259,8 @@ async function main() {
     summary.textContent = "camctl not answering";
     summary.classList.add("bad");
   };
+  showFleet();
+  setInterval(showFleet, 10000);
   const tick = () => { document.getElementById("clock").textContent = new Date().toLocaleString(undefined, { hour12: false }); };
   tick();
   setInterval(tick, 1000);
