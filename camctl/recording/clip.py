@@ -97,6 +97,7 @@ class _ClipWriter:
         self.first_t: float | None = None
         self.last_end = 0.0
         self._pending: list[tuple[float, Any, Fraction]] = []  # the GOP before the clip's start
+        self._sources: list[Any] = []  # segments open for reading: every one whose packets may be pending
         self.audio: Any = None
         self._audio_next = 0  # where the next audio packet goes, in samples
         try:
@@ -114,30 +115,36 @@ class _ClipWriter:
     def copy(self, record: SegmentRecord, start: float, end: float) -> None:
         try:
             whole = None if record.journalled else whole_data_end(record.path)
-            with av.open(str(record.path)) as container:
-                streams: list[Any] = [container.streams.video[0]]
-                if self.audio is not None and container.streams.audio:
-                    streams.append(container.streams.audio[0])
-                for packet in container.demux(streams):
-                    tb = packet.time_base or TIME_BASE
-                    if packet.dts is None:
-                        continue
-                    if whole is not None and not within(packet, whole):
-                        return  # the torn end of a segment cut short
-                    t = record.start + float(packet.dts * tb)
-                    if t >= end:
-                        if packet.stream.type == "video":
-                            return
-                        continue
-                    if t < start and self.first_t is None:
-                        if packet.is_keyframe and packet.stream.type == "video":
-                            self._pending.clear()
-                        self._pending.append((t, packet, tb))
-                        continue
-                    for early_t, early, early_tb in self._pending:
-                        self._mux(early_t, early, early_tb)
-                    self._pending.clear()
-                    self._mux(t, packet, tb)
+            # Left open while its packets wait in _pending: a packet read from a closed container
+            # points at a freed stream (a crash when the GOP before `start` is in this segment and
+            # the clip's first picture in the next).
+            container = av.open(str(record.path))
+            self._sources.append(container)
+            streams: list[Any] = [container.streams.video[0]]
+            if self.audio is not None and container.streams.audio:
+                streams.append(container.streams.audio[0])
+            for packet in container.demux(streams):
+                tb = packet.time_base or TIME_BASE
+                if packet.dts is None:
+                    continue
+                if whole is not None and not within(packet, whole):
+                    return  # the torn end of a segment cut short
+                t = record.start + float(packet.dts * tb)
+                if t >= end:
+                    if packet.stream.type == "video":
+                        return
+                    continue
+                if t < start and self.first_t is None:
+                    if packet.is_keyframe and packet.stream.type == "video":
+                        self._pending.clear()
+                    self._pending.append((t, packet, tb))
+                    continue
+                for early_t, early, early_tb in self._pending:
+                    self._mux(early_t, early, early_tb)
+                self._pending.clear()
+                if len(self._sources) > 1:
+                    self._close_sources(keep=container)
+                self._mux(t, packet, tb)
         except av.error.FFmpegError:
             return  # a segment cut short by a crash: keep what it had
 
@@ -177,7 +184,17 @@ class _ClipWriter:
         self.container.mux(packet)
         self._audio_next = at + samples
 
+    def _close_sources(self, keep: Any) -> None:
+        for source in self._sources:
+            if source is not keep:
+                source.close()
+        self._sources = [keep]
+
     def close(self) -> None:
+        self._pending.clear()
+        for source in self._sources:
+            source.close()
+        self._sources = []
         self.container.close()
 
 
