@@ -23,8 +23,9 @@ from tests.ingest_helpers import EventTap
 from tests.recording_helpers import wait_for
 
 USER, PASSWORD = "operator", "s3cret-operator-pw"
-ROUTES = ["/", "/static/app.js", "/status", "/metrics", "/api/cameras", "/api/events", "/cam_1/frame.jpg",
-          "/cam1/stream.mjpeg", "/cam_1/live.mp4"]  # fmt: skip
+ROUTES = ["/", "/cam1/", "/static/app.js", "/static/timeline.js", "/status", "/metrics", "/api/cameras",
+          "/api/events", "/api/recordings/cam1", "/api/fleet", "/cam_1/frame.jpg", "/cam1/stream.mjpeg",
+          "/cam_1/live.mp4"]  # fmt: skip
 
 
 def _config(tmp_path: Path, fake_cameras: Callable[..., FakeCameras], nats: NatsServer, port: int, users: str) -> Path:
@@ -79,6 +80,8 @@ def test_every_route_but_healthz_needs_a_user_and_events_carry_signed_urls(
             assert status == 401 and headers.get("WWW-Authenticate", "").startswith("Basic"), route
             assert _head(base + route, good)[0] == 200, route
             assert _head(base + route, _basic("viewer", "another-password"))[0] == 200, route
+        footage = "/cam1/recording.mp4?start=-1m&duration=30"  # 404 until a segment closes: not 401
+        assert _head(base + footage)[0] == 401 and _head(base + footage, good)[0] in (200, 404)
         assert _websocket_status(port, "/cam_1/live.ws") == 401
         assert _websocket_status(port, "/cam_1/live.ws", good) == 101
 
