@@ -119,3 +119,27 @@ def test_a_segment_cut_in_half_is_listed_as_incomplete_and_its_playable_part_pla
     assert clip.frames == cut.frames
     with av.open(str(clip.path)) as container:
         assert sum(1 for _ in container.decode(video=0)) == cut.frames, "every frame left decodes"
+
+
+def test_format_fmp4_streams_the_range_as_it_is_read_and_it_decodes(nats_server: NatsServer, tmp_path: Path) -> None:
+    port, root = free_port(), tmp_path / "rec"
+    extra = f"storage: {{root: '{root}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
+    config = write_ingest_config(
+        tmp_path / "camctl.yaml", {"cam_1": "'demo:?size=320x240&fps=10&gop=10'"}, nats_server.url, port, extra
+    )
+    base = f"http://127.0.0.1:{port}"
+    with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
+        wait_for("three journalled segments", lambda: journalled(root, "cam_1") >= 3, timeout=30)
+        span = json.loads(http_get(f"{base}/api/recordings/cam1")[2])["spans"][0]
+        code, headers, body = http_get(f"{base}/cam1/recording.mp4?start={span['start']}&duration=4&format=fmp4")
+        assert code == 200 and headers["X-Footage-Start"] == span["start"], headers
+        assert "Content-Length" not in headers, "streamed, not cut first"
+        assert body[4:8] == b"ftyp" and b"moof" in body, "a fragmented MP4"
+        with av.open(io.BytesIO(body)) as container:
+            frames = sum(1 for _ in container.decode(video=0))
+        assert 38 <= frames <= 41, f"{frames} frames for 4 s at 10 fps"
+        code, _h, body = http_get(f"{base}/cam1/recording.mp4?start=2020-01-01T00:00:00Z&format=fmp4")
+        assert code == 404 and json.loads(body)["nearest"]
+        code, _h, body = http_get(f"{base}/cam1/recording.mp4?start={span['start']}&format=webm")
+        assert code == 400 and "fmp4" in json.loads(body)["error"]
+        assert proc.terminate()[0] == 0

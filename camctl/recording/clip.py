@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import av.error
@@ -89,10 +89,50 @@ def export_clip(
     )
 
 
+FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"  # playable while it is being written
+
+
+class Sink(Protocol):
+    """Where a streamed clip goes: anything PyAV can write to."""
+
+    def write(self, data: Any, /) -> int: ...
+
+
+def stream_clip(
+    index: CameraIndex,
+    start: float,
+    end: float,
+    sink: Sink,
+    started: Callable[[float], None] = lambda _first: None,
+) -> int:
+    """The range as a fragmented MP4 written to `sink` as it is read (a fragment per GOP), for a
+    player that starts before the end is cut; started(t) is told the first frame's time before
+    any byte is written. Returns the frames written; NoFootage when there are none."""
+    window = index.window(start, end)
+    if not window.segments:
+        raise NoFootage(_no_footage(index, start, end))
+    writer = _ClipWriter(sink, window.segments[0], FRAGMENTED, started)
+    try:
+        for record in window.segments:
+            writer.copy(record, start, end)
+    finally:
+        writer.close()
+    if writer.frames == 0:
+        raise NoFootage(_no_footage(index, start, end))
+    return writer.frames
+
+
 class _ClipWriter:
     """Video and (when the first segment has it) audio, by stream copy, on one wall-clock timeline."""
 
-    def __init__(self, path: Path, first: SegmentRecord) -> None:
+    def __init__(
+        self,
+        path: Path | Sink,
+        first: SegmentRecord,
+        movflags: str = "+faststart",
+        started: Callable[[float], None] = lambda _first: None,
+    ) -> None:
+        self._started = started
         self.frames = 0
         self.first_t: float | None = None
         self.last_end = 0.0
@@ -101,7 +141,8 @@ class _ClipWriter:
         self.audio: Any = None
         self._audio_next = 0  # where the next audio packet goes, in samples
         try:
-            self.container: Any = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+            target = str(path) if isinstance(path, Path) else path
+            self.container: Any = av.open(target, "w", format="mp4", options={"movflags": movflags})
             with av.open(str(first.path)) as template:
                 self.stream: Any = self.container.add_stream_from_template(template.streams.video[0])
                 if template.streams.audio:
@@ -156,6 +197,7 @@ class _ClipWriter:
             if not packet.is_keyframe:
                 return  # only start on a keyframe
             self.first_t = t
+            self._started(t)
         offset = packet.pts - packet.dts if packet.pts is not None else 0
         packet.dts = round((t - self.first_t) / TIME_BASE)
         packet.pts = packet.dts + round(offset * tb / TIME_BASE)

@@ -13,28 +13,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
+import av.error
 from aiohttp import web
 
 from camctl.config import CameraConfig, Config
 from camctl.errors import NoFootage, StorageError
-from camctl.recording.clip import ClipResult, export_clip
+from camctl.recording.clip import ClipResult, export_clip, stream_clip
 from camctl.recording.footage import FootageIndex, spans_of
 from camctl.units import iso_time, parse_duration, parse_time
-from camctl.web.node import Handler
+from camctl.web.node import Handler, send
 
 DEFAULT_LIST = 86400.0  # the last day, when no start is given
 DEFAULT_CLIP = 60.0  # seconds of footage when no duration is given
 CACHE_FOLDER = ".clips"  # under the storage root: same disk as the footage, skipped by its scans
 CACHE_KEEP = 8  # cut ranges kept for reuse
 CACHE_AGE = 600.0  # seconds a cut range is kept after its last use
+STREAM_QUEUE = 32  # chunks of a streamed range held for a slow client before reading waits
 
 
 class FootageRoutes:
@@ -96,18 +100,21 @@ class FootageRoutes:
             _bad(f"duration must be more than 0 and at most {cap:g}s (http.max_clip)")
         index = self.index(camera)
         loop = asyncio.get_running_loop()
+        form = request.query.get("format", "mp4")
+        if form not in ("mp4", "fmp4"):
+            _bad("format: mp4 (seekable, the default) or fmp4 (streamed as it is cut)")
+        if form == "fmp4":
+            return await self._stream(request, camera, index, start, start + duration)
         try:
             clip = await self._cut(index, camera.id, start, start + duration, loop)
         except NoFootage as exc:
-            nearest = await loop.run_in_executor(None, index.nearest, start)
-            body = {"error": "no footage", "detail": str(exc), "nearest": [s.to_json() for s in nearest]}
-            raise web.HTTPNotFound(text=json.dumps(body), content_type="application/json") from None
+            raise await _no_footage(index, start, exc) from None
         except StorageError as exc:
             raise web.HTTPInternalServerError(
                 text=json.dumps({"error": "cannot cut the footage", "detail": str(exc)}),
                 content_type="application/json",
             ) from None
-        name = f"{camera.id}_{iso_time(clip.start).replace(':', '').replace('-', '')}.mp4"
+        name = f"{camera.id}_{_stamp(clip.start)}.mp4"
         disposition = "attachment" if request.query.get("download") else "inline"
         headers = {
             "X-Footage-Start": iso_time(clip.start),  # the first frame's capture time: a keyframe at or before start
@@ -117,6 +124,54 @@ class FootageRoutes:
             "Cache-Control": "private, max-age=60",
         }
         return web.FileResponse(clip.path, headers=headers)
+
+    async def _stream(
+        self, request: web.Request, camera: CameraConfig, index: FootageIndex, start: float, end: float
+    ) -> web.StreamResponse:
+        """format=fmp4: fragments go out as the range is read, the first within a GOP's reading."""
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=STREAM_QUEUE)
+        first: asyncio.Future[float] = loop.create_future()
+        gone = threading.Event()  # the client left: the reading thread stops at its next write
+
+        def started(t: float) -> None:
+            loop.call_soon_threadsafe(_settle, first, t, None)
+
+        def cut() -> None:
+            try:
+                stream_clip(index.window(start, end), start, end, _QueueSink(chunks, loop, gone), started)
+            except (NoFootage, StorageError) as exc:
+                loop.call_soon_threadsafe(_settle, first, None, exc)
+            except (OSError, av.error.FFmpegError):  # the client left mid-stream
+                pass
+            finally:
+                if not gone.is_set():
+                    asyncio.run_coroutine_threadsafe(chunks.put(None), loop).result()
+
+        reading = loop.run_in_executor(None, cut)
+        response: web.StreamResponse | None = None
+        try:
+            try:
+                first_t = await first
+            except NoFootage as exc:
+                raise await _no_footage(index, start, exc) from None
+            response = web.StreamResponse(headers={
+                "Content-Type": "video/mp4", "X-Footage-Start": iso_time(first_t), "Cache-Control": "no-store",
+                "Content-Disposition": f'inline; filename="{camera.id}_{_stamp(first_t)}.mp4"',
+            })  # fmt: skip
+            await response.prepare(request)
+            while (chunk := await chunks.get()) is not None:
+                await send(request, response.write(chunk))
+            await response.write_eof()
+            return response
+        except (ConnectionError, RuntimeError):  # the client left
+            return response if response is not None else web.Response(status=499)
+        finally:
+            gone.set()
+            while not reading.done():  # a write waiting for room gets it, then stops
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    chunks.get_nowait()
+                await asyncio.wait({reading}, timeout=0.05)
 
     async def _cut(
         self, index: FootageIndex, camera_id: str, start: float, end: float, loop: asyncio.AbstractEventLoop
@@ -147,6 +202,42 @@ class FootageRoutes:
     def routes(self) -> tuple[dict[str, Handler], list[tuple[str, Handler]]]:
         """(per-camera routes, other routes) for build_app."""
         return {"recording.mp4": self.recording_mp4}, [("/api/recordings/{cam}", self.recordings)]
+
+
+class _QueueSink(io.RawIOBase):
+    """What PyAV writes the streamed MP4 to: each write waits for room in the handler's queue."""
+
+    def __init__(self, chunks: asyncio.Queue[bytes | None], loop: asyncio.AbstractEventLoop, gone: threading.Event):
+        super().__init__()
+        self._chunks, self._loop, self._gone = chunks, loop, gone
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self._gone.is_set():
+            raise BrokenPipeError("the client left")
+        asyncio.run_coroutine_threadsafe(self._chunks.put(bytes(data)), self._loop).result()
+        return len(data)
+
+
+def _settle(future: asyncio.Future[float], value: float | None, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    elif value is not None:
+        future.set_result(value)
+
+
+async def _no_footage(index: FootageIndex, start: float, exc: NoFootage) -> web.HTTPNotFound:
+    nearest = await asyncio.get_running_loop().run_in_executor(None, index.nearest, start)
+    body = {"error": "no footage", "detail": str(exc), "nearest": [s.to_json() for s in nearest]}
+    return web.HTTPNotFound(text=json.dumps(body), content_type="application/json")
+
+
+def _stamp(t: float) -> str:
+    return iso_time(t).replace(":", "").replace("-", "")
 
 
 def _cached(path: Path, meta: Path) -> ClipResult | None:
