@@ -110,10 +110,7 @@ class FootageRoutes:
         except NoFootage as exc:
             raise await _no_footage(index, start, exc) from None
         except StorageError as exc:
-            raise web.HTTPInternalServerError(
-                text=json.dumps({"error": "cannot cut the footage", "detail": str(exc)}),
-                content_type="application/json",
-            ) from None
+            raise _cannot_cut(exc) from None
         name = f"{camera.id}_{_stamp(clip.start)}.mp4"
         disposition = "attachment" if request.query.get("download") else "inline"
         headers = {
@@ -144,7 +141,8 @@ class FootageRoutes:
                 loop.call_soon_threadsafe(_settle, first, None, exc)
             except (OSError, av.error.FFmpegError):  # the client left mid-stream
                 pass
-            finally:
+            finally:  # whatever happened, the handler is not left waiting
+                loop.call_soon_threadsafe(_settle, first, None, StorageError("the footage could not be read"))
                 if not gone.is_set():
                     asyncio.run_coroutine_threadsafe(chunks.put(None), loop).result()
 
@@ -155,6 +153,8 @@ class FootageRoutes:
                 first_t = await first
             except NoFootage as exc:
                 raise await _no_footage(index, start, exc) from None
+            except StorageError as exc:
+                raise _cannot_cut(exc) from None
             response = web.StreamResponse(headers={
                 "Content-Type": "video/mp4", "X-Footage-Start": iso_time(first_t), "Cache-Control": "no-store",
                 "Content-Disposition": f'inline; filename="{camera.id}_{_stamp(first_t)}.mp4"',
@@ -234,6 +234,11 @@ async def _no_footage(index: FootageIndex, start: float, exc: NoFootage) -> web.
     nearest = await asyncio.get_running_loop().run_in_executor(None, index.nearest, start)
     body = {"error": "no footage", "detail": str(exc), "nearest": [s.to_json() for s in nearest]}
     return web.HTTPNotFound(text=json.dumps(body), content_type="application/json")
+
+
+def _cannot_cut(exc: StorageError) -> web.HTTPInternalServerError:
+    body = {"error": "cannot cut the footage", "detail": str(exc)}
+    return web.HTTPInternalServerError(text=json.dumps(body), content_type="application/json")
 
 
 def _stamp(t: float) -> str:

@@ -59,7 +59,9 @@ class Playback {
     const head = await fetch(url, { method: "HEAD" });  // cuts the range; says its first frame's time
     if (this.pending !== url) return;                  // another moment was asked meanwhile
     if (!head.ok) {
-      this.note(head.status === 404 ? `no footage at ${shownTime(moment)}` : `footage unavailable (${head.status})`);
+      // the last minute or so is in the segment being written: it plays once that closes
+      const recent = now - moment < 120 ? " yet (the newest footage plays once its segment closes)" : "";
+      this.note(head.status === 404 ? `no footage at ${shownTime(moment)}${recent}` : `footage unavailable (${head.status})`);
       this.video.removeAttribute("src");
       this.video.load();
       this.video.removeAttribute("data-time");
@@ -193,7 +195,7 @@ class Timeline {
     head.className = "playhead";
     this.place(head, this.playback.time ?? Date.now() / 1000, this.playback.time ?? Date.now() / 1000);
     track.appendChild(head);
-    const [start, end] = this.shown;
+    const [start, end] = this.shown || this.range();
     track.dataset.start = iso(start);  // what the bar shows, end to end (for scripts and tests)
     track.dataset.end = iso(end);
     this.bar.querySelector(".from").textContent = shownTime(start);
