@@ -145,6 +145,7 @@ class FakeCameras(ManagedChild):
         port: int = 0,
         stamp: bool = False,
         audio: str | None = None,
+        replay: bool | None = None,
     ) -> None:
         """audio: aac, pcma, pcmu or opus: the cameras also send audio, a tick every second."""
         self.args = [
@@ -169,6 +170,8 @@ class FakeCameras(ManagedChild):
             self.args += ["--auth-only", ",".join(auth_only)]
         if stamp:
             self.args.append("--stamp")
+        elif replay if replay is not None else os.environ.get("CAMCTL_FAKE_REPLAY") == "1":
+            self.args.append("--replay")  # a loop encoded once: cheap (CAMCTL_FAKE_REPLAY=1 for every test)
         if audio:
             self.args += ["--audio", audio]
         self.proc: subprocess.Popen[bytes] | None = None
