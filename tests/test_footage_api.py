@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -30,17 +32,24 @@ def journalled(root: Path, camera_id: str) -> int:
     return path.read_text().count('"type":"segment"') if path.exists() else 0
 
 
-def test_the_recordings_api_lists_spans_and_serves_seekable_footage_from_the_keyframe_before_start(
-    nats_server: NatsServer, tmp_path: Path
-) -> None:
+@contextlib.contextmanager
+def recording_node(nats_server: NatsServer, tmp_path: Path) -> Iterator[tuple[CamctlProcess, str, Path]]:
+    """run-all recording a demo camera in 2 s segments, once three of them are journalled:
+    (the process, its base URL, the storage root)."""
     port, root = free_port(), tmp_path / "rec"
     extra = f"storage: {{root: '{root}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
     config = write_ingest_config(
         tmp_path / "camctl.yaml", {"cam_1": "'demo:?size=320x240&fps=10&gop=10'"}, nats_server.url, port, extra
     )
-    base = f"http://127.0.0.1:{port}"
     with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
         wait_for("three journalled segments", lambda: journalled(root, "cam_1") >= 3, timeout=30)
+        yield proc, f"http://127.0.0.1:{port}", root
+
+
+def test_the_recordings_api_lists_spans_and_serves_seekable_footage_from_the_keyframe_before_start(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    with recording_node(nats_server, tmp_path) as (proc, base, root):
         code, _h, body = http_get(f"{base}/api/recordings/cam1")
         assert code == 200, body
         listing = json.loads(body)
@@ -122,14 +131,7 @@ def test_a_segment_cut_in_half_is_listed_as_incomplete_and_its_playable_part_pla
 
 
 def test_format_fmp4_streams_the_range_as_it_is_read_and_it_decodes(nats_server: NatsServer, tmp_path: Path) -> None:
-    port, root = free_port(), tmp_path / "rec"
-    extra = f"storage: {{root: '{root}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
-    config = write_ingest_config(
-        tmp_path / "camctl.yaml", {"cam_1": "'demo:?size=320x240&fps=10&gop=10'"}, nats_server.url, port, extra
-    )
-    base = f"http://127.0.0.1:{port}"
-    with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
-        wait_for("three journalled segments", lambda: journalled(root, "cam_1") >= 3, timeout=30)
+    with recording_node(nats_server, tmp_path) as (proc, base, _root):
         span = json.loads(http_get(f"{base}/api/recordings/cam1")[2])["spans"][0]
         code, headers, body = http_get(f"{base}/cam1/recording.mp4?start={span['start']}&duration=4&format=fmp4")
         assert code == 200 and headers["X-Footage-Start"] == span["start"], headers
