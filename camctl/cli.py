@@ -555,8 +555,9 @@ def grid(
 ) -> None:
     """Compose cameras into one stream: 1, 2x1, 2x2 or 3x3 tiles with each camera's name and the time
     its frame was captured; an offline camera shows NO SIGNAL and the grid goes on at its frame rate.
-    Encoded with the best encoder that opens (camctl probe --encoders), a keyframe every second, the
-    bitrate lowered when encoding falls behind or a file target's disk would not hold it.
+    Encoded with the best encoder that opens (camctl probe --encoders), a keyframe every second; when
+    encoding falls behind, a cheaper preset first, then half the frame rate, and back when calm; the
+    bitrate lowered when a file target's disk would not hold it.
 
     Exit 0 when done; 2 for bad options; 5 when the output cannot be written.
 

@@ -4,6 +4,7 @@ a camera killed mid-grid while the frame rate holds, HLS output, and clear error
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -182,3 +183,36 @@ def test_a_full_disk_ends_the_grid_with_a_storage_error(tmp_path: Path, monkeypa
     monkeypatch.setattr("camctl.encoding.output.free_space", lambda _path: 4096)  # the disk filled up
     error = write_until_error(Target.parse(f"{tmp_path / 'hls2'}/"))
     assert error is not None and "No space left on device" in str(error)
+
+
+def test_under_a_squeeze_the_ladder_steps_its_preset_before_its_frame_rate_and_back_when_calm(tmp_path: Path) -> None:
+    """Once the grid runs, busy loops take every core for 12 s (the grid runs at the lowest
+    priority, so they win), then stop: the grid's summary says it went to a cheaper preset before it
+    halved its frame rate, and climbed back once the squeeze ended."""
+    config = tmp_path / "camctl.yaml"
+    config.write_text("cameras:\n" + "".join(f"  cam_{i}: 'demo:?size=320x240&fps=10'\n" for i in range(1, 5)))
+    command = ["nice", "-n", "19", sys.executable, "-m", "camctl", "--config", str(config), "grid", "-o",
+               str(tmp_path / "grid.mp4"), "--size", "1280x720", "--fps", "25", "--encoder", "libx264", "-d", "40s",
+               "--json"]  # fmt: skip
+    log = tmp_path / "grid.log"
+    with log.open("wb") as err:
+        grid = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err,
+                                env={**os.environ, "CAMCTL_DATA_DIR": str(tmp_path / "d")})  # fmt: skip
+        hogs: list[subprocess.Popen[bytes]] = []
+        try:
+            wait_for("the grid ticking", lambda: "grid 1280x720 at 25 fps" in log.read_text(), timeout=60)
+            hog = "import time\nend = time.monotonic() + 12\nwhile time.monotonic() < end: pass\n"
+            hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(os.cpu_count() or 2)]
+            out, _ = grid.communicate(timeout=120)
+        finally:
+            for proc in [*hogs, grid]:
+                proc.kill()
+                proc.wait()
+    assert grid.returncode == 0, log.read_text()
+    steps = json.loads(out)["ladder"]
+    down = [s for s in steps if not s["reason"].startswith("calm")]
+    assert down and down[0]["to"] == "superfast @ 25 fps", steps
+    halved = [n for n, s in enumerate(steps) if s["to"].endswith("12.5 fps")]
+    assert not halved or halved[0] > steps.index(down[0]), "a cheaper preset before fewer frames"
+    assert any(s["reason"].startswith("calm") for s in steps), f"climbed back once the squeeze ended: {steps}"
+    assert "grid: encoder veryfast @ 25 fps -> superfast @ 25 fps" in log.read_text(), "each step is logged"

@@ -17,6 +17,7 @@ from camctl.encoding.bitrate import BitrateController, StorageBudget
 from camctl.encoding.compositor import Compositor
 from camctl.encoding.encoder import KeyframeEncoder
 from camctl.encoding.grid import Grid, GridStats, TileSource
+from camctl.encoding.ladder import EncoderLadder
 from camctl.encoding.layout import Layout, parse_size
 from camctl.encoding.output import StreamOutput
 from camctl.encoding.target import Target
@@ -124,6 +125,9 @@ class GridResult:
     bitrate_changes: int
     latency_ms_p50: float | None
     latency_ms_p95: float | None
+    preset: str | None  # the encoder ladder's rung at the end
+    encoded_fps: float  # the grid's frame rate at the end (halved by the ladder when it had to)
+    ladder: list[dict[str, object]]  # every step: at (s), from, to, reason
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,7 +165,7 @@ def run_grid(
             stats = grid.run(stop, options.duration, progress)
         finally:
             tiles.stop()
-    return summary(stats, output.target.shown, options, name, controller, len(cameras))
+    return summary(stats, output.target.shown, options, name, controller, len(cameras), grid.ladder)
 
 
 def grid_options(grid: GridConfig, encoder: str) -> GridOptions:
@@ -182,7 +186,13 @@ def _budget(config: Config, options: GridOptions) -> StorageBudget | None:
 
 
 def summary(
-    stats: GridStats, shown: str, options: GridOptions, encoder: str, controller: BitrateController, cameras: int
+    stats: GridStats,
+    shown: str,
+    options: GridOptions,
+    encoder: str,
+    controller: BitrateController,
+    cameras: int,
+    ladder: EncoderLadder,
 ) -> GridResult:
     seconds = time.monotonic() - stats.started
     return GridResult(
@@ -199,4 +209,7 @@ def summary(
         bitrate_changes=controller.changes,
         latency_ms_p50=stats.latency_ms(0.5),
         latency_ms_p95=stats.latency_ms(0.95),
+        preset=ladder.rung.preset,
+        encoded_fps=round(options.fps / ladder.rung.stride, 2),
+        ladder=[step.to_json() for step in ladder.steps],
     )

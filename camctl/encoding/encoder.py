@@ -24,16 +24,24 @@ class KeyframeEncoder:
         self.name, self.width, self.height, self.fps, self.gop = name, width, height, fps, gop
         self.time_base = time_base
         self.bitrate = bitrate
-        self._pending: int | None = None
+        self.preset: str | None = None  # None: the encoder's low-latency default
+        self._pending: tuple[int, str | None] | None = None  # (bitrate, preset) from the next keyframe
         self._since_key = 0
-        self._context: Any = self._open(bitrate)
+        self._context: Any = self._open(bitrate, None)
 
-    def _open(self, bitrate: int) -> Any:
-        return open_encoder(self.name, self.width, self.height, self.fps, bitrate, self.gop, self.time_base)
+    def _open(self, bitrate: int, preset: str | None) -> Any:
+        return open_encoder(self.name, self.width, self.height, self.fps, bitrate, self.gop, self.time_base, preset)
 
     def set_bitrate(self, bitrate: int) -> None:
         """Takes effect at the next keyframe."""
-        self._pending = bitrate if bitrate != self.bitrate else None
+        self._want(bitrate, self._pending[1] if self._pending else self.preset)
+
+    def set_preset(self, preset: str | None) -> None:
+        """Takes effect at the next keyframe (the encoder ladder's cheaper or dearer settings)."""
+        self._want(self._pending[0] if self._pending else self.bitrate, preset)
+
+    def _want(self, bitrate: int, preset: str | None) -> None:
+        self._pending = (bitrate, preset) if (bitrate, preset) != (self.bitrate, self.preset) else None
 
     @property
     def keyframe_due(self) -> bool:
@@ -43,8 +51,8 @@ class KeyframeEncoder:
         packets: list[Any] = []
         if self._pending is not None and self.keyframe_due and self._since_key:
             packets += self._context.encode(None)  # what the old encoder still holds
-            self._context = self._open(self._pending)
-            self.bitrate, self._pending, self._since_key = self._pending, None, 0
+            self._context = self._open(*self._pending)
+            (self.bitrate, self.preset), self._pending, self._since_key = self._pending, None, 0
         # Keyframes on our count, not only the encoder's: its counter restarts at scene cuts
         frame.pict_type = PictureType.I if self.keyframe_due else PictureType.NONE
         packets += self._context.encode(frame)

@@ -3,7 +3,8 @@
 Paced by the clock, never by the cameras: at each tick every tile takes its camera's newest frame
 (the same one again when the camera is slower, the newest only when it is faster), so a dead or
 slow camera never holds the grid up. When composing and encoding fall behind, ticks are skipped
-and counted, the output's timestamps stay on the clock, and the bitrate controller steps down.
+and counted, the output's timestamps stay on the clock, and the encoder ladder steps to cheaper
+settings (preset, then every other tick); the bitrate controller keeps the storage budget.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 from camctl.encoding.bitrate import BitrateController
 from camctl.encoding.compositor import Compositor
 from camctl.encoding.encoder import KeyframeEncoder
+from camctl.encoding.ladder import EncoderLadder
 from camctl.encoding.output import StreamOutput
 from camctl.media.live import LiveFrame
 
@@ -72,6 +74,7 @@ class Grid:
         encoder: KeyframeEncoder,
         output: StreamOutput,
         controller: BitrateController,
+        ladder: EncoderLadder | None = None,
     ) -> None:
         self.sources = list(sources)
         self.compositor = compositor
@@ -79,6 +82,8 @@ class Grid:
         self.output = output
         self.controller = controller
         self.fps = encoder.fps
+        self.ladder = ladder or EncoderLadder(encoder.name, encoder.fps)
+        self.stride = self.ladder.rung.stride  # encode every stride-th tick
         self.stats = GridStats(bitrate=encoder.bitrate)
 
     def run(
@@ -97,14 +102,12 @@ class Grid:
                 if late > 0:  # behind: skip the lost ticks, stay on the clock
                     stats.skipped += late
                     tick += late
+                if tick % self.stride:
+                    tick += 1  # the ladder's lower frame rate: this tick is not encoded
+                    continue
                 began = time.monotonic()
                 if self.encoder.keyframe_due:
-                    # a lost tick or two (a slow first picture, a busy moment) is not a trend
-                    lost = stats.skipped - skipped_before > self.encoder.gop // 20
-                    struggling = lost or busy > 0.9 * self.encoder.gop / self.fps
-                    change = self.controller.update(struggling, "grid")
-                    if change is not None:
-                        self.encoder.set_bitrate(change.new)
+                    self._adapt(began - start, stats.skipped - skipped_before, busy)
                     stats.bitrate, skipped_before, busy = self.controller.bitrate, stats.skipped, 0.0
                 self._frame(tick)
                 busy += time.monotonic() - began
@@ -117,6 +120,23 @@ class Grid:
         finally:
             self.output.close()
         return stats
+
+    def _adapt(self, elapsed: float, lost: int, busy: float) -> None:
+        """At a keyframe: the ladder's rung for the next GOP, from how the last one went; the
+        bitrate for the storage budget."""
+        gop_seconds = self.encoder.gop * self.stride / self.fps
+        struggling = None
+        if lost > self.encoder.gop // 20:  # a lost tick or two (a slow first picture) is not a trend
+            struggling = f"{lost} ticks skipped"
+        elif busy > 0.9 * gop_seconds:
+            struggling = f"encoding took {busy / gop_seconds:.0%} of real time"
+        rung = self.ladder.update(elapsed, struggling)
+        if rung is not None:
+            self.encoder.set_preset(rung.preset)
+            self.stride = rung.stride
+        change = self.controller.update(False, "grid")  # load is the ladder's: the bitrate is for storage
+        if change is not None:
+            self.encoder.set_bitrate(change.new)
 
     def _frame(self, tick: int) -> None:
         latest: list[tuple[int, float, Any] | None] = []

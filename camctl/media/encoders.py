@@ -51,10 +51,12 @@ def open_encoder(
     bitrate: int = 2_000_000,
     gop: int = 30,
     time_base: Fraction | None = None,
+    preset: str | None = None,
 ) -> Any:
     """An opened encoder; raises av's errors (or ValueError for an unknown name).
 
     time_base: of the frames' pts; by default one frame (a grid), 1/90000 for a camera's own clock.
+    preset: instead of the low-latency default (libx264: the encoder ladder's steps).
     """
     enc: Any = av.CodecContext.create(name, "w")  # a video encoder: typed loosely, as PyAV's stubs are
     enc.width, enc.height = width, height
@@ -64,7 +66,7 @@ def open_encoder(
     enc.bit_rate = bitrate
     enc.gop_size = gop
     enc.max_b_frames = 0  # B-frames add a frame of latency per reorder
-    enc.options = dict(LOW_LATENCY.get(name, {}))
+    enc.options = dict(LOW_LATENCY.get(name, {})) | ({"preset": preset} if preset else {})
     enc.open()
     return enc
 

@@ -1,0 +1,78 @@
+"""The encoder ladder: less work per frame before fewer frames, when encoding cannot keep up.
+
+Lowering the bitrate barely changes x264's CPU cost; its preset does (veryfast -> ultrafast is
+about 2.5x cheaper at 1080p). So under load the grid steps down its encoder's preset first, then
+encodes every other tick (half the frame rate, on the same clock), and steps back up one rung at
+a time after a few calm GOPs. Every change lands on a keyframe (the encoder is reopened there) and
+is kept with its reason, for the log, the summary and status.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+log = logging.getLogger("camctl.grid")
+
+# Cheaper settings, in order, per encoder: (preset, stride); stride 2 = every other tick.
+PRESETS = {"libx264": ["veryfast", "superfast", "ultrafast"]}
+CALM_INTERVALS = 4  # calm keyframe intervals on a rung before trying the one above
+
+
+@dataclass(frozen=True)
+class Rung:
+    preset: str | None  # None: the encoder has no preset ladder (hardware encoders are fast already)
+    stride: int
+
+    def describe(self, fps: float) -> str:
+        rate = f"{fps / self.stride:g} fps"
+        return f"{self.preset} @ {rate}" if self.preset else rate
+
+
+@dataclass(frozen=True)
+class Step:
+    at: float  # seconds since the grid started
+    frm: str
+    to: str
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        shown = asdict(self)
+        shown["from"] = shown.pop("frm")
+        return shown
+
+
+class EncoderLadder:
+    def __init__(self, encoder: str, fps: float, pinned: str | None = None) -> None:
+        """pinned: a preset to keep (no preset steps; frames are still halved when needed)."""
+        presets: list[str | None] = [pinned] if pinned else list(PRESETS.get(encoder, [None]))
+        self.fps = fps
+        self.rungs = [Rung(p, 1) for p in presets] + [Rung(presets[-1], 2)]
+        self.index = 0
+        self.steps: list[Step] = []
+        self._calm = 0
+
+    @property
+    def rung(self) -> Rung:
+        return self.rungs[self.index]
+
+    def update(self, at: float, struggling: str | None) -> Rung | None:
+        """At a keyframe; struggling: why encoding fell behind since the last one, or None.
+        Returns the rung to use from here when it changed."""
+        if struggling is not None:
+            self._calm = 0
+            if self.index + 1 < len(self.rungs):
+                return self._move(at, self.index + 1, struggling)
+            return None
+        self._calm += 1
+        if self._calm >= CALM_INTERVALS and self.index > 0:
+            self._calm = 0
+            return self._move(at, self.index - 1, f"calm for {CALM_INTERVALS} keyframe intervals")
+        return None
+
+    def _move(self, at: float, index: int, reason: str) -> Rung:
+        step = Step(round(at, 2), self.rung.describe(self.fps), self.rungs[index].describe(self.fps), reason)
+        self.index = index
+        self.steps.append(step)
+        log.info("grid: encoder %s -> %s (%s)", step.frm, step.to, reason)
+        return self.rung
