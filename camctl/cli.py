@@ -551,6 +551,14 @@ def grid(
         str | None,
         typer.Option("--encoder", metavar="NAME", help="An FFmpeg encoder (default: config's encoder, auto)."),
     ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            metavar="PRESET",
+            help="Pin libx264's preset (e.g. ultrafast); the ladder then only halves the frame rate.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary when stopping.")] = False,
 ) -> None:
     """Compose cameras into one stream: 1, 2x1, 2x2 or 3x3 tiles with each camera's name and the time
@@ -568,7 +576,7 @@ def grid(
 
     cfg = _state(ctx).config
     selected = cfg.select(cameras)
-    options = GridOptions.parse(output, size, fps, bitrate, min_bitrate, duration, encoder or cfg.encoder)
+    options = GridOptions.parse(output, size, fps, bitrate, min_bitrate, duration, encoder or cfg.encoder, preset)
     _events_logged("camctl.grid")
     progress = render.GridProgress(len(selected)) if sys.stderr.isatty() and not json_out else None
     try:

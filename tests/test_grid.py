@@ -140,6 +140,8 @@ def test_grid_refuses_bad_targets_and_sizes_in_one_line(camctl: Callable[..., Re
     assert "Traceback" not in bad_suffix.stderr
     bad_size = camctl("--config", str(config), "grid", "--size", "1920by1080", "-d", "1s")
     assert bad_size.returncode == 2 and "WIDTHxHEIGHT" in bad_size.stderr
+    bad_preset = camctl("--config", str(config), "grid", "--preset", "warp", "-d", "1s")
+    assert bad_preset.returncode == 2 and "--preset 'warp': one of ultrafast" in bad_preset.stderr
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     unwritable = camctl("--config", str(config), "grid", "-o", str(blocked / "grid.mp4"), "-d", "1s")

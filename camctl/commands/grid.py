@@ -32,6 +32,8 @@ from camctl.units import parse_bitrate, parse_duration
 
 log = logging.getLogger("camctl.grid")
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
 STOP_GRACE = 3.0
 
 
@@ -46,18 +48,29 @@ class GridOptions:
     duration: float | None = None
     encoder: str = "auto"
     keyframe_seconds: float = 1.0
+    preset: str | None = None  # libx264's preset, pinned: the ladder then only halves the frame rate
 
     @classmethod
     def parse(
-        cls, output: str, size: str, fps: int, bitrate: str, min_bitrate: str | None, duration: str | None, encoder: str
+        cls,
+        output: str,
+        size: str,
+        fps: int,
+        bitrate: str,
+        min_bitrate: str | None,
+        duration: str | None,
+        encoder: str,
+        preset: str | None = None,
     ) -> GridOptions:
         """From the command line's words; a bad one is a usage error (exit 2)."""
         width, height = parse_size(size)
+        if preset is not None and preset not in X264_PRESETS:
+            raise UsageError(f"--preset {preset!r}: one of {', '.join(X264_PRESETS)}")
         try:
             return cls(
                 Target.parse(output), width, height, fps, parse_bitrate(bitrate),
                 parse_bitrate(min_bitrate) if min_bitrate is not None else None,
-                parse_duration(duration) if duration is not None else None, encoder,
+                parse_duration(duration) if duration is not None else None, encoder, preset=preset,
             )  # fmt: skip
         except ValueError as exc:
             raise UsageError(str(exc)) from None
@@ -148,14 +161,19 @@ def run_grid(
     name = best_encoder(options.encoder)
     gop = max(1, round(options.fps * options.keyframe_seconds))
     try:
-        encoder = KeyframeEncoder(name, options.width, options.height, options.fps, options.bitrate, gop)
+        if options.preset is not None and name != "libx264":
+            raise UsageError(f"--preset is libx264's; the grid encodes with {name}")
+        encoder = KeyframeEncoder(name, options.width, options.height, options.fps, options.bitrate, gop,
+                                  preset=options.preset)  # fmt: skip
     except (av.error.FFmpegError, ValueError) as exc:
         raise CamctlError(f"encoder {name} does not open at {options.width}x{options.height}: {exc}") from None
     output = StreamOutput(options.target, "h264" if "hevc" not in name else "hevc", layout.width, layout.height,
                           options.fps)  # fmt: skip
     controller = BitrateController(options.bitrate, options.min_bitrate, options.bitrate, _budget(config, options))
     tiles = feed(layout) if feed is not None else OwnSessions(config, cameras)
-    grid = Grid(tiles.sources, Compositor(layout, [cam.name or cam.id for cam in cameras]), encoder, output, controller)
+    ladder = EncoderLadder(name, options.fps, pinned=options.preset)
+    compositor = Compositor(layout, [cam.name or cam.id for cam in cameras])
+    grid = Grid(tiles.sources, compositor, encoder, output, controller, ladder)
     log.info("grid %dx%d at %d fps, %s at %d kbps, into %s", layout.width, layout.height, options.fps, name,
              options.bitrate // 1000, output.target.shown)  # fmt: skip
     stop = threading.Event()

@@ -19,15 +19,23 @@ from camctl.media.encoders import open_encoder
 
 class KeyframeEncoder:
     def __init__(
-        self, name: str, width: int, height: int, fps: int, bitrate: int, gop: int, time_base: Fraction | None = None
+        self,
+        name: str,
+        width: int,
+        height: int,
+        fps: int,
+        bitrate: int,
+        gop: int,
+        time_base: Fraction | None = None,
+        preset: str | None = None,
     ) -> None:
         self.name, self.width, self.height, self.fps, self.gop = name, width, height, fps, gop
         self.time_base = time_base
         self.bitrate = bitrate
-        self.preset: str | None = None  # None: the encoder's low-latency default
+        self.preset = preset  # None: the encoder's low-latency default
         self._pending: tuple[int, str | None] | None = None  # (bitrate, preset) from the next keyframe
         self._since_key = 0
-        self._context: Any = self._open(bitrate, None)
+        self._context: Any = self._open(bitrate, preset)
 
     def _open(self, bitrate: int, preset: str | None) -> Any:
         return open_encoder(self.name, self.width, self.height, self.fps, bitrate, self.gop, self.time_base, preset)

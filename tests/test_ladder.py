@@ -1,0 +1,25 @@
+"""The encoder ladder's rungs and their order: cheaper presets before fewer frames, back when calm."""
+
+from __future__ import annotations
+
+from camctl.encoding.ladder import CALM_INTERVALS, EncoderLadder
+
+
+def test_libx264_steps_preset_by_preset_then_halves_the_rate_and_climbs_back_one_rung_at_a_time() -> None:
+    ladder = EncoderLadder("libx264", 30)
+    moves = [ladder.update(n, "ticks skipped") for n in range(5)]
+    assert [m.describe(30) if m else None for m in moves] == [
+        "superfast @ 30 fps", "ultrafast @ 30 fps", "ultrafast @ 15 fps", None, None,
+    ]  # fmt: skip
+    calm = [ladder.update(10 + n, None) for n in range(3 * CALM_INTERVALS)]
+    assert [m.describe(30) for m in calm if m] == ["ultrafast @ 30 fps", "superfast @ 30 fps", "veryfast @ 30 fps"]
+    assert [s.reason for s in ladder.steps][:3] == ["ticks skipped"] * 3
+    assert ladder.steps[3].to_json()["from"] == "ultrafast @ 15 fps"
+
+
+def test_a_pinned_preset_or_a_hardware_encoder_only_halves_the_rate() -> None:
+    pinned = EncoderLadder("libx264", 25, pinned="ultrafast")
+    assert pinned.update(1, "slow") is not None and pinned.rung.describe(25) == "ultrafast @ 12.5 fps"
+    nvenc = EncoderLadder("h264_nvenc", 30)
+    step = nvenc.update(1, "slow")
+    assert step is not None and step.preset is None and step.describe(30) == "15 fps"
