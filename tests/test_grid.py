@@ -194,7 +194,7 @@ def test_under_a_squeeze_the_ladder_steps_its_preset_before_its_frame_rate_and_b
     config = tmp_path / "camctl.yaml"
     config.write_text("cameras:\n" + "".join(f"  cam_{i}: 'demo:?size=320x240&fps=10'\n" for i in range(1, 5)))
     command = ["nice", "-n", "19", sys.executable, "-m", "camctl", "--config", str(config), "grid", "-o",
-               str(tmp_path / "grid.mp4"), "--size", "1280x720", "--fps", "25", "--encoder", "libx264", "-d", "40s",
+               str(tmp_path / "grid.mp4"), "--size", "1280x720", "--fps", "25", "--encoder", "libx264", "-d", "30s",
                "--json"]  # fmt: skip
     log = tmp_path / "grid.log"
     with log.open("wb") as err:
