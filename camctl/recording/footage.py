@@ -70,7 +70,7 @@ class FootageIndex:
         self._offset = -1  # bytes of it read; -1: nothing loaded yet
         self._segments: list[SegmentRecord] = []
         self._starts: list[float] = []
-        self._files: dict[str, int] = {}  # file relative to the camera folder -> index in _segments
+        self._files: dict[str, SegmentRecord] = {}  # by file, relative to the camera folder
         self._gaps: list[Gap] = []
         # Files the journal does not know: the one being written (its line comes when it closes),
         # or one a crash left; measured once it has not changed for a while.
@@ -187,16 +187,13 @@ class FootageIndex:
 
     def _add(self, name: str, record: SegmentRecord) -> None:
         known = self._files.get(name)
-        if known is not None:
-            self._segments[known] = record  # measured while being written, journalled since
-            return
+        if known is not None:  # measured while being written, journalled since: its times may move
+            at = self._segments.index(known, bisect.bisect_left(self._starts, known.start))
+            del self._segments[at], self._starts[at]
         at = bisect.bisect_right(self._starts, record.start)
         self._segments.insert(at, record)
         self._starts.insert(at, record.start)
-        if at == len(self._segments) - 1:
-            self._files[name] = at
-        else:
-            self._files = {str(s.path.relative_to(self.root / self.camera_id)): n for n, s in enumerate(self._segments)}
+        self._files[name] = record
 
     def _drop_deleted(self) -> None:
         """Retention deletes the oldest segments first: they leave the index from the front."""
@@ -204,8 +201,10 @@ class FootageIndex:
         while dropped < len(self._segments) and not self._segments[dropped].path.exists():
             dropped += 1
         if dropped:
+            cam_dir = self.root / self.camera_id
+            for record in self._segments[:dropped]:
+                self._files.pop(str(record.path.relative_to(cam_dir)), None)
             del self._segments[:dropped], self._starts[:dropped]
-            self._files = {str(s.path.relative_to(self.root / self.camera_id)): n for n, s in enumerate(self._segments)}
             oldest = self._segments[0].start if self._segments else float("inf")
             self._gaps = [g for g in self._gaps if g.end >= oldest]
 
