@@ -374,7 +374,7 @@ def record(
 
 def _events_logged(*loggers: str) -> None:
     """Long-running commands log their events (connects, segments, rate changes) at INFO."""
-    for name in ("camctl.session", "camctl.transcode", "camctl.bitrate", *loggers):
+    for name in ("camctl.session", "camctl.transcode", "camctl.bitrate", "camctl.encoding", *loggers):
         logging.getLogger(name).setLevel(logging.INFO)
 
 
@@ -645,6 +645,7 @@ def grid_worker(
 ) -> None:
     """The config's grid under `camctl run-all`, fed by the camera workers (internal)."""
     from camctl.commands.grid import WorkerFeed, grid_options, run_grid
+    from camctl.runall.grid_state import write_state
 
     cfg = _state(ctx).config
     if cfg.grid is None:
@@ -652,7 +653,11 @@ def grid_worker(
     cameras = [cfg.camera(cam) for cam in cfg.grid.cameras] if cfg.grid.cameras else cfg.select(None)
     _events_logged("camctl.grid")
     run_grid(
-        cfg, cameras, grid_options(cfg.grid, cfg.encoder), feed=lambda layout: WorkerFeed(cameras, sockets, layout)
+        cfg,
+        cameras,
+        grid_options(cfg.grid, cfg.encoder),
+        progress=lambda stats: write_state(sockets, stats),  # the front's /status and /metrics read it
+        feed=lambda layout: WorkerFeed(cameras, sockets, layout),
     )
 
 

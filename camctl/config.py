@@ -21,7 +21,7 @@ import yaml
 
 from camctl.demo_spec import DemoSpec, parse_demo_url
 from camctl.encoding.layout import MAX_TILES, grid_size_ok
-from camctl.encoding.names import ENCODERS
+from camctl.encoding.names import ENCODERS, X264_PRESETS
 from camctl.encoding.target import Target
 from camctl.errors import ConfigError, UsageError
 from camctl.paths import default_data_dir
@@ -46,6 +46,7 @@ class TranscodeConfig:
     bitrate: int
     encoder: str = "auto"
     min_bitrate: int | None = None  # floor for the dynamic bitrate; default a quarter of bitrate
+    preset: str | None = None  # libx264's preset, pinned (the encoder ladder then only halves the rate)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class GridConfig:
     fps: int = 30
     bitrate: int = 4_000_000
     min_bitrate: int | None = None
+    preset: str | None = None  # libx264's preset, pinned (the encoder ladder then only halves the rate)
 
 
 @dataclass(frozen=True)
@@ -384,11 +386,11 @@ class _Parser:
             ingest=self.ingest(top.get("ingest", {})),
             encoder=self.encoder(top.get("encoder", "auto")),
             node=self.text(top["node"], "node") if top.get("node") else socket.gethostname(),
-            grid=self.grid(top["grid"], cameras) if top.get("grid") else None,
+            grid=self.grid(top["grid"], cameras, self.encoder(top.get("encoder", "auto"))) if top.get("grid") else None,
         )
 
-    def grid(self, raw: Any, cameras: dict[str, CameraConfig]) -> GridConfig:
-        m = self.mapping(raw, "grid", ("output", "cameras", "size", "fps", "bitrate", "min_bitrate"))
+    def grid(self, raw: Any, cameras: dict[str, CameraConfig], encoder: str) -> GridConfig:
+        m = self.mapping(raw, "grid", ("output", "cameras", "size", "fps", "bitrate", "min_bitrate", "preset"))
         if "output" not in m:
             raise self.error("grid.output", "missing (rtsp://mediamtx:8554/grid, a .mp4/.mkv file, or an HLS folder)")
         chosen = None
@@ -422,6 +424,7 @@ class _Parser:
             fps=int(self.number(m.get("fps", 30), "grid.fps", 1, 60)),
             bitrate=rates.get("bitrate", 4_000_000),
             min_bitrate=rates.get("min_bitrate"),
+            preset=self.preset(m.get("preset"), "grid.preset", encoder),
         )
 
     def camera_defaults(self, raw: Any) -> dict[str, Any]:
@@ -514,12 +517,24 @@ class _Parser:
     def transcode(self, raw: Any, path: str) -> TranscodeConfig | None:
         if raw is None or raw is False:
             return None
-        m = self.mapping(raw, path, ("bitrate", "encoder", "min_bitrate"))
+        m = self.mapping(raw, path, ("bitrate", "encoder", "min_bitrate", "preset"))
         if "bitrate" not in m:
             raise self.error(f"{path}.bitrate", "missing (the target, e.g. 2M)")
         rates = self.bitrates(m, path)
         encoder = self.encoder(m.get("encoder", "auto"), f"{path}.encoder")
-        return TranscodeConfig(rates["bitrate"], encoder, rates.get("min_bitrate"))
+        preset = self.preset(m.get("preset"), f"{path}.preset", encoder)
+        return TranscodeConfig(rates["bitrate"], encoder, rates.get("min_bitrate"), preset)
+
+    def preset(self, raw: Any, path: str, encoder: str) -> str | None:
+        """libx264's preset; refused beside an encoder named explicitly that is not libx264."""
+        if raw is None:
+            return None
+        name = self.text(raw, path).strip()
+        if name not in X264_PRESETS:
+            raise self.error(path, f"{name!r} is not a libx264 preset (one of: {', '.join(X264_PRESETS)})")
+        if encoder not in ("auto", "libx264"):
+            raise self.error(path, f"presets are libx264's; this encodes with {encoder}")
+        return name
 
     def camera_url(self, url: str, path: str) -> tuple[str, str | None, Secret | None]:
         """Validates the URL and splits credentials out of it: (url, username, password)."""
@@ -748,6 +763,7 @@ def effective_config(config: Config) -> dict[str, Any]:
                     "bitrate": cam.transcode.bitrate,
                     "encoder": cam.transcode.encoder,
                     "min_bitrate": cam.transcode.min_bitrate,
+                    "preset": cam.transcode.preset,
                 },
             }
             for cam in config.cameras.values()
@@ -799,5 +815,6 @@ def effective_config(config: Config) -> dict[str, Any]:
             "fps": config.grid.fps,
             "bitrate": config.grid.bitrate,
             "min_bitrate": config.grid.min_bitrate,
+            "preset": config.grid.preset,
         },
     }

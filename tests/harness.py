@@ -145,9 +145,11 @@ class FakeCameras(ManagedChild):
         port: int = 0,
         stamp: bool = False,
         audio: str | None = None,
-        replay: bool | None = None,
+        live: bool | None = None,
     ) -> None:
-        """audio: aac, pcma, pcmu or opus: the cameras also send audio, a tick every second."""
+        """audio: aac, pcma, pcmu or opus: the cameras also send audio, a tick every second.
+        live: encode every frame as it is sent instead of replaying a loop encoded once (the
+        default; CAMCTL_FAKE_LIVE=1 makes every camera live); stamped cameras are always live."""
         self.args = [
             "--port",
             str(port),
@@ -170,8 +172,8 @@ class FakeCameras(ManagedChild):
             self.args += ["--auth-only", ",".join(auth_only)]
         if stamp:
             self.args.append("--stamp")
-        elif replay if replay is not None else os.environ.get("CAMCTL_FAKE_REPLAY") == "1":
-            self.args.append("--replay")  # a loop encoded once: cheap (CAMCTL_FAKE_REPLAY=1 for every test)
+        elif live if live is not None else os.environ.get("CAMCTL_FAKE_LIVE") == "1":
+            self.args.append("--live")
         if audio:
             self.args += ["--audio", audio]
         self.proc: subprocess.Popen[bytes] | None = None

@@ -125,6 +125,14 @@ def test_env_default_used_when_variable_unset() -> None:
         ("cameras: {c: 'rtsp://admin:pw@h:99999/x'}\n", "camctl.yaml: cameras.c.url: 'rtsp://admin:***@h:99999/x'"),
         ("cameras:\n  c: 'demo:'\n  c: 'demo:?fps=5'\n", "camctl.yaml: line 3: 'c' is given twice"),
         ("cameras: {c: 'demo:'}\nhttp: {listen: '256.1.1.1:8080'}\n", "camctl.yaml: http.listen: '256.1.1.1' is not"),
+        (
+            "cameras: {c: 'demo:'}\ngrid: {output: g.mp4, preset: quick}\n",
+            "camctl.yaml: grid.preset: 'quick' is not a libx264 preset (one of: ultrafast, superfast",
+        ),
+        (
+            "cameras: {c: {url: 'demo:', transcode: {bitrate: 1M, encoder: h264_nvenc, preset: fast}}}\n",
+            "camctl.yaml: cameras.c.transcode.preset: presets are libx264's; this encodes with h264_nvenc",
+        ),
     ],
 )
 def test_bad_config_names_file_and_key_path(yaml_text: str, message: str) -> None:
@@ -138,8 +146,9 @@ def test_transcode_from_defaults_or_per_camera_and_the_grid_section() -> None:
     config = parse_config(
         "defaults: {transcode: {bitrate: 2M}}\n"
         "cameras:\n  a: 'demo:'\n  b: {url: 'demo:', transcode: null}\n"
-        "  c: {url: 'demo:', transcode: {bitrate: 1.5M, encoder: libx264, min_bitrate: 500k}}\n"
-        "grid: {output: 'rtsp://u:pw@127.0.0.1:8554/grid', cameras: [c, a], size: 1280x720, bitrate: 2M}\n"
+        "  c: {url: 'demo:', transcode: {bitrate: 1.5M, encoder: libx264, min_bitrate: 500k, preset: ultrafast}}\n"
+        "grid: {output: 'rtsp://u:pw@127.0.0.1:8554/grid', cameras: [c, a], size: 1280x720, bitrate: 2M,"
+        " preset: superfast}\n"
     )
     a, b, c = config.cameras["a"], config.cameras["b"], config.cameras["c"]
     assert a.transcode is not None and (a.transcode.bitrate, a.transcode.encoder) == (2_000_000, "auto")
@@ -147,9 +156,11 @@ def test_transcode_from_defaults_or_per_camera_and_the_grid_section() -> None:
     assert c.transcode is not None and (c.transcode.bitrate, c.transcode.min_bitrate) == (1_500_000, 500_000)
     assert config.grid is not None and config.grid.cameras == ("c", "a")
     assert (config.grid.width, config.grid.height, config.grid.fps, config.grid.bitrate) == (1280, 720, 30, 2_000_000)
+    assert config.grid.preset == "superfast" and a.transcode.preset is None
     shown = effective_config(config)
     assert shown["grid"]["output"] == "rtsp://u:***@127.0.0.1:8554/grid"
-    assert shown["cameras"]["c"]["transcode"] == {"bitrate": 1_500_000, "encoder": "libx264", "min_bitrate": 500_000}
+    assert shown["cameras"]["c"]["transcode"] == {"bitrate": 1_500_000, "encoder": "libx264", "min_bitrate": 500_000,
+                                                  "preset": "ultrafast"}  # fmt: skip
 
 
 def test_credentials_in_url_are_split_out_and_masked() -> None:

@@ -199,7 +199,7 @@ def test_run_all_keeps_the_configured_grid_fed_by_the_camera_workers(nats_server
     urls = {f"cam_{i}": "'demo:?size=320x240&fps=10&gop=10'" for i in (1, 2)}
     extra = (
         f"storage: {{root: '{tmp_path / 'rec'}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
-        f"grid: {{output: '{grid_file}', size: 640x240, fps: 10, bitrate: 500k}}\n"
+        f"grid: {{output: '{grid_file}', size: 640x240, fps: 10, bitrate: 500k, preset: superfast}}\n"
     )
     config = write_ingest_config(tmp_path / "camctl.yaml", urls, nats_server.url, port, extra)
     with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
@@ -215,6 +215,10 @@ def test_run_all_keeps_the_configured_grid_fed_by_the_camera_workers(nats_server
         wait_for("cam_2's worker restarted", cam_2_back, timeout=20)
         grid = json.loads(http_get(f"http://127.0.0.1:{port}/status")[2])["grid"]
         assert grid["running"] and grid["restarts"] == 0
+        # what it encodes, from the grid worker: the pinned preset, the ladder's frame rate, frames
+        assert grid["preset"] == "superfast" and grid["encoded_fps"] == 10 and grid["frames"] > 0, grid
+        assert grid["ladder"] == [] or all("reason" in step for step in grid["ladder"])
+        assert "camctl_grid_fps " in http_get(f"http://127.0.0.1:{port}/metrics")[2].decode()
         os.kill(grid["pid"], signal.SIGKILL)  # the grid, a child of this run-all, crashes
 
         def grid_back() -> bool:

@@ -4,6 +4,7 @@ controller stepping down at a keyframe when the storage budget shrinks."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -88,14 +89,15 @@ class Disk:
         return DiskUsage(self.free, 0)
 
 
-def camera_packets(seconds: int, fps: int = 15) -> tuple[StreamInfo, list[Any]]:
-    """A camera's H.264 packets (1.5 Mbps, 320x240), made ahead of time: no waiting on a clock."""
+def camera_packets(seconds: int, fps: int = 15, size: tuple[int, int] = (320, 240)) -> tuple[StreamInfo, list[Any]]:
+    """A camera's H.264 packets (1.5 Mbps), made ahead of time: no waiting on a clock."""
+    width, height = size
     enc: Any = av.CodecContext.create("libx264", "w")
-    enc.width, enc.height, enc.pix_fmt, enc.time_base = 320, 240, "yuv420p", Fraction(1, fps)
+    enc.width, enc.height, enc.pix_fmt, enc.time_base = width, height, "yuv420p", Fraction(1, fps)
     enc.bit_rate, enc.gop_size, enc.max_b_frames = 1_500_000, fps, 0
     enc.options = {"preset": "ultrafast", "tune": "zerolatency"}
     packets: list[Any] = []
-    with av.open(f"testsrc2=size=320x240:rate={fps}", format="lavfi") as source:
+    with av.open(f"testsrc2=size={width}x{height}:rate={fps}", format="lavfi") as source:
         for n, frame in enumerate(source.decode(video=0)):
             if n == seconds * fps:
                 break
@@ -104,7 +106,18 @@ def camera_packets(seconds: int, fps: int = 15) -> tuple[StreamInfo, list[Any]]:
             for packet in enc.encode(picture):
                 packet.time_base = Fraction(1, fps)
                 packets.append(packet)
-    return StreamInfo("h264", None, 320, 240, float(fps), Fraction(1, fps), None, "tcp"), packets
+    return StreamInfo("h264", None, width, height, float(fps), Fraction(1, fps), None, "tcp"), packets
+
+
+class PacedClock:
+    """Stands in for the transcoder's clock: moves only when the camera's next frame is due, so
+    decoding and encoding take no time of it: a calm box."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_the_transcoder_lowers_its_bitrate_at_a_keyframe_when_the_storage_budget_shrinks(tmp_path: Path) -> None:
@@ -113,11 +126,13 @@ def test_the_transcoder_lowers_its_bitrate_at_a_keyframe_when_the_storage_budget
     budget = StorageBudget(tmp_path, 86400.0, streams=1, probe=disk, every=0)
     camera = CameraConfig("cam_1", "rtsp://127.0.0.1:1/cam1")
     out = Collect()
-    transcoder = Transcoder(camera, TranscodeConfig(800_000, "libx264", 100_000), out, budget)
+    clock = PacedClock(1000.0)  # the packets come at once, but at the camera's pace for the ladder: calm
+    transcoder = Transcoder(camera, TranscodeConfig(800_000, "libx264", 100_000), out, budget, clock=clock)
     transcoder.on_connected(info)
     for n, packet in enumerate(packets):
         if n == 3 * 15:  # at 3 s the disk fills up: 2.7 GB left for a day is 250 kbps
             disk.free = int(250_000 * 86400 / 8)
+        clock.now += 1 / 15
         transcoder.on_packet(packet, 1000.0 + n / 15)
     transcoder.on_stopped()
     assert out.info is not None and out.info.codec == "h264" and (out.info.width, out.info.height) == (320, 240)
@@ -147,7 +162,7 @@ def test_run_all_shows_the_transcode_bitrate_in_status_and_metrics(nats_server: 
     def status() -> dict[str, Any]:
         code, _headers, body = http_get(f"http://127.0.0.1:{port}/status")
         cameras = json.loads(body)["cameras"] if code == 200 else []
-        return cameras[0] if cameras and cameras[0].get("transcode_bitrate_kbps") else {}
+        return cameras[0] if cameras and cameras[0].get("transcode_fps") else {}
 
     with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
         cam = wait_for("the transcode bitrate in status", status, timeout=30)
@@ -155,9 +170,43 @@ def test_run_all_shows_the_transcode_bitrate_in_status_and_metrics(nats_server: 
         metrics = http_get(f"http://127.0.0.1:{port}/metrics")[2].decode()
         assert proc.terminate()[0] == 0, proc.stderr
     assert cam["transcode_bitrate_kbps"] == 200 and cam["transcode_reason"] == "configured"
+    assert cam["transcode_preset"] == "veryfast" and cam["transcode_fps"] == 10  # the ladder's top rung
+    assert isinstance(cam["transcode_ladder"], list)
     # the worker re-encodes the live decoder's pictures (one decode): every frame, on the camera's clock
     bitrate, fps = bitrate_of(segment_files(root, "cam_1")[:-1])  # the finished segments
     assert abs(fps - 10) < 0.5, f"{fps:.2f} fps"
     assert bitrate < 300_000, f"{bitrate / 1000:.0f} kbps for a 200 kbps target"
     assert 'camctl_transcode_bitrate_kbps{camera="cam_1"' in metrics
-    assert "transcoding h264 320x240 to libx264 at 200 kbps" in proc.stderr
+    assert 'camctl_transcode_fps{camera="cam_1"' in metrics
+    assert "transcoding h264 320x240 to libx264 at 200 kbps, preset veryfast" in proc.stderr
+
+
+def test_the_transcoder_steps_its_preset_down_before_its_frame_rate_and_back_up_when_calm(tmp_path: Path) -> None:
+    info, packets = camera_packets(12, size=(1280, 720))
+    camera = CameraConfig("cam_1", "rtsp://127.0.0.1:1/cam1")
+    out = Collect()
+    transcoder = Transcoder(camera, TranscodeConfig(1_000_000, "libx264", 250_000), out)
+    transcoder.on_connected(info)
+    # Squeezed: the camera's packets come faster than real time (all at once), so decoding and
+    # encoding take all of the time between keyframes; the ladder goes down a rung per GOP.
+    for n, packet in enumerate(packets[: 8 * 15]):
+        transcoder.on_packet(packet, 1000.0 + n / 15)
+    steps = [(s.frm, s.to) for s in transcoder.ladder.steps]
+    assert steps[:3] == [("veryfast @ 15 fps", "superfast @ 15 fps"), ("superfast @ 15 fps", "ultrafast @ 15 fps"),
+                         ("ultrafast @ 15 fps", "ultrafast @ 7.5 fps")], steps  # fmt: skip
+    assert all(s.reason.startswith("transcoding took") for s in transcoder.ladder.steps)
+    squeezed = transcoder.ladder_state()
+    assert squeezed["transcode_preset"] == "ultrafast" and squeezed["transcode_fps"] == 7.5
+    # Calm again (the camera's pace, work costing nothing of it): back up a rung per 4 quiet GOPs.
+    clock = PacedClock(time.monotonic())
+    transcoder.clock = clock
+    for n, packet in enumerate(packets * 3):
+        clock.now += 1 / 15
+        transcoder.on_packet(packet, 2000.0 + n / 15)
+    transcoder.on_stopped()
+    climbed = [s.to for s in transcoder.ladder.steps[3:]]
+    assert climbed == ["ultrafast @ 15 fps", "superfast @ 15 fps", "veryfast @ 15 fps"], climbed
+    assert all(s.reason.startswith("calm") for s in transcoder.ladder.steps[3:])
+    # Every rung change landed on a keyframe: the recorder's stream stays one valid stream.
+    keys = [pts for pts, _size, key in out.packets if key]
+    assert len(keys) >= 8

@@ -19,6 +19,7 @@ from camctl.encoding.encoder import KeyframeEncoder
 from camctl.encoding.grid import Grid, GridStats, TileSource
 from camctl.encoding.ladder import EncoderLadder
 from camctl.encoding.layout import Layout, parse_size
+from camctl.encoding.names import X264_PRESETS
 from camctl.encoding.output import StreamOutput
 from camctl.encoding.target import Target
 from camctl.encoding.tiles import WorkerTiles
@@ -32,7 +33,6 @@ from camctl.units import parse_bitrate, parse_duration
 
 log = logging.getLogger("camctl.grid")
 
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 STOP_GRACE = 3.0
 
@@ -189,7 +189,7 @@ def run_grid(
 def grid_options(grid: GridConfig, encoder: str) -> GridOptions:
     """run-all's grid, from the config's `grid:` section."""
     return GridOptions(Target.parse(grid.output), grid.width, grid.height, grid.fps, grid.bitrate, grid.min_bitrate,
-                       None, encoder)  # fmt: skip
+                       None, encoder, preset=grid.preset)  # fmt: skip
 
 
 def _budget(config: Config, options: GridOptions) -> StorageBudget | None:

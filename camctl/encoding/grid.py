@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from camctl.encoding.bitrate import BitrateController
 from camctl.encoding.compositor import Compositor
 from camctl.encoding.encoder import KeyframeEncoder
-from camctl.encoding.ladder import EncoderLadder
+from camctl.encoding.ladder import EncoderLadder, Step
 from camctl.encoding.output import StreamOutput
 from camctl.media.live import LiveFrame
 
@@ -41,6 +41,9 @@ class GridStats:
     bytes: int = 0
     online: int = 0  # tiles showing a live camera at the latest tick
     bitrate: int = 0  # the controller's current target
+    preset: str | None = None  # the encoder ladder's rung: libx264's preset ...
+    encoded_fps: float = 0.0  # ... and the frame rate encoded (halved on its lowest rung)
+    steps: list[Step] = field(default_factory=list)  # the ladder's steps so far
     latencies: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=3000))
     _recent: collections.deque[tuple[float, int]] = field(default_factory=collections.deque)
 
@@ -85,6 +88,7 @@ class Grid:
         self.ladder = ladder or EncoderLadder(encoder.name, encoder.fps)
         self.stride = self.ladder.rung.stride  # encode every stride-th tick
         self.stats = GridStats(bitrate=encoder.bitrate)
+        self._show_rung()
 
     def run(
         self, stop: threading.Event, duration: float | None = None, on_second: Callable[[GridStats], None] | None = None
@@ -134,9 +138,15 @@ class Grid:
         if rung is not None:
             self.encoder.set_preset(rung.preset)
             self.stride = rung.stride
+            self._show_rung()
         change = self.controller.update(False, "grid")  # load is the ladder's: the bitrate is for storage
         if change is not None:
             self.encoder.set_bitrate(change.new)
+
+    def _show_rung(self) -> None:
+        rung = self.ladder.rung
+        self.stats.preset, self.stats.encoded_fps = rung.preset, round(self.fps / rung.stride, 2)
+        self.stats.steps = self.ladder.steps
 
     def _frame(self, tick: int) -> None:
         latest: list[tuple[int, float, Any] | None] = []

@@ -1,10 +1,10 @@
 """The encoder ladder: less work per frame before fewer frames, when encoding cannot keep up.
 
 Lowering the bitrate barely changes x264's CPU cost; its preset does (veryfast -> ultrafast is
-about 2.5x cheaper at 1080p). So under load the grid steps down its encoder's preset first, then
-encodes every other tick (half the frame rate, on the same clock), and steps back up one rung at
-a time after a few calm GOPs. Every change lands on a keyframe (the encoder is reopened there) and
-is kept with its reason, for the log, the summary and status.
+about 2.5x cheaper at 1080p). So under load the grid, or a transcoded camera, steps its encoder's
+preset down first, then encodes every other frame (half the frame rate, on the same clock), and
+steps back up one rung at a time after a few calm GOPs. Every change lands on a keyframe (the
+encoder is reopened there) and is kept with its reason, for the log, the summary and status.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 
-log = logging.getLogger("camctl.grid")
+log = logging.getLogger("camctl.encoding")
 
 # Cheaper settings, in order, per encoder: (preset, stride); stride 2 = every other tick.
 PRESETS = {"libx264": ["veryfast", "superfast", "ultrafast"]}
@@ -43,8 +43,10 @@ class Step:
 
 
 class EncoderLadder:
-    def __init__(self, encoder: str, fps: float, pinned: str | None = None) -> None:
-        """pinned: a preset to keep (no preset steps; frames are still halved when needed)."""
+    def __init__(self, encoder: str, fps: float, pinned: str | None = None, name: str = "grid") -> None:
+        """pinned: a preset to keep (no preset steps; frames are still halved when needed);
+        name: what the log lines say it is for (the grid, or a camera's id)."""
+        self.name = name
         presets: list[str | None] = [pinned] if pinned else list(PRESETS.get(encoder, [None]))
         self.fps = fps
         self.rungs = [Rung(p, 1) for p in presets] + [Rung(presets[-1], 2)]
@@ -74,5 +76,5 @@ class EncoderLadder:
         step = Step(round(at, 2), self.rung.describe(self.fps), self.rungs[index].describe(self.fps), reason)
         self.index = index
         self.steps.append(step)
-        log.info("grid: encoder %s -> %s (%s)", step.frm, step.to, reason)
+        log.info("%s: encoder %s -> %s (%s)", self.name, step.frm, step.to, reason)
         return self.rung

@@ -3,7 +3,9 @@
 `Transcoder` is a session consumer placed in front of another (the recorder): it decodes the
 camera's packets, encodes the pictures at the controller's bitrate (a keyframe every 2 s, rate
 changes at keyframes) and passes the new packets on with the camera's own timing, so the recorder's
-segments, timeline and journal work unchanged. Stream copy stays the default: a camera without
+segments, timeline and journal work unchanged. When decoding and encoding take longer than real
+time the encoder ladder makes each frame cheaper (x264's preset), then keeps every other frame;
+the bitrate follows the storage budget only. Stream copy stays the default: a camera without
 `transcode` in its config never gets here.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from fractions import Fraction
 from typing import Any
@@ -22,6 +25,7 @@ from av.video.reformatter import VideoReformatter
 from camctl.config import CameraConfig, StorageConfig, TranscodeConfig
 from camctl.encoding.bitrate import BitrateController, StorageBudget
 from camctl.encoding.encoder import KeyframeEncoder
+from camctl.encoding.ladder import EncoderLadder
 from camctl.media.access_units import KeyframeJoiner
 from camctl.media.decode import DecoderChoice, open_best_decoder
 from camctl.media.encoders import best_encoder
@@ -32,6 +36,7 @@ log = logging.getLogger("camctl.transcode")
 
 TIME_BASE = Fraction(1, 90000)
 KEYFRAME_SECONDS = 2.0
+SHOWN_STEPS = 10  # the ladder's latest steps in status
 
 
 class Transcoder:
@@ -42,14 +47,19 @@ class Transcoder:
         inner: Consumer,
         budget: StorageBudget | None = None,
         hardware_decode: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """clock: what decoding and encoding are timed by (the ladder's measure of load)."""
         self.camera = camera
+        self.clock = clock
         self.inner = inner
         self.settings = settings
         self.hardware_decode = hardware_decode
         self.decodes = True  # False when another consumer decodes and hands pictures to take()
         self.controller = BitrateController(self.settings.bitrate, self.settings.min_bitrate, None, budget)
         self.encoder_name = best_encoder(self.settings.encoder)
+        preset = self.settings.preset if self.encoder_name == "libx264" else None
+        self.ladder = EncoderLadder(self.encoder_name, 0.0, pinned=preset, name=camera.id)  # fps: at the first picture
         self.dropped_frames = 0  # pictures lost to decode or encode errors
         self._info: StreamInfo | None = None
         self._decoder: DecoderChoice | None = None
@@ -57,8 +67,10 @@ class Transcoder:
         self._encoder: KeyframeEncoder | None = None
         self._origin: float | None = None  # camera seconds of the first picture since connecting
         self._last_pts = -1
-        self._busy = 0.0  # seconds spent encoding since the last keyframe
-        self._since = time.monotonic()
+        self._busy = 0.0  # seconds spent decoding and encoding since the last keyframe
+        self._since = self.clock()
+        self._started = self._since
+        self._pictures = 0  # since connecting: the ladder's lowest rung keeps every other one
         # Our own scaler, as everywhere a frame may be shared: frame.reformat() keeps one per frame.
         self._reformatter = VideoReformatter()
 
@@ -66,10 +78,23 @@ class Transcoder:
     def bitrate(self) -> int:
         return self.controller.bitrate
 
+    def ladder_state(self) -> dict[str, object]:
+        """The encoder ladder's rung and latest steps, for status (and metrics)."""
+        rung = self.ladder.rung
+        return {
+            "transcode_preset": rung.preset,
+            "transcode_fps": round(self.ladder.fps / rung.stride, 2)
+            if self.ladder.fps
+            else None,  # None: not connected yet
+            "transcode_ladder_steps": len(self.ladder.steps),
+            "transcode_ladder": [step.to_json() for step in self.ladder.steps[-SHOWN_STEPS:]],
+        }
+
     # --- session callbacks ---------------------------------------------------------------------
 
     def on_connected(self, info: StreamInfo) -> None:
         self._info = info
+        self.ladder.fps = round(info.claimed_fps or 25)
         self._decoder = open_best_decoder(info, self.hardware_decode) if self.decodes else None
         self._joiner = KeyframeJoiner()
         self._encoder, self._origin, self._last_pts = None, None, -1  # opened at the first picture: its size
@@ -78,11 +103,14 @@ class Transcoder:
         if self._decoder is None:
             return
         for whole, when in self._joiner.push(packet, arrived):
+            began = self.clock()
             try:
                 pictures = self._decoder.context.decode(whole)
             except av.error.FFmpegError:
                 self.dropped_frames += 1
                 continue
+            finally:
+                self._busy += self.clock() - began
             for picture in pictures:
                 self._encode(picture, whole, when)
 
@@ -112,9 +140,12 @@ class Transcoder:
         encoder = self._encoder or self._open(picture)
         if encoder is None:
             return
+        self._pictures += 1
+        if self._pictures % self.ladder.rung.stride:
+            return  # the ladder's lowest rung: every other picture
         if encoder.keyframe_due:
             self._adjust(encoder)
-        began = time.monotonic()
+        began = self.clock()
         if picture.format.name != "yuv420p" or (picture.width, picture.height) != (encoder.width, encoder.height):
             picture = self._reformatter.reformat(picture, width=encoder.width, height=encoder.height, format="yuv420p")
         picture.pts = self._pts(picture, packet)
@@ -125,7 +156,7 @@ class Transcoder:
             self.dropped_frames += 1
             log.warning("%s: encoding failed: %s", self.camera.id, exc)
             return
-        self._busy += time.monotonic() - began
+        self._busy += self.clock() - began
         for out in packets:
             self.inner.on_packet(out, arrived)
 
@@ -150,15 +181,18 @@ class Transcoder:
             return None
         fps = round(info.claimed_fps or 25)
         width, height = picture.width // 2 * 2, picture.height // 2 * 2
+        self._pictures = 0
         try:
             self._encoder = KeyframeEncoder(self.encoder_name, width, height, fps, self.controller.bitrate,
-                                            max(1, round(fps * KEYFRAME_SECONDS)), TIME_BASE)  # fmt: skip
+                                            max(1, round(fps * KEYFRAME_SECONDS)), TIME_BASE,
+                                            self.ladder.rung.preset)  # fmt: skip
         except (av.error.FFmpegError, ValueError) as exc:
             self.dropped_frames += 1
             log.error("%s: %s does not open at %dx%d: %s", self.camera.id, self.encoder_name, width, height, exc)
             return None
-        log.info("%s: transcoding %s %dx%d to %s at %d kbps", self.camera.id, info.codec, width, height,
-                 self.encoder_name, self.controller.bitrate // 1000)  # fmt: skip
+        log.info("%s: transcoding %s %dx%d to %s at %d kbps%s", self.camera.id, info.codec, width, height,
+                 self.encoder_name, self.controller.bitrate // 1000,
+                 f", preset {self.ladder.rung.preset}" if self.ladder.rung.preset else "")  # fmt: skip
         codec = "hevc" if "hevc" in self.encoder_name else "h264"
         # Audio passes as the camera sent it: its parameters go on with the new video's.
         self.inner.on_connected(replace(info, codec=codec, profile=None, width=width, height=height,
@@ -166,10 +200,17 @@ class Transcoder:
         return self._encoder
 
     def _adjust(self, encoder: KeyframeEncoder) -> None:
-        """At a keyframe: behind real time over the last GOP means struggling."""
-        now = time.monotonic()
-        struggling = self._busy > 0.9 * (now - self._since) and now > self._since
-        change = self.controller.update(struggling, self.camera.id)
+        """At a keyframe: the ladder's rung from how the last GOP went (decoding and encoding it
+        took most of its real time: struggling), the bitrate from the storage budget."""
+        now = self.clock()
+        elapsed = now - self._since
+        struggling = None
+        if elapsed > 0 and self._busy > 0.9 * elapsed:
+            struggling = f"transcoding took {self._busy / elapsed:.0%} of real time"
+        rung = self.ladder.update(now - self._started, struggling)
+        if rung is not None:
+            encoder.set_preset(rung.preset)
+        change = self.controller.update(False, self.camera.id)  # load is the ladder's
         if change is not None:
             encoder.set_bitrate(change.new)
         self._busy, self._since = 0.0, now

@@ -226,6 +226,7 @@ class IngestService:
             if transcoder is not None:  # what the recording is re-encoded at, and why
                 payload["transcode_bitrate_kbps"] = transcoder.bitrate // 1000
                 payload["transcode_reason"] = transcoder.controller.reason
+                payload |= transcoder.ladder_state()
             payloads.append(redact.data(payload))  # an error text must never carry a password
         return payloads
 

@@ -18,6 +18,7 @@ from camctl.config import Config
 from camctl.metrics import Family, counter_family, exposition, merge_metrics
 from camctl.paths import default_data_dir
 from camctl.runall.children import Child, Worker
+from camctl.runall.grid_state import grid_families, read_state
 from camctl.secrets import redact
 from camctl.web.auth import gate_for
 from camctl.web.fleet import Fleet
@@ -165,6 +166,8 @@ class Front:
                 families.append(
                     Family("camctl_grid_restarts_total", "counter", sample, "Times run-all restarted the grid.")
                 )
+                state = read_state(grid.socket.parent) if grid.running else None
+                families += grid_families(state) if state is not None else []
             return merge_metrics(texts) + exposition(families)
 
         def extra() -> dict[str, Any]:
@@ -172,8 +175,12 @@ class Front:
             if grid is None:
                 return {}
             pid = grid.proc.pid if grid.proc is not None and grid.running else None
-            return {"grid": {"running": grid.running, "pid": pid, "restarts": grid.restarts,
-                             "last_exit": grid.exit_reason()}}  # fmt: skip
+            shown: dict[str, Any] = {"running": grid.running, "pid": pid, "restarts": grid.restarts,
+                                     "last_exit": grid.exit_reason()}  # fmt: skip
+            state = read_state(grid.socket.parent) if grid.running else None
+            if state is not None:  # what it encodes now: frames, the ladder's rung and its steps
+                shown |= {k: v for k, v in state.items() if k != "updated"}
+            return {"grid": shown}
 
         def health() -> dict[str, Any]:
             running = sum(1 for w in self.workers.values() if w.running)
