@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Grid cost: `camctl grid` vs `ffmpeg` with the same RTSP inputs + xstack + libx264, one run.
 
-4 stamped fake cameras (1080p30, 2 Mbit/s). Each tool alone on the CPU, one after the other:
-1. throughput: a --seconds grid (1920x1080, 30 fps, libx264 veryfast/zerolatency, 4 Mbit/s, a
-   keyframe a second) into an MP4 file: CPU seconds and peak RSS (wait4), frames in the file,
-   achieved fps (frames over wall time once running), largest gap between frames;
-2. latency: 20 s of grid as MPEG-TS on stdout, decoded here as it comes; the stamp of the top-left
-   camera (scaled into its tile) gives the capture time: latency = when the grid frame was decoded
-   here - when the camera captured the picture shown. Same decode on both sides, so it compares.
+4 fake cameras (1080p30, 2 Mbit/s) replaying loops encoded once (a few % of a core for all four),
+so the CPU goes to the grids. Each tool alone on the CPU, one after the other:
+1. throughput: a --seconds grid (1920x1080, 30 fps, libx264 zerolatency, 4 Mbit/s, a keyframe a
+   second) into an MP4 file: camctl as shipped (the encoder ladder from veryfast), camctl pinned
+   to ultrafast, ffmpeg ultrafast and ffmpeg veryfast: CPU seconds and peak RSS (wait4), frames in
+   the file, achieved fps, largest gap between frames, the ladder's steps;
+2. squeeze: the same beside a busy loop that takes one core (--hog): camctl as shipped steps its
+   ladder down and keeps the frame rate; ffmpeg veryfast cannot adapt: its lag behind real time
+   (wall time to make --seconds of grid, less --seconds) grows;
+3. latency: 20 s of grid as MPEG-TS on stdout, decoded here as it comes, the top-left camera
+   stamped (encoded live): its stamp, scaled into its tile, gives the capture time: latency = when
+   the grid frame was decoded here - when the camera captured the picture shown. Same decode on
+   both sides, so it compares.
 Prints JSON with ratios.
 
     .venv/bin/python scripts/bench_grid.py --seconds 60
@@ -39,23 +45,63 @@ from tests.harness import FakeCameras, read_stamp
 WIDTH, HEIGHT, FPS, BITRATE = 1920, 1080, 30, "4M"
 
 
-def ffmpeg_grid(ffmpeg: str, urls: list[str], output: list[str], seconds: float) -> list[str]:
+def ffmpeg_grid(ffmpeg: str, urls: list[str], output: list[str], seconds: float, preset: str = "veryfast") -> list[str]:
     """The same grid in one ffmpeg command: 4 RTSP inputs scaled into 960x540 tiles by xstack."""
     inputs: list[str] = []
     for url in urls:
         inputs += ["-rtsp_transport", "tcp", "-analyzeduration", "0", "-probesize", "32", "-i", url]
     scaled = ";".join(f"[{i}:v]scale=960:540,setpts=PTS-STARTPTS[v{i}]" for i in range(len(urls)))
     stack = "".join(f"[v{i}]" for i in range(len(urls))) + "xstack=inputs=4:layout=0_0|960_0|0_540|960_540,fps=30[g]"
-    encode = ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-b:v", BITRATE, "-g", str(FPS),
+    encode = ["-c:v", "libx264", "-preset", preset, "-tune", "zerolatency", "-b:v", BITRATE, "-g", str(FPS),
               "-bf", "0", "-pix_fmt", "yuv420p"]  # fmt: skip
     return [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", *inputs, "-filter_complex", f"{scaled};{stack}",
             "-map", "[g]", *encode, "-t", str(seconds), *output]  # fmt: skip
 
 
-def camctl_grid(config: Path, output: str, seconds: float) -> list[str]:
+def camctl_grid(config: Path, output: str, seconds: float, preset: str | None = None) -> list[str]:
     return [sys.executable, "-m", "camctl", "--config", str(config), "grid", "-o", output, "-d", f"{seconds}s",
             "--size", f"{WIDTH}x{HEIGHT}", "--fps", str(FPS), "--bitrate", BITRATE, "--encoder", "libx264",
-            "--json"]  # fmt: skip
+            "--json", *(["--preset", preset] if preset else [])]  # fmt: skip
+
+
+class Hog:
+    """A busy loop in a process of its own: one core taken, at the grids' own priority."""
+
+    def __enter__(self) -> Hog:
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def camctl_run(
+    config: Path, out: Path, seconds: float, env: dict[str, str], preset: str | None = None
+) -> dict[str, Any]:
+    cpu, rss, wall, stdout = run_for_cost(camctl_grid(config, str(out), seconds, preset), env)
+    summary = json.loads(stdout)
+    return {"cpu_s": round(cpu, 2), "cpu_percent_of_one_core": round(cpu / wall * 100, 1),
+            "peak_rss_mib": round(rss, 1), "wall_s": round(wall, 2), "achieved_fps": summary["fps"],
+            "skipped_ticks": summary["skipped"], "arrival_to_mux_ms_p50": summary["latency_ms_p50"],
+            "arrival_to_mux_ms_p95": summary["latency_ms_p95"], "preset_at_end": summary["preset"],
+            "encoded_fps_at_end": summary["encoded_fps"], "ladder": summary["ladder"]} | file_frames(out)  # fmt: skip
+
+
+def ffmpeg_run(
+    ffmpeg: str, urls: list[str], out: Path, seconds: float, env: dict[str, str], preset: str
+) -> dict[str, Any]:
+    cpu, rss, wall, _stdout = run_for_cost(ffmpeg_grid(ffmpeg, urls, [str(out)], seconds, preset), env)
+    frames = file_frames(out)
+    # -t counts grid time: a grid slower than real time takes longer than that to make it
+    return {"preset": preset, "cpu_s": round(cpu, 2), "cpu_percent_of_one_core": round(cpu / wall * 100, 1),
+            "peak_rss_mib": round(rss, 1), "wall_s": round(wall, 2), "lag_s": round(wall - seconds, 2),
+            "achieved_fps": round(frames["frames"] / wall, 2)} | frames  # fmt: skip
+
+
+def per_frame(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """CPU per grid frame of a over b's (the runs differ by a second or so of start-up)."""
+    return round((a["cpu_s"] / a["frames"]) / (b["cpu_s"] / b["frames"]), 2)
 
 
 def run_for_cost(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, bytes]:
@@ -72,6 +118,11 @@ def run_for_cost(argv: list[str], env: dict[str, str]) -> tuple[float, float, fl
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, time.monotonic() - started, out[0] if out else b""
+
+
+def cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def file_frames(path: Path) -> dict[str, Any]:
@@ -126,43 +177,52 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="length of each throughput run")
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument("--size", default="1920x1080", help="the cameras' picture size")
+    parser.add_argument("--hog", action=argparse.BooleanOptionalAction, default=True, help="the squeeze runs")
     args = parser.parse_args()
     ffmpeg = shutil.which("ffmpeg")
     if not ffmpeg:
         raise SystemExit("ffmpeg CLI not found (apt-get install ffmpeg)")
     report: dict[str, Any] = {
-        "benchmark": f"grid 2x2 {WIDTH}x{HEIGHT}@{FPS} libx264 veryfast {BITRATE} from 4 cameras {args.size}@30 "
+        "benchmark": f"grid 2x2 {WIDTH}x{HEIGHT}@{FPS} libx264 {BITRATE} from 4 cameras {args.size}@30 "
         f"2 Mbit/s, {args.seconds:g} s",
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
     }
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        cams = stack.enter_context(FakeCameras(count=4, size=args.size, fps=30, bitrate=2048, gop=30, stamp=True))
+        cams = stack.enter_context(FakeCameras(count=4, size=args.size, fps=30, bitrate=2048, gop=30))
         urls = [cams.url(f"cam{i}") for i in range(1, 5)]
         config = tmp / "camctl.yaml"
         config.write_text("cameras:\n" + "".join(f"  cam_{i}: '{u}'\n" for i, u in enumerate(urls, 1)))
         env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"} | {"CAMCTL_DATA_DIR": str(tmp / "d")}
+        assert cams.proc is not None
+        generator_from, started = cpu_of(cams.proc.pid), time.monotonic()
 
-        cpu, rss, wall, out = run_for_cost(camctl_grid(config, str(tmp / "camctl.mp4"), args.seconds), env)
-        summary = json.loads(out)
-        report["camctl_grid"] = {"cpu_s": round(cpu, 2), "cpu_percent_of_one_core": round(cpu / wall * 100, 1),
-                                 "peak_rss_mib": round(rss, 1), "wall_s": round(wall, 2),
-                                 "achieved_fps": summary["fps"], "skipped_ticks": summary["skipped"],
-                                 "arrival_to_mux_ms_p50": summary["latency_ms_p50"],
-                                 "arrival_to_mux_ms_p95": summary["latency_ms_p95"],
-                                 "bitrate_changes": summary["bitrate_changes"]}  # fmt: skip
-        report["camctl_grid"] |= file_frames(tmp / "camctl.mp4")
-        cpu, rss, wall, _out = run_for_cost(ffmpeg_grid(ffmpeg, urls, [str(tmp / "ffmpeg.mp4")], args.seconds), env)
-        frames = file_frames(tmp / "ffmpeg.mp4")
-        report["ffmpeg_xstack"] = {"cpu_s": round(cpu, 2), "cpu_percent_of_one_core": round(cpu / wall * 100, 1),
-                                   "peak_rss_mib": round(rss, 1), "wall_s": round(wall, 2),
-                                   "achieved_fps": round(frames["frames"] / wall, 2)} | frames  # fmt: skip
-        c, f = report["camctl_grid"], report["ffmpeg_xstack"]
-        # CPU per second of grid made: the runs differ by a second or so of start-up
-        report["ratio_cpu_per_grid_second"] = round((c["cpu_s"] / c["frames"]) / (f["cpu_s"] / f["frames"]), 2)
-        report["ratio_peak_rss"] = round(c["peak_rss_mib"] / f["peak_rss_mib"], 2)
-
+        n = args.seconds
+        runs = report["throughput"] = {
+            "camctl": camctl_run(config, tmp / "c.mp4", n, env),
+            "camctl_ultrafast": camctl_run(config, tmp / "cu.mp4", n, env, "ultrafast"),
+            "ffmpeg_ultrafast": ffmpeg_run(ffmpeg, urls, tmp / "fu.mp4", n, env, "ultrafast"),
+            "ffmpeg_veryfast": ffmpeg_run(ffmpeg, urls, tmp / "fv.mp4", n, env, "veryfast"),
+        }
+        report["fake_cameras_cpu_percent"] = round((cpu_of(cams.proc.pid) - generator_from)
+                                                   / (time.monotonic() - started) * 100, 1)  # fmt: skip
+        report["ratio_cpu_per_frame"] = {
+            "camctl (ladder) / ffmpeg ultrafast": per_frame(runs["camctl"], runs["ffmpeg_ultrafast"]),
+            "camctl ultrafast / ffmpeg ultrafast": per_frame(runs["camctl_ultrafast"], runs["ffmpeg_ultrafast"]),
+            "camctl (ladder) / ffmpeg veryfast": per_frame(runs["camctl"], runs["ffmpeg_veryfast"]),
+        }
+        if args.hog:
+            with Hog():
+                report["squeeze_one_core_hog"] = {
+                    "camctl": camctl_run(config, tmp / "sc.mp4", n, env),
+                    "ffmpeg_veryfast": ffmpeg_run(ffmpeg, urls, tmp / "sf.mp4", n, env, "veryfast"),
+                }
+        cams.stop()
+        stamped = stack.enter_context(FakeCameras(count=1, size=args.size, fps=30, bitrate=2048, gop=30, stamp=True))
+        others = stack.enter_context(FakeCameras(count=3, size=args.size, fps=30, bitrate=2048, gop=30))
+        urls = [stamped.url("cam1"), *others.urls.values()]  # the top-left tile carries the stamp
+        config.write_text("cameras:\n" + "".join(f"  cam_{i}: '{u}'\n" for i, u in enumerate(urls, 1)))
         report["latency_camctl_grid"] = stream_latency(camctl_grid(config, "-", args.latency_seconds), env,
                                                        args.latency_seconds)  # fmt: skip
         ts = ["-f", "mpegts", "-flush_packets", "1", "-"]

@@ -128,9 +128,11 @@ def main() -> None:
             )  # fmt: skip
         warmup = min(10.0, args.seconds / 4)
         time.sleep(warmup)  # start-up (imports, connecting) is over: steady-state CPU from here
-        steady_from = {p.pid: cpu_seconds(p.pid) for p in [camctl, *peers.values()]}
+        assert cams.proc is not None
+        measured = [camctl, *peers.values(), cams.proc]  # the load generator too: it must stay cheap
+        steady_from = {p.pid: cpu_seconds(p.pid) for p in measured}
         time.sleep(args.seconds - warmup)
-        steady = {p.pid: cpu_seconds(p.pid) - steady_from[p.pid] for p in [camctl, *peers.values()]}
+        steady = {p.pid: cpu_seconds(p.pid) - steady_from[p.pid] for p in measured}
         camctl_cpu, camctl_rss = stop_and_measure(camctl, signal.SIGTERM)
         peer_usage = [stop_and_measure(p, signal.SIGINT) for p in peers.values()]
         time.sleep(0.5)  # the reference clients take the last frames in flight
@@ -172,6 +174,7 @@ def main() -> None:
             "processes": len(peer_usage),
         }
         report["steady_seconds"] = round(args.seconds - warmup, 1)
+        report["fake_cameras_cpu_pct"] = round(steady[cams.proc.pid] / (args.seconds - warmup) * 100, 1)
         report["camctl"]["steady_cpu_s"] = round(steady[camctl.pid], 2)
         report["ffmpeg"]["steady_cpu_s"] = round(sum(steady[p.pid] for p in peers.values()), 2)
         report["ratio_steady_cpu"] = round(

@@ -5,8 +5,11 @@ Samples the whole process tree (supervisor, workers, embedded helpers) every 10 
 USS (sums) and CPU. Counts frame events per second on NATS, glass-to-event latency from stamped cameras (a sample
 of events whose JPEG is the event's frame, as in bench_latency), and after the run compares the
 frames recorded (journal) with what the cameras sent over the recorded span. --soak HOURS for long
-runs (RSS at the end vs the peak shows growth). The peer here is the budget: the seed's 1.5 GB
-container limit (goal: under 400 MB for the tree).
+runs (RSS at the end vs the peak shows growth). Only --stamped cameras (default 1) encode live, to
+carry their capture time; the others replay a loop encoded once, so the load generator stays cheap.
+Peers: the seed's 1.5 GB container limit (goal: under 400 MB for the tree), and, in the same run
+after run-all stops, what the FFmpeg CLI spends on the same work: one `ffmpeg -c copy -f segment`
+recorder and one decoder (`-f null`) per camera, for --peer-seconds.
 
     .venv/bin/python scripts/bench_runall.py --seconds 300
 """
@@ -19,7 +22,10 @@ import io
 import json
 import os
 import queue
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -127,6 +133,37 @@ class MemoryCgroup:
                 self.path.rmdir()
 
 
+def ffmpeg_peers(urls: list[str], folder: Path, seconds: float) -> dict[str, Any]:
+    """The same work by the FFmpeg CLI: per camera a stream-copy segment recorder and a decoder.
+    CPU over `seconds` after a 10 s start."""
+    ffmpeg = shutil.which("ffmpeg")
+    if not ffmpeg:
+        raise SystemExit("ffmpeg CLI not found (apt-get install ffmpeg)")
+    procs = []
+    for n, url in enumerate(urls):
+        (folder / str(n)).mkdir(parents=True)
+        common = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", url]
+        procs.append(subprocess.Popen([*common, "-c", "copy", "-f", "segment", "-segment_time", "60",
+                                       "-segment_format", "mp4", str(folder / str(n) / "seg_%04d.mp4")]))  # fmt: skip
+        procs.append(subprocess.Popen([*common, "-f", "null", "-"]))
+    try:
+        time.sleep(10)
+        before = usage([p.pid for p in procs])[1]
+        time.sleep(seconds)
+        spent = usage([p.pid for p in procs])[1] - before
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    return {"processes": f"{len(urls)} x ffmpeg -c copy -f segment + {len(urls)} x ffmpeg -f null (decode)",
+            "seconds": seconds, "cpu_percent_of_one_core": round(spent / seconds * 100, 1)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300)
@@ -134,6 +171,8 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--stamped", type=int, default=1, help="cameras that encode live with a stamp (latency)")
+    parser.add_argument("--peer-seconds", type=float, default=60, help="the FFmpeg peers' run (0: none)")
     args = parser.parse_args()
     seconds = args.soak * 3600 if args.soak else args.seconds
     names = [f"cam{i + 1}" for i in range(args.cameras)]
@@ -144,15 +183,20 @@ def main() -> None:
     events = 0
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        cams = stack.enter_context(FakeCameras(count=args.cameras, size=args.size, fps=args.fps, bitrate=2048,
-                                               gop=args.fps, stamp=True))  # fmt: skip
+        stamped = min(args.stamped, args.cameras)
+        live = [FakeCameras(count=stamped, size=args.size, fps=args.fps, bitrate=2048, gop=args.fps, stamp=True)]
+        replayed = [FakeCameras(count=args.cameras - stamped, size=args.size, fps=args.fps, bitrate=2048,
+                                gop=args.fps)] if args.cameras > stamped else []  # fmt: skip
+        generators = [stack.enter_context(c) for c in live + replayed]
+        camera_urls = [url for c in generators for url in c.urls.values()]
         nats_server = stack.enter_context(NatsServer())
         port = free_port()
-        urls = {f"cam_{n[3:]}": cams.url(n) for n in names}
+        urls = {f"cam_{n[3:]}": camera_urls[i] for i, n in enumerate(names)}
+        stamped_ids = {f"cam_{n[3:]}" for n in names[:stamped]}
         root = tmp / "rec"
         extra = f"storage: {{root: '{root}', segment_seconds: 60, retention: {{min_free: null}}}}\n"
         config = write_ingest_config(tmp / "camctl.yaml", urls, nats_server.url, port, extra)
-        refs = {n: stack.enter_context(ReferenceClient(cams.url(n))) for n in names}
+        refs = {n: stack.enter_context(ReferenceClient(camera_urls[i])) for i, n in enumerate(names)}
         cgroup = MemoryCgroup()
         stack.callback(cgroup.close)
         cgroup.enter()
@@ -163,6 +207,7 @@ def main() -> None:
         tap = stack.enter_context(EventTap(nats_server.url, ["seguranca.camera.frame"]))
         tap.wait("the first event", lambda e: True, 60)
         started = time.monotonic()
+        generator_cpu = {id(c): usage([c.proc.pid])[1] for c in generators if c.proc is not None}
         next_sample = started
         next_fetch: dict[str, float] = {}
         while time.monotonic() - started < seconds:
@@ -178,7 +223,7 @@ def main() -> None:
                 continue
             events += 1
             cam = event["camera_id"]
-            if time.monotonic() < next_fetch.get(cam, 0.0):
+            if cam not in stamped_ids or time.monotonic() < next_fetch.get(cam, 0.0):
                 continue
             next_fetch[cam] = time.monotonic() + 2.0
             code, headers, body = http_get(event["url"])
@@ -191,6 +236,8 @@ def main() -> None:
             if 0 <= latency < 10_000:
                 latencies.append(latency)
         elapsed = time.monotonic() - started
+        generator_cpu = {k: usage([c.proc.pid])[1] - generator_cpu[id(c)] for c in generators if c.proc is not None
+                         for k in ["stamped (live)" if c in live else "replayed"]}  # fmt: skip
         samples.append((elapsed, *usage(tree(proc.proc.pid))))
         shared.append(shared_aware(tree(proc.proc.pid)))
         by_process = {}
@@ -210,10 +257,13 @@ def main() -> None:
             gaps = len(index.window(first, last).gaps)
             recorded[cam] = {"frames": frames, "sent_in_span": sent, "lost": sent - frames,
                              "segments": len(index.segments), "gaps_inside": gaps}  # fmt: skip
+        peer = ffmpeg_peers(camera_urls, tmp / "peers", args.peer_seconds) if args.peer_seconds else None
     cpu_total = samples[-1][2] - samples[0][2]
+    camctl_pct = cpu_total / (samples[-1][0] - samples[0][0]) * 100
     ordered = sorted(latencies)
     report: dict[str, Any] = {
-        "benchmark": f"run-all, {args.cameras} stamped cameras {args.size}@{args.fps} 2 Mbit/s, recording + ingest, "
+        "benchmark": f"run-all, {args.cameras} cameras ({stamped} stamped) {args.size}@{args.fps} 2 Mbit/s, "
+        "recording + ingest, "
         f"{elapsed:.0f} s",
         "cpus": os.cpu_count(),
         "rss_mib": {
@@ -226,7 +276,10 @@ def main() -> None:
         "cgroup_rss_plus_mapped_mib": {"peak": round(max(working_sets), 1), "end": round(working_sets[-1], 1)}
         if any(working_sets)
         else None,
-        "cpu_percent_of_one_core": round(cpu_total / (samples[-1][0] - samples[0][0]) * 100, 1),
+        "cpu_percent_of_one_core": round(camctl_pct, 1),
+        "ffmpeg_peers": peer,
+        "ratio_cpu_vs_ffmpeg": round(camctl_pct / peer["cpu_percent_of_one_core"], 2) if peer else None,
+        "fake_cameras_cpu_percent": {k: round(v / elapsed * 100, 1) for k, v in generator_cpu.items()},
         "events_per_s": round(events / elapsed, 1),
         "latency_ms": {
             "n": len(ordered),

@@ -55,8 +55,11 @@ class AccessUnitAssembler:
     """Push packets in, get whole frames out. A frame comes out when the next one starts, so this
     adds one frame interval of delay: fine for recording, which is not latency-critical."""
 
-    def __init__(self, codec: str = "h264") -> None:
+    def __init__(self, codec: str = "h264", time_base: Fraction | None = None) -> None:
+        """time_base: the stream's, when known (PyAV builds a new Fraction each time a packet's
+        is read, and this runs for every packet)."""
         self.codec = codec
+        self.time_base = time_base
         self._prefix: list[bytes] = []  # headers without a timestamp: they belong to the next frame
         self._prefix_key = False
         self._untimed: list[_Frame] = []  # whole pictures that came without a timestamp
@@ -83,7 +86,7 @@ class AccessUnitAssembler:
             self._prefix, self._prefix_key = [], False
             return []
         done: list[AccessUnit] = []
-        tb = packet.time_base or DEFAULT_TIME_BASE
+        tb = self.time_base or packet.time_base or DEFAULT_TIME_BASE
         if current is not None:
             self._step = packet.pts - current.pts if packet.pts > current.pts else self._step
             done.append(_unit(current))

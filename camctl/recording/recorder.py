@@ -103,7 +103,7 @@ class CameraRecorder:
         if self._info is not None:
             self.status.reconnects += 1
         self._info = info
-        self._assembler = AccessUnitAssembler(info.codec)
+        self._assembler = AccessUnitAssembler(info.codec, info.time_base)
         self.timeline.restart()
         if self.status.state != "storage error":
             self.status.state, self.status.error = "recording", None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import collections
 import itertools
-import statistics
+import math
 from dataclasses import dataclass, field
 
 DEFAULT_STEP = 1 / 25  # until the camera's own frame interval has been seen
@@ -59,6 +59,7 @@ class Timeline:
     _steps: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=15), repr=False)
     _recent: dict[float, None] = field(default_factory=dict, repr=False)  # camera times seen lately, in order
     _shown: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=RECENT), repr=False)
+    _latest_shown: float = field(default=-math.inf, repr=False)  # the latest of _shown
 
     def restart(self) -> None:
         """A new session (reconnect): the camera's clock starts over, ours goes on."""
@@ -83,7 +84,9 @@ class Timeline:
             else:
                 if 0 < delta <= MAX_STEP and not repeat:
                     self._steps.append(delta / self._since_head)  # B-frames share the newest's interval
-                    self.step = statistics.median(self._steps)
+                    steps = sorted(self._steps)  # the median, without statistics' per-call checks (every frame)
+                    half = len(steps) // 2
+                    self.step = steps[half] if len(steps) % 2 else (steps[half - 1] + steps[half]) / 2
                 pts, hole = self._advance(self.step if repeat else delta, head_wall, now)
                 self._new_head(camera_seconds, pts, keep=not hole and 0 < delta <= MAX_STEP and not repeat)
         # Decode times advance a frame interval per frame (frames arrive in decode order), never past
@@ -101,9 +104,12 @@ class Timeline:
         shown = max(pts, dts)
         # A frame placed from a sent-twice seam can land on the very instant of one shown before it
         # (a B-frame interpolated from a repeated head): two pictures at one time, one never seen.
-        while any(abs(shown - other) < MIN_APART for other in self._shown):
-            shown += MIN_APART
+        # The usual frame comes after all of them: no need to look (this runs for every frame).
+        if shown < self._latest_shown + MIN_APART:
+            while any(abs(shown - other) < MIN_APART for other in self._shown):
+                shown += MIN_APART
         self._shown.append(shown)
+        self._latest_shown = max(self._latest_shown, shown)
         return Placement(dts, shown, hole)
 
     def _new_head(self, camera_seconds: float, wall: float, keep: bool = False) -> None:
