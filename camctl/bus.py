@@ -4,6 +4,7 @@ embedded nats-server for single-box installs (`nats.url: null`)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -78,6 +79,9 @@ def connect_options(credentials: NatsConfig | None) -> dict[str, Any]:
     return options
 
 
+OUTBOX_MAX = 1000  # events waiting for NATS (a stalled flush) before new ones are dropped
+
+
 class Bus:
     """Publishes without ever blocking or failing the caller: while NATS is away (down, refusing
     our credentials, not started yet), events are dropped and counted, and they flow once the
@@ -95,6 +99,9 @@ class Bus:
         self._task: asyncio.Future[None] | None = None
         self._closing = False
         self._responders: list[tuple[str, Callable[[Any], Awaitable[None]]]] = []
+        self._outbox: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        self._outbox_ready = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
 
     def state(self) -> dict[str, Any]:
         """For /status: whether events go out, and why not."""
@@ -164,6 +171,26 @@ class Bus:
         except Exception:  # noqa: BLE001 - a NATS hiccup never stops ingest or recording
             self.dropped += 1
 
+    def publish_soon(self, subject: str, payload: dict[str, Any]) -> None:
+        """Publishes from the loop without a task per message (a frame event, 30 times a second per
+        camera: a Task each cost more than the rest of the event). One sender drains the outbox;
+        past OUTBOX_MAX waiting (NATS stalled mid-flush) new events are dropped and counted."""
+        if len(self._outbox) >= OUTBOX_MAX:
+            self.dropped += 1
+            return
+        self._outbox.append((subject, payload))
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_outbox())
+        self._outbox_ready.set()
+
+    async def _send_outbox(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            while self._outbox:
+                subject, payload = self._outbox.popleft()
+                await self.publish(subject, payload)
+
     async def respond(self, subject: str, handler: Callable[[Any], Awaitable[None]]) -> None:
         """Serves requests on subject (wildcards allowed) once connected; survives reconnects."""
         if self.nc is None:
@@ -174,6 +201,13 @@ class Bus:
     async def close(self, timeout: float = 2.0) -> None:
         """Within `timeout`, whatever NATS is doing: a shutdown never waits for it."""
         self._closing = True
+        if self._sender is not None:
+            while self._outbox and self.nc is not None and self.nc.is_connected:  # what was queued still goes
+                subject, payload = self._outbox.popleft()
+                await self.publish(subject, payload)
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

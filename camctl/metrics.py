@@ -7,6 +7,7 @@ family once, every sample labelled with its camera) and adds the supervisor's ow
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,8 +38,7 @@ class LatencyHistogram:
     n: int = 0
 
     def observe(self, ms: float) -> None:
-        index = next((i for i, b in enumerate(LATENCY_BUCKETS_MS) if ms <= b), len(LATENCY_BUCKETS_MS))
-        self.counts[index] += 1
+        self.counts[bisect.bisect_left(LATENCY_BUCKETS_MS, ms)] += 1  # the first bucket it fits (le)
         self.total_ms += ms
         self.n += 1
 

@@ -103,7 +103,6 @@ class IngestService:
         self._fps: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Queue[str] = asyncio.Queue()
-        self._tasks: set[asyncio.Future[None]] = set()
 
     # --- cameras come and go (start, SIGHUP) -------------------------------------------------------
 
@@ -200,9 +199,7 @@ class IngestService:
         url = self.config.http.public_url + (self.signer.sign(path) if self.signer is not None else path)
         payload = frame_event(cam.camera.id, live.timestamp, live.number, live.resolution, fps, url)
         self.latency.observe((time.time() - live.timestamp) * 1000)
-        task = asyncio.ensure_future(self.bus.publish(FRAME_SUBJECT, payload))
-        self._tasks.add(task)  # kept until done: the loop holds tasks only weakly
-        task.add_done_callback(self._tasks.discard)
+        self.bus.publish_soon(FRAME_SUBJECT, payload)
 
     def status_payloads(self) -> list[dict[str, Any]]:
         now = time.time()
