@@ -49,6 +49,18 @@ class TranscodeConfig:
     preset: str | None = None  # libx264's preset, pinned (the encoder ladder then only halves the rate)
 
 
+ANALYSIS_FORMATS = ("yuv420p", "gray", "rgb24", "bgr24")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """How the camera's analysis frames go into shared memory (for consumers on this box)."""
+
+    width: int | None = None  # scaled to this width, keeping the shape; None: the camera's size
+    format: str = "yuv420p"  # the decoder's own (no conversion), or gray, rgb24, bgr24
+    slots: int = 4  # pictures kept: a consumer that falls that far behind skips to the newest
+
+
 @dataclass(frozen=True)
 class CameraConfig:
     id: str
@@ -64,6 +76,7 @@ class CameraConfig:
     transcode: TranscodeConfig | None = None
     audio: bool = True  # record the camera's audio (AAC/Opus copied, G.711 as AAC) when it sends any
     restream: Secret | None = None  # rtsp:// URL the camera's packets are published to (may hold a password)
+    analysis: AnalysisConfig = AnalysisConfig()
 
     @property
     def restream_shown(self) -> str | None:
@@ -430,8 +443,9 @@ class _Parser:
     def camera_defaults(self, raw: Any) -> dict[str, Any]:
         path = "defaults"
         m = self.mapping(raw or {}, path, ("username", "password", "transport", "timeout", "transcode", "audio",
-                                           "restream"))  # fmt: skip
+                                           "restream", "analysis"))  # fmt: skip
         return {
+            "analysis": self.analysis(m.get("analysis"), f"{path}.analysis"),
             "restream": self.optional_text(m.get("restream"), f"{path}.restream"),
             "audio": self.boolean(m.get("audio", True), f"{path}.audio"),
             "transcode": self.transcode(m.get("transcode"), f"{path}.transcode"),
@@ -448,7 +462,7 @@ class _Parser:
         if isinstance(raw, str):  # shorthand: `cam_1: rtsp://...`
             raw = {"url": raw}
         keys = ("url", "name", "username", "password", "transport", "timeout", "enabled", "analysis_fps", "slug",
-                "transcode", "audio", "restream")  # fmt: skip
+                "transcode", "audio", "restream", "analysis")  # fmt: skip
         m = self.mapping(raw, path, keys)
         if "url" not in m:
             raise self.error(f"{path}.url", "missing (rtsp://host:554/stream or demo:)")
@@ -485,7 +499,20 @@ class _Parser:
             audio=self.boolean(m.get("audio", defaults["audio"]), f"{path}.audio"),
             restream=self.restream(m["restream"] if "restream" in m else defaults["restream"], cam_id, slug,
                                    f"{path}.restream" if "restream" in m else "defaults.restream"),
+            analysis=self.analysis(m["analysis"], f"{path}.analysis") if "analysis" in m else defaults["analysis"],
         )  # fmt: skip
+
+    def analysis(self, raw: Any, path: str) -> AnalysisConfig:
+        m = self.mapping(raw or {}, path, ("width", "format", "slots"))
+        width = m.get("width")
+        fmt = self.text(m.get("format", "yuv420p"), f"{path}.format").strip()
+        if fmt not in ANALYSIS_FORMATS:
+            raise self.error(f"{path}.format", f"{fmt!r} is not one of {', '.join(ANALYSIS_FORMATS)}")
+        return AnalysisConfig(
+            width=None if width is None else int(self.number(width, f"{path}.width", 16, 7680)) // 2 * 2,
+            format=fmt,
+            slots=int(self.number(m.get("slots", 4), f"{path}.slots", 2, 64)),
+        )
 
     def restream(self, raw: Any, cam_id: str, slug: str, path: str) -> Secret | None:
         """The publish target with {camera_id} and {slug} filled in; null or false: none."""
@@ -755,6 +782,7 @@ def effective_config(config: Config) -> dict[str, Any]:
                 "timeout": cam.timeout,
                 "enabled": cam.enabled,
                 "analysis_fps": cam.analysis_fps,
+                "analysis": {"width": cam.analysis.width, "format": cam.analysis.format, "slots": cam.analysis.slots},
                 "audio": cam.audio,
                 "restream": cam.restream_shown,
                 "transcode": None

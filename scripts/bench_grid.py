@@ -65,15 +65,19 @@ def camctl_grid(config: Path, output: str, seconds: float, preset: str | None = 
 
 
 class Hog:
-    """A busy loop in a process of its own: one core taken, at the grids' own priority."""
+    """Busy loops, each in a process of its own: a core each, at the grids' own priority."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
 
     def __enter__(self) -> Hog:
-        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(self.count)]
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
 
 
 def camctl_run(
@@ -177,7 +181,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="length of each throughput run")
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument("--size", default="1920x1080", help="the cameras' picture size")
-    parser.add_argument("--hog", action=argparse.BooleanOptionalAction, default=True, help="the squeeze runs")
+    parser.add_argument("--hogs", type=int, default=1, help="busy loops beside the squeeze runs (0: none)")
+    parser.add_argument("--squeeze-only", action="store_true", help="skip the throughput and latency runs")
     args = parser.parse_args()
     ffmpeg = shutil.which("ffmpeg")
     if not ffmpeg:
@@ -199,25 +204,29 @@ def main() -> None:
         generator_from, started = cpu_of(cams.proc.pid), time.monotonic()
 
         n = args.seconds
-        runs = report["throughput"] = {
-            "camctl": camctl_run(config, tmp / "c.mp4", n, env),
-            "camctl_ultrafast": camctl_run(config, tmp / "cu.mp4", n, env, "ultrafast"),
-            "ffmpeg_ultrafast": ffmpeg_run(ffmpeg, urls, tmp / "fu.mp4", n, env, "ultrafast"),
-            "ffmpeg_veryfast": ffmpeg_run(ffmpeg, urls, tmp / "fv.mp4", n, env, "veryfast"),
-        }
-        report["fake_cameras_cpu_percent"] = round((cpu_of(cams.proc.pid) - generator_from)
-                                                   / (time.monotonic() - started) * 100, 1)  # fmt: skip
-        report["ratio_cpu_per_frame"] = {
-            "camctl (ladder) / ffmpeg ultrafast": per_frame(runs["camctl"], runs["ffmpeg_ultrafast"]),
-            "camctl ultrafast / ffmpeg ultrafast": per_frame(runs["camctl_ultrafast"], runs["ffmpeg_ultrafast"]),
-            "camctl (ladder) / ffmpeg veryfast": per_frame(runs["camctl"], runs["ffmpeg_veryfast"]),
-        }
-        if args.hog:
-            with Hog():
-                report["squeeze_one_core_hog"] = {
+        if not args.squeeze_only:
+            runs = report["throughput"] = {
+                "camctl": camctl_run(config, tmp / "c.mp4", n, env),
+                "camctl_ultrafast": camctl_run(config, tmp / "cu.mp4", n, env, "ultrafast"),
+                "ffmpeg_ultrafast": ffmpeg_run(ffmpeg, urls, tmp / "fu.mp4", n, env, "ultrafast"),
+                "ffmpeg_veryfast": ffmpeg_run(ffmpeg, urls, tmp / "fv.mp4", n, env, "veryfast"),
+            }
+            report["ratio_cpu_per_frame"] = {
+                "camctl (ladder) / ffmpeg ultrafast": per_frame(runs["camctl"], runs["ffmpeg_ultrafast"]),
+                "camctl ultrafast / ffmpeg ultrafast": per_frame(runs["camctl_ultrafast"], runs["ffmpeg_ultrafast"]),
+                "camctl (ladder) / ffmpeg veryfast": per_frame(runs["camctl"], runs["ffmpeg_veryfast"]),
+            }
+        if args.hogs:
+            with Hog(args.hogs):
+                report[f"squeeze_{args.hogs}_core_hog"] = {
                     "camctl": camctl_run(config, tmp / "sc.mp4", n, env),
                     "ffmpeg_veryfast": ffmpeg_run(ffmpeg, urls, tmp / "sf.mp4", n, env, "veryfast"),
                 }
+        report["fake_cameras_cpu_percent"] = round((cpu_of(cams.proc.pid) - generator_from)
+                                                   / (time.monotonic() - started) * 100, 1)  # fmt: skip
+        if args.squeeze_only:
+            print(json.dumps(report, indent=2))
+            return
         cams.stop()
         stamped = stack.enter_context(FakeCameras(count=1, size=args.size, fps=30, bitrate=2048, gop=30, stamp=True))
         others = stack.enter_context(FakeCameras(count=3, size=args.size, fps=30, bitrate=2048, gop=30))

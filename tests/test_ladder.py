@@ -23,3 +23,18 @@ def test_a_pinned_preset_or_a_hardware_encoder_only_halves_the_rate() -> None:
     nvenc = EncoderLadder("h264_nvenc", 30)
     step = nvenc.update(1, "slow")
     assert step is not None and step.preset is None and step.describe(30) == "15 fps"
+
+
+def test_a_climb_that_fails_at_once_doubles_the_calm_needed_before_the_next_try() -> None:
+    ladder = EncoderLadder("libx264", 30)
+    ladder.update(0, "ticks skipped")  # down to superfast
+    for n in range(CALM_INTERVALS):
+        ladder.update(1 + n, None)
+    assert ladder.rung.preset == "veryfast", "back up after the usual calm"
+    ladder.update(10, "encoding took 95% of real time")  # veryfast fails at once: superfast again
+    waited = 0
+    while ladder.rung.preset != "veryfast":
+        ladder.update(20 + waited, None)
+        waited += 1
+    assert waited == 2 * CALM_INTERVALS, "twice the calm before trying veryfast again"
+    assert ladder.steps[-1].reason == f"calm for {2 * CALM_INTERVALS} keyframe intervals"

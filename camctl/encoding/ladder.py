@@ -16,7 +16,8 @@ log = logging.getLogger("camctl.encoding")
 
 # Cheaper settings, in order, per encoder: (preset, stride); stride 2 = every other tick.
 PRESETS = {"libx264": ["veryfast", "superfast", "ultrafast"]}
-CALM_INTERVALS = 4  # calm keyframe intervals on a rung before trying the one above
+CALM_INTERVALS = 4  # calm keyframe intervals on a rung before trying the one above ...
+MAX_CALM_INTERVALS = 32  # ... doubled (up to this) each time the rung above failed at once
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class EncoderLadder:
         self.index = 0
         self.steps: list[Step] = []
         self._calm = 0
+        # Per rung: calm intervals needed before climbing to the rung above it. A climb that fails
+        # within an interval or two doubles it (the box is just short of that rung): without this, a
+        # grid squeezed for a minute went up and down 19 times.
+        self._wait = [CALM_INTERVALS] * len(self.rungs)
+        self._since_step = 0
 
     @property
     def rung(self) -> Rung:
@@ -61,20 +67,25 @@ class EncoderLadder:
     def update(self, at: float, struggling: str | None) -> Rung | None:
         """At a keyframe; struggling: why encoding fell behind since the last one, or None.
         Returns the rung to use from here when it changed."""
+        self._since_step += 1
         if struggling is not None:
             self._calm = 0
             if self.index + 1 < len(self.rungs):
+                climbed_here = bool(self.steps) and self.steps[-1].reason.startswith("calm")
+                if climbed_here and self._since_step <= 2:
+                    self._wait[self.index + 1] = min(MAX_CALM_INTERVALS, 2 * self._wait[self.index + 1])
                 return self._move(at, self.index + 1, struggling)
             return None
         self._calm += 1
-        if self._calm >= CALM_INTERVALS and self.index > 0:
+        wait = self._wait[self.index]
+        if self._calm >= wait and self.index > 0:
             self._calm = 0
-            return self._move(at, self.index - 1, f"calm for {CALM_INTERVALS} keyframe intervals")
+            return self._move(at, self.index - 1, f"calm for {wait} keyframe intervals")
         return None
 
     def _move(self, at: float, index: int, reason: str) -> Rung:
         step = Step(round(at, 2), self.rung.describe(self.fps), self.rungs[index].describe(self.fps), reason)
-        self.index = index
+        self.index, self._since_step = index, 0
         self.steps.append(step)
         log.info("%s: encoder %s -> %s (%s)", self.name, step.frm, step.to, reason)
         return self.rung

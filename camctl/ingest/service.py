@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from camctl.analysis.publisher import RingPublisher
 from camctl.bus import (
     FRAME_SUBJECT,
     SNAPSHOT_SUBJECT,
@@ -84,6 +85,7 @@ class IngestService:
         self.reload_config = reload
         self.recorders: dict[str, CameraRecorder] = {}
         self.transcoders: dict[str, Transcoder] = {}
+        self.rings: dict[str, RingPublisher] = {}  # analysis frames in shared memory, per camera
         self.restreamers: dict[str, Restreamer] = {}
         self.retention: RetentionRunner | None = None
         if record:  # under run-all the supervisor prunes for all; a worker only forces it when storage fails
@@ -131,6 +133,7 @@ class IngestService:
             consumers.append(restreamer)
             restreamer.start()
         session = CameraSession(cam, consumers, read_timeout=self.config.ingest.stall_seconds)
+        self.rings[cam.id] = RingPublisher(cam.id, self.config.node, cam.analysis)
         self.live[cam.id], self.sessions[cam.id] = live, session
         self.by_name[cam.id] = self.by_name[cam.slug] = live
         if self._loop is not None:
@@ -147,6 +150,9 @@ class IngestService:
             self.hubs.pop(name, None)
         session.stop()
         session.join(3.0)
+        ring = self.rings.pop(camera_id, None)
+        if ring is not None:
+            ring.close()
         self.transcoders.pop(camera_id, None)
         restreamer = self.restreamers.pop(camera_id, None)
         if restreamer is not None:
@@ -182,8 +188,13 @@ class IngestService:
     # --- callbacks from camera threads ------------------------------------------------------------
 
     def _on_frame(self, cam: LiveCamera, live: LiveFrame) -> None:
+        """An analysis frame (the camera's thread): into shared memory while someone reads there,
+        then the event, which names the ring's write for readers on this box."""
+        ring = self.rings.get(cam.camera.id)
+        written = ring.offer(live.number, live.timestamp, live.frame) if ring is not None else None
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._publish_frame, cam, live)
+            shm = (ring.name, written) if ring is not None and ring.marker is not None else None
+            self._loop.call_soon_threadsafe(self._publish_frame, cam, live, shm)
 
     def _on_change(self, cam: LiveCamera) -> None:
         if self._loop is not None:
@@ -191,13 +202,17 @@ class IngestService:
 
     # --- on the loop ------------------------------------------------------------------------------
 
-    def _publish_frame(self, cam: LiveCamera, live: LiveFrame) -> None:
+    def _publish_frame(self, cam: LiveCamera, live: LiveFrame, shm: tuple[str, int | None] | None = None) -> None:
         if self.bus is None:
             return
         fps = self._fps.get(cam.camera.id) or cam.claimed_fps or 0.0
         path = f"/{cam.camera.slug}/frame.jpg"
         url = self.config.http.public_url + (self.signer.sign(path) if self.signer is not None else path)
         payload = frame_event(cam.camera.id, live.timestamp, live.number, live.resolution, fps, url)
+        if shm is not None:  # after the seed's six keys: where readers on this box find the picture
+            payload["ring"] = shm[0]
+            if shm[1] is not None:  # written: someone on this box reads the ring
+                payload["ring_write"] = shm[1]
         self.latency.observe((time.time() - live.timestamp) * 1000)
         self.bus.publish_soon(FRAME_SUBJECT, payload)
 
@@ -340,6 +355,8 @@ class IngestService:
                 await asyncio.get_running_loop().run_in_executor(None, self._join_sessions)
                 for recorder in self.recorders.values():
                     recorder.finalize()  # a session stuck on a silent camera: close its segment from here
+                for ring in self.rings.values():
+                    ring.close()
 
     def _prune(self, force: bool = False) -> None:
         if self.retention is not None:

@@ -1,0 +1,119 @@
+"""A camera's latest decoded pictures in shared memory, for analysis on the same box without JPEG.
+
+One file per camera in /dev/shm (POSIX shared memory on Linux), written by the process that
+decodes the camera (its run-all worker, or `camctl ingest`), mapped read-only by any consumer in
+the file's group (mode 0640). Layout, little-endian, all offsets in bytes:
+
+    header (64):  magic "CAMRING1" | version u32 | slots u32 | slot_bytes u32 | pad u32 |
+                  writes u64 (frames written so far; the latest is in slot (writes-1) % slots) |
+                  writer_pid u32 | pad u32 | created f64 | pad
+    slot i at 64 + i * (64 + slot_bytes):
+      slot header (64): seq u64 | number u64 | timestamp f64 | width u32 | height u32 |
+                        format 8s (yuv420p, gray, rgb24, bgr24) | stride u32 x 3 | nbytes u32 |
+                        pad | seq_end u64
+      data: the planes one after the other, each `stride x rows` bytes (yuv420p: Y, U, V)
+
+A sequence counter per slot makes torn reads detectable (a seqlock): write number w sets `seq` to
+2w+1 before touching the slot and `seq_end`, then `seq`, to 2w+2 after. A reader copies the slot
+and keeps the copy only if `seq` read before equals `seq` and `seq_end` read after, and is even.
+No lock is ever taken, so a consumer that dies mid-read leaves nothing behind; a writer that
+restarts replaces the file (readers see a new inode and map it again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import mmap
+import os
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+RING_DIR = Path("/dev/shm")  # noqa: S108 - POSIX shared memory itself; each ring named per camera
+MAGIC = b"CAMRING1"
+VERSION = 1
+HEADER = struct.Struct("<8sIIIIQIId")  # magic, version, slots, slot_bytes, pad, writes, pid, pad, created
+HEADER_BYTES = 64
+WRITES_AT = 24  # offset of `writes` in the header
+SLOT = struct.Struct("<QQdII8sIIII")  # seq, number, timestamp, width, height, format, strides x3, nbytes
+SLOT_HEADER_BYTES = 64
+SEQ_END_AT = 56  # offset of seq_end in a slot header
+U64 = struct.Struct("<Q")
+FORMATS = ("yuv420p", "gray", "rgb24", "bgr24")
+DEFAULT_SLOTS = 4
+
+
+class RingMissing(LookupError):
+    """No ring for that camera on this box (not decoded here, or not started yet)."""
+
+
+def ring_name(camera_id: str, node: str) -> str:
+    """A file name safe for any camera id and node name, and stable across restarts."""
+    digest = hashlib.sha256(f"{node}\0{camera_id}".encode()).hexdigest()[:12]
+    slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in camera_id)[:32]
+    return f"camctl-{slug}-{digest}"
+
+
+def plane_rows(fmt: str, height: int) -> tuple[int, ...]:
+    if fmt == "yuv420p":
+        return (height, (height + 1) // 2, (height + 1) // 2)
+    return (height,)
+
+
+class RingWriter:
+    """Owned by the process that decodes the camera; not thread-safe (one camera thread writes)."""
+
+    def __init__(self, name: str, slot_bytes: int, slots: int = DEFAULT_SLOTS, folder: Path = RING_DIR) -> None:
+        self.name, self.slots, self.slot_bytes = name, slots, slot_bytes
+        self.path = folder / name
+        size = HEADER_BYTES + slots * (SLOT_HEADER_BYTES + slot_bytes)
+        # A new file each time (then renamed over the old one): readers of a ring left by a previous
+        # worker notice the new inode and map again, instead of reading a file that shrank under them.
+        tmp = folder / f".{name}.{os.getpid()}"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            os.fchmod(fd, 0o640)  # the umask must not widen nor narrow it: the group reads
+            os.ftruncate(fd, size)
+            self._map = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+        HEADER.pack_into(self._map, 0, MAGIC, VERSION, slots, slot_bytes, 0, 0, os.getpid(), 0, time.time())
+        tmp.replace(self.path)
+        self.writes = 0
+
+    def write(self, number: int, timestamp: float, frame: Any) -> int | None:
+        """Copies a decoded picture (av.VideoFrame in one of FORMATS) into the next slot; returns
+        the write's count (1-based), or None when the picture does not fit (a larger camera)."""
+        fmt = frame.format.name
+        planes = frame.planes
+        strides = [p.line_size for p in planes]
+        rows = plane_rows(fmt, frame.height)
+        nbytes = sum(s * r for s, r in zip(strides, rows, strict=True))
+        if fmt not in FORMATS or nbytes > self.slot_bytes:
+            return None
+        w = self.writes
+        slot = w % self.slots
+        base = HEADER_BYTES + slot * (SLOT_HEADER_BYTES + self.slot_bytes)
+        m = self._map
+        U64.pack_into(m, base, 2 * w + 1)  # being written
+        at = base + SLOT_HEADER_BYTES
+        for plane, stride, count in zip(planes, strides, rows, strict=True):
+            size = stride * count
+            m[at : at + size] = memoryview(plane)[:size]
+            at += size
+        padded = [*strides, 0, 0][:3]
+        SLOT.pack_into(m, base, 2 * w + 1, number, timestamp, frame.width, frame.height, fmt.encode(), *padded, nbytes)
+        U64.pack_into(m, base + SEQ_END_AT, 2 * w + 2)
+        U64.pack_into(m, base, 2 * w + 2)  # whole
+        self.writes = w + 1
+        U64.pack_into(m, WRITES_AT, self.writes)
+        return self.writes
+
+    def close(self, remove: bool = True) -> None:
+        with contextlib.suppress(ValueError, BufferError):
+            self._map.close()
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
