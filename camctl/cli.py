@@ -486,6 +486,37 @@ def ingest(ctx: typer.Context, cameras: CameraArgs = None) -> None:
 
 
 @app.command()
+def motion(
+    ctx: typer.Context,
+    cameras: CameraArgs = None,
+    fps: Annotated[
+        float, typer.Option("--fps", min=0.5, max=30, help="Pictures per second looked at, per camera.")
+    ] = 5,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON event per line on stdout.")] = False,
+) -> None:
+    """Watch cameras for motion (frame differencing on their analysis frames: shared memory on the
+    camera's box, JPEG elsewhere) and publish seguranca.camera.motion events (camera_id, state
+    start/end, start, end, score, boxes) when motion starts and ends. Needs camctl ingest or
+    run-all feeding the cameras; sensitivity per camera: motion: {threshold, min_area, hold}.
+    Runs until SIGTERM/SIGINT.
+
+    [dim]Examples: camctl motion;  camctl motion cam_1 --fps 10 --json[/dim]
+    """
+    from camctl.commands.motion import run_motion
+
+    cfg = _state(ctx).config
+    logging.getLogger("camctl.motion").setLevel(logging.INFO)
+
+    def show(event: Any) -> None:
+        if json_out:
+            print(json.dumps(event.to_json()), flush=True)
+        else:
+            console().print(render.motion_line(event), markup=False)
+
+    run_motion(cfg, cfg.select(cameras), fps, show)
+
+
+@app.command()
 def status(
     ctx: typer.Context,
     json_out: JsonFlag = False,

@@ -59,6 +59,7 @@ class Frame:
     skipped: int  # frames of this camera not handed out since the previous one (fell behind, or fps)
     source: str  # "shm" or "jpeg"
     event: dict[str, Any]  # the frame event as published
+    received: float  # when its event reached this process (time.time()): the array came after it
 
 
 class Frames:
@@ -71,11 +72,14 @@ class Frames:
         nats_url: str = "nats://127.0.0.1:4222",
         timeout: float = 10.0,
         check_camera: bool = True,
+        shared_memory: bool = True,
     ) -> None:
         """timeout: seconds to wait for a frame before NoFrames; check_camera: ask camctl's status
-        first, so a camera that does not exist is an error, not a silence."""
+        first, so a camera that does not exist is an error, not a silence; shared_memory: False
+        takes the JPEG path even on the camera's box (for comparison)."""
         self.camera_id, self.fps, self.nats_url, self.timeout = camera_id, fps, nats_url, timeout
-        self.check_camera = check_camera
+        self.check_camera, self.shared_memory = check_camera, shared_memory
+        self._received = 0.0
         self._cond = threading.Condition()
         self._latest: dict[str, Any] | None = None
         self._events = 0  # events received; the skipped count comes from it
@@ -114,7 +118,7 @@ class Frames:
                 if event.get("camera_id") != self.camera_id:
                     return
                 with self._cond:
-                    self._latest = event
+                    self._latest, self._received = event, time.time()
                     self._events += 1
                     self._cond.notify_all()
 
@@ -171,11 +175,11 @@ class Frames:
                     self._cond.wait(min(left, TOUCH_EVERY))
                 if self._error is not None:
                     raise self._error
-                event, events = self._latest, self._events
+                event, events, received = self._latest, self._events, self._received
             if event is None:
                 continue
             self._touch(event)
-            frame = self._frame(event, events - self._taken - 1)
+            frame = self._frame(event, events - self._taken - 1, received)
             self._taken = events
             if frame is not None:
                 self._last_handed = time.monotonic()
@@ -184,12 +188,12 @@ class Frames:
     _last_handed = 0.0
     _local_since = 0.0
 
-    def _frame(self, event: dict[str, Any], skipped: int) -> Frame | None:
+    def _frame(self, event: dict[str, Any], skipped: int, received: float) -> Frame | None:
         """The event's picture: from the ring when the camera is decoded on this box (its marker is
         here), else by JPEG. None: local, but the writer has not seen our mark yet (it looks once a
         second); the ring's pictures come with the next events."""
         name, write = event.get("ring"), event.get("ring_write")
-        if name and marker_path(RING_DIR / name).exists():
+        if name and self.shared_memory and marker_path(RING_DIR / name).exists():
             self._local_since = self._local_since or time.monotonic()
             reader = self._reader(name) if write is not None else None
             if reader is not None and write is not None:
@@ -198,10 +202,10 @@ class Frames:
                 if got is not None:
                     skipped += max(0, got.number - int(event["frame_number"]))  # it moved on meanwhile
                     return Frame(self.camera_id, got.number, got.timestamp, got.array, got.format, skipped,
-                                 "shm", event)  # fmt: skip
+                                 "shm", event, received)  # fmt: skip
             if time.monotonic() - self._local_since < RING_GRACE:
                 return None
-        return self._from_jpeg(event, skipped)
+        return self._from_jpeg(event, skipped, received)
 
     def _reader(self, name: str) -> RingReader | None:
         if name not in self._readers:
@@ -220,7 +224,7 @@ class Frames:
         with contextlib.suppress(OSError):  # not on this box, or not ours to mark
             os.utime(marker_path(RING_DIR / name))
 
-    def _from_jpeg(self, event: dict[str, Any], skipped: int) -> Frame:
+    def _from_jpeg(self, event: dict[str, Any], skipped: int, received: float) -> Frame:
         import av  # only the JPEG path needs a decoder
 
         with urllib.request.urlopen(event["url"], timeout=self.timeout) as response:  # noqa: S310 - camctl's URL
@@ -229,7 +233,8 @@ class Frames:
         with av.open(io.BytesIO(body), "r", format="mjpeg") as container:
             picture = next(container.decode(video=0))
         array = np.asarray(picture.to_ndarray(format="rgb24"), dtype=np.uint8)
-        return Frame(self.camera_id, number, float(event["timestamp"]), array, "rgb24", skipped, "jpeg", event)
+        return Frame(self.camera_id, number, float(event["timestamp"]), array, "rgb24", skipped, "jpeg", event,
+                     received)  # fmt: skip
 
     def close(self) -> None:
         self._stop.set()

@@ -62,6 +62,15 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True)
+class MotionConfig:
+    """`camctl motion`'s sensitivity for the camera."""
+
+    threshold: float = 25.0  # grey levels a pixel must change by (above the sensor's noise)
+    min_area: float = 0.005  # fraction of the picture that must change
+    hold: float = 2.0  # seconds without motion before it ends
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     id: str
     url: str  # credentials removed; see connect_url()
@@ -77,6 +86,7 @@ class CameraConfig:
     audio: bool = True  # record the camera's audio (AAC/Opus copied, G.711 as AAC) when it sends any
     restream: Secret | None = None  # rtsp:// URL the camera's packets are published to (may hold a password)
     analysis: AnalysisConfig = AnalysisConfig()
+    motion: MotionConfig = MotionConfig()
 
     @property
     def restream_shown(self) -> str | None:
@@ -443,8 +453,9 @@ class _Parser:
     def camera_defaults(self, raw: Any) -> dict[str, Any]:
         path = "defaults"
         m = self.mapping(raw or {}, path, ("username", "password", "transport", "timeout", "transcode", "audio",
-                                           "restream", "analysis"))  # fmt: skip
+                                           "restream", "analysis", "motion"))  # fmt: skip
         return {
+            "motion": self.motion(m.get("motion"), f"{path}.motion"),
             "analysis": self.analysis(m.get("analysis"), f"{path}.analysis"),
             "restream": self.optional_text(m.get("restream"), f"{path}.restream"),
             "audio": self.boolean(m.get("audio", True), f"{path}.audio"),
@@ -462,7 +473,7 @@ class _Parser:
         if isinstance(raw, str):  # shorthand: `cam_1: rtsp://...`
             raw = {"url": raw}
         keys = ("url", "name", "username", "password", "transport", "timeout", "enabled", "analysis_fps", "slug",
-                "transcode", "audio", "restream", "analysis")  # fmt: skip
+                "transcode", "audio", "restream", "analysis", "motion")  # fmt: skip
         m = self.mapping(raw, path, keys)
         if "url" not in m:
             raise self.error(f"{path}.url", "missing (rtsp://host:554/stream or demo:)")
@@ -500,7 +511,18 @@ class _Parser:
             restream=self.restream(m["restream"] if "restream" in m else defaults["restream"], cam_id, slug,
                                    f"{path}.restream" if "restream" in m else "defaults.restream"),
             analysis=self.analysis(m["analysis"], f"{path}.analysis") if "analysis" in m else defaults["analysis"],
+            motion=self.motion(m["motion"], f"{path}.motion") if "motion" in m else defaults["motion"],
         )  # fmt: skip
+
+    def motion(self, raw: Any, path: str) -> MotionConfig:
+        m = self.mapping(raw or {}, path, ("threshold", "min_area", "hold"))
+        base = MotionConfig()
+        hold = self.duration(m.get("hold"), f"{path}.hold")
+        return MotionConfig(
+            threshold=self.number(m.get("threshold", base.threshold), f"{path}.threshold", 1, 254),
+            min_area=self.number(m.get("min_area", base.min_area), f"{path}.min_area", 0.0001, 1),
+            hold=base.hold if hold is None else hold,
+        )
 
     def analysis(self, raw: Any, path: str) -> AnalysisConfig:
         m = self.mapping(raw or {}, path, ("width", "format", "slots"))
@@ -783,6 +805,7 @@ def effective_config(config: Config) -> dict[str, Any]:
                 "enabled": cam.enabled,
                 "analysis_fps": cam.analysis_fps,
                 "analysis": {"width": cam.analysis.width, "format": cam.analysis.format, "slots": cam.analysis.slots},
+                "motion": {"threshold": cam.motion.threshold, "min_area": cam.motion.min_area, "hold": cam.motion.hold},
                 "audio": cam.audio,
                 "restream": cam.restream_shown,
                 "transcode": None

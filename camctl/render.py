@@ -16,6 +16,7 @@ from camctl.units import format_duration, format_size, iso_time
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from camctl.analysis.motion import MotionEvent
     from camctl.commands.config import ConfigCheck
     from camctl.commands.grid import GridResult
     from camctl.commands.probe import ProbeResult
@@ -319,3 +320,13 @@ class GridProgress:
 
 def config_check_line(check: ConfigCheck) -> str:
     return f"{check.source}: OK, {len(check.cameras)} camera(s): {', '.join(check.cameras)}"
+
+
+def motion_line(event: MotionEvent) -> str:
+    """One line per motion event: `12:00:03 cam_1 motion started (score 4.2%, 1 box)`."""
+    at = event.start if event.state == "start" else (event.end or event.start)
+    when = time.strftime("%H:%M:%S", time.localtime(at))
+    if event.state == "start":
+        boxes = f"{len(event.boxes)} box" + ("es" if len(event.boxes) != 1 else "")
+        return f"{when} {event.camera_id} motion started (score {event.score:.1%}, {boxes})"
+    return f"{when} {event.camera_id} motion ended after {at - event.start:.1f}s (peak score {event.score:.1%})"

@@ -146,6 +146,7 @@ class FakeCameras(ManagedChild):
         stamp: bool = False,
         audio: str | None = None,
         live: bool | None = None,
+        scene: bool = False,
     ) -> None:
         """audio: aac, pcma, pcmu or opus: the cameras also send audio, a tick every second.
         live: encode every frame as it is sent instead of replaying a loop encoded once (the
@@ -172,6 +173,8 @@ class FakeCameras(ManagedChild):
             self.args += ["--auth-only", ",".join(auth_only)]
         if stamp:
             self.args.append("--stamp")
+        elif scene:
+            self.args.append("--scene")  # a still, noisy scene; move()/still() for motion
         elif live if live is not None else os.environ.get("CAMCTL_FAKE_LIVE") == "1":
             self.args.append("--live")
         if audio:
@@ -224,6 +227,12 @@ class FakeCameras(ManagedChild):
 
     def unmute(self, *names: str) -> None:
         self.command("unmute " + " ".join(names))
+
+    def move(self, *names: str) -> None:
+        self.command("move " + " ".join(names))
+
+    def still(self, *names: str) -> None:
+        self.command("still " + " ".join(names))
 
     def log(self) -> str:
         self._log.seek(0)

@@ -1,0 +1,94 @@
+"""Motion detection: nothing for a still picture with sensor noise, an event within a second of a
+real camera's picture starting to move, an end once it stops; unit and end to end (run-all, a
+real nats-server, `camctl motion` as users run it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from camctl.analysis.motion import MotionDetector, Sensitivity
+from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
+from tests.ingest_helpers import EventTap, http_get, write_ingest_config
+from tests.recording_helpers import wait_for
+
+RNG = np.random.default_rng(7)
+
+
+def noisy(height: int = 360, width: int = 640) -> np.ndarray:
+    """A still grey scene as a sensor sees it: +-3 grey levels of noise on every pixel."""
+    return (128 + RNG.integers(-3, 4, (height, width))).astype(np.uint8)
+
+
+def with_box(picture: np.ndarray, x: int) -> np.ndarray:
+    moved = picture.copy()
+    moved[140:220, x : x + 120] = 235
+    return moved
+
+
+def test_a_still_noisy_picture_is_no_motion_and_a_moving_box_starts_then_ends_it() -> None:
+    detector = MotionDetector("cam_1", Sensitivity(hold=1.0))
+    t = 1000.0
+    for n in range(50):  # 10 s of a still scene at 5 fps
+        assert detector.push(noisy(), t + n * 0.2, n) is None, f"noise read as motion at picture {n}"
+    events = []
+    for n in range(50, 60):  # a box moving right
+        event = detector.push(with_box(noisy(), 40 + 20 * (n - 50)), t + n * 0.2, n)
+        events += [event] if event else []
+    assert [e.state for e in events] == ["start"]
+    start = events[0]
+    assert start.frame_number == 51, "two moving pictures in a row start it"
+    assert 0.02 < start.score < 0.1 and len(start.boxes) >= 1
+    _x, y, w, h = start.boxes[0]
+    assert 0.3 < y + h / 2 < 0.6 and w < 0.6, start.boxes  # around the box's rows, not the whole picture
+    ended = [detector.push(noisy(), t + n * 0.2, n) for n in range(60, 70)]
+    end = [e for e in ended if e]
+    assert len(end) == 1 and end[0].state == "end" and end[0].end == t + 59 * 0.2
+    assert end[0].to_json()["start"] == round(start.start, 6)
+
+
+def test_camctl_motion_publishes_within_a_second_of_a_camera_moving_and_nothing_while_it_is_still(
+    fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=1, size="640x360", fps=15, scene=True)
+    port = free_port()
+    extra = (f"node: test-{uuid.uuid4().hex[:8]}\nstorage: {{root: '{tmp_path / 'rec'}'}}\n"
+             "defaults: {motion: {hold: 1s}}\n")  # fmt: skip
+    config = write_ingest_config(tmp_path / "camctl.yaml", {"cam_1": cams.url("cam1")}, nats_server.url, port, extra)
+    with (
+        CamctlProcess(config, tmp_path / "d", "run-all") as runall,
+        EventTap(nats_server.url, ["seguranca.camera.motion"]) as tap,
+    ):
+        wait_for("cam_1 online", lambda: online(port), timeout=30)
+        argv = [sys.executable, "-m", "camctl", "--config", str(config), "motion", "--json", "--fps", "10"]
+        watcher = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(5)  # still and noisy: attached to the ring, and nothing to say
+            assert tap.events.empty(), f"motion in a still picture: {tap.events.get_nowait()}"
+            moved_at = time.time()
+            cams.move("cam1")
+            _subject, event, received = tap.events.get(timeout=5)
+            assert event["camera_id"] == "cam_1" and event["state"] == "start" and event["boxes"], event
+            assert received - moved_at < 1.0, f"the event came {received - moved_at:.2f}s after the camera moved"
+            cams.still("cam1")
+            _subject, end, _received = tap.events.get(timeout=5)
+            assert end["state"] == "end" and end["start"] == event["start"] and end["end"] >= end["start"]
+        finally:
+            watcher.terminate()
+            out, err = watcher.communicate(timeout=15)
+        assert watcher.returncode == 0, err
+        printed = [json.loads(line) for line in out.splitlines()]
+        assert [p["state"] for p in printed] == ["start", "end"], printed
+        assert runall.terminate()[0] == 0
+
+
+def online(port: int) -> bool:
+    code, _headers, body = http_get(f"http://127.0.0.1:{port}/status")
+    return code == 200 and all(c["online"] for c in json.loads(body)["cameras"])
