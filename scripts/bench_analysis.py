@@ -4,8 +4,8 @@
 `camctl run-all` on four fake cameras (default 1920x1080 @ 30, replayed loops: the load generator
 stays cheap), then three phases of --seconds each, one after the other:
 1. no consumer: camctl's own CPU (the baseline);
-2. four consumers (one per camera, each its own process) with `camctl.client.Frames(cam, fps=10)`
-   reading from the shared-memory ring;
+2. four consumers (one per camera, each its own process) with `camctl.client.Frames(cam)` reading
+   from the shared-memory ring every frame event (the cameras' `analysis_fps: 10`);
 3. the same four with `shared_memory=False`: the JPEG behind each event's url, decoded to RGB.
 For 2 and 3: camctl's CPU over the baseline plus the consumers' CPU, per frame analysed; and the
 event-to-array latency (from the frame event reaching the consumer to its array being ready).
@@ -38,7 +38,7 @@ import json, resource, sys, time
 from camctl.client import Frames
 camera, nats_url, seconds, shm = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] == "1"
 latencies, sources, skipped, n = [], {}, 0, 0
-with Frames(camera, fps=10, nats_url=nats_url, shared_memory=shm) as frames:
+with Frames(camera, nats_url=nats_url, shared_memory=shm) as frames:  # every event: analysis_fps 10
     first = next(iter(frames))  # attached: the ring is written from here on
     start = resource.getrusage(resource.RUSAGE_SELF)
     end = time.monotonic() + seconds
@@ -120,7 +120,7 @@ def main() -> None:
         cams = stack.enter_context(FakeCameras(count=args.cameras, size=args.size, fps=30, bitrate=2048, gop=30))
         nats = stack.enter_context(NatsServer())
         port = free_port()
-        urls = {name: cams.url(f"cam{i}") for i, name in enumerate(names, 1)}
+        urls = {name: f"{{url: '{cams.url(f'cam{i}')}', analysis_fps: 10}}" for i, name in enumerate(names, 1)}
         extra = f"storage: {{root: '{tmp / 'rec'}', retention: {{min_free: null}}}}\nnode: bench-{os.getpid()}\n"
         config = write_ingest_config(tmp / "camctl.yaml", urls, nats.url, port, extra)
         proc = stack.enter_context(CamctlProcess(config, tmp / "d", "run-all"))
