@@ -109,9 +109,14 @@ def folders_inside(root: Path, folder: Path) -> None:
 
 
 def append_fd(path: Path) -> int:
-    """A file descriptor appending to path (a journal), never through a symlink put in its place."""
+    """A file descriptor appending to path (a journal), never through a symlink put in its place.
+    A last line torn by a crash is ended first: the next line must not be glued to it (and lost)."""
     no_symlink(path)
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        os.write(fd, b"\n")
+    return fd
 
 
 def no_symlink(path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +61,10 @@ def read_through_a_worker_restart(frames: Frames, port: int, ring: Path) -> None
     assert len(offsets) == 1, f"each picture is its event's frame: stamp - frame_number = {offsets}"
     assert all(f.event["ring_write"] and f.event["frame_number"] == f.number for f in shm)
     assert shm[0].array.shape == (360 * 3 // 2, 640) and shm[0].format == "yuv420p"
+
+    time.sleep(1.0)  # a consumer busy for a second (15 frames): it gets the newest, and is told
+    late = frames.next()
+    assert late.skipped >= 10 and late.number >= shm[-1].number + 11, (late.skipped, late.number)
 
     status = json.loads(http_get(f"http://127.0.0.1:{port}/status")[2])["cameras"][0]
     os.kill(status["worker_pid"], signal.SIGKILL)  # a worker crash: run-all restarts it

@@ -3,6 +3,7 @@ for or none; a writer that restarts is followed; the ring is the group's, not th
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
@@ -14,8 +15,10 @@ import av
 import numpy as np
 import pytest
 
+from camctl.analysis.publisher import RingPublisher, marker_path
 from camctl.analysis.reader import RingReader
 from camctl.analysis.ring import RingMissing, RingWriter
+from camctl.config import AnalysisConfig
 
 VALUES = (10, 80, 160, 240)  # write n (1-based) fills every byte of its picture with VALUES[n % 4]
 
@@ -114,3 +117,50 @@ def test_a_reader_hammered_by_a_writer_in_another_process_never_gets_a_torn_pict
     assert whole > 100 and written > whole, (whole, written)
     # The test means something only if reads and writes overlapped: some copies were refused.
     assert refused > 0, f"{whole} whole reads and none refused: the writer never caught a reader"
+
+
+def test_the_camera_side_writes_only_while_a_reader_marks_it_and_converts_once_for_all(tmp_path: Path) -> None:
+    publisher = RingPublisher("cam_1", "node-a", AnalysisConfig(width=320, format="rgb24"), folder=tmp_path)
+    picture = filled(90, 1280, 720, "yuv420p")
+    assert publisher.offer(1, 1.0, picture) is None, "nobody reads: nothing copied"
+    assert not (tmp_path / publisher.name).exists()
+    os.utime(marker_path(tmp_path / publisher.name))  # a reader's mark (camctl.client does it each second)
+    publisher._next_check = 0.0  # look at the marker now rather than within the second
+    assert publisher.offer(2, 2.0, picture) == 1
+    got = RingReader(publisher.name, folder=tmp_path).read()
+    assert got is not None and got.format == "rgb24" and got.array.shape == (180, 320, 3), "scaled once, here"
+    assert stat.S_IMODE(marker_path(tmp_path / publisher.name).stat().st_mode) == 0o660, "the group marks it"
+    publisher.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+READER = """
+import sys
+from pathlib import Path
+from camctl.analysis.reader import RingReader
+reader = RingReader("camctl-crash", folder=Path(sys.argv[1]))
+print("reading", flush=True)
+while True:
+    reader.read()
+"""
+
+
+def test_a_reader_killed_mid_read_leaves_nothing_behind(tmp_path: Path) -> None:
+    writer = RingWriter("camctl-crash", slot_bytes=1920 * 1080, slots=2, folder=tmp_path)
+    frames = [filled(v, 1920, 1080) for v in VALUES]
+    writer.write(1, 1.0, frames[1])
+    proc = subprocess.Popen([sys.executable, "-c", READER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "reading"
+        for n in range(2, 200):  # the reader copies while these are written; then it dies mid-loop
+            writer.write(n, float(n), frames[n % 4])
+        proc.kill()
+        proc.wait(10)
+    finally:
+        proc.kill()
+        proc.wait()
+    began = time.monotonic()
+    assert writer.write(200, 200.0, frames[0]) == 200 and time.monotonic() - began < 0.5, "no lock to wait for"
+    got = RingReader("camctl-crash", folder=tmp_path).read()
+    assert got is not None and got.number == 200 and (got.array == VALUES[0]).all()
+    writer.close()

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from camctl.analysis.motion import MotionDetector, Sensitivity
+from camctl.recording.motion_log import append_motion, read_motion
 from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
 from tests.ingest_helpers import EventTap, http_get, write_ingest_config
 from tests.recording_helpers import wait_for
@@ -80,6 +82,9 @@ def test_camctl_motion_publishes_within_a_second_of_a_camera_moving_and_nothing_
             cams.still("cam1")
             _subject, end, _received = tap.events.get(timeout=5)
             assert end["state"] == "end" and end["start"] == event["start"] and end["end"] >= end["start"]
+            # noted beside the footage: the recordings API (and so the timeline) shows where it moved
+            listing = json.loads(http_get(f"http://127.0.0.1:{port}/api/recordings/cam_1")[2])
+            assert len(listing["motion"]) == 1 and listing["motion"][0]["score"] == end["score"], listing["motion"]
         finally:
             watcher.terminate()
             out, err = watcher.communicate(timeout=15)
@@ -92,3 +97,18 @@ def test_camctl_motion_publishes_within_a_second_of_a_camera_moving_and_nothing_
 def online(port: int) -> bool:
     code, _headers, body = http_get(f"http://127.0.0.1:{port}/status")
     return code == 200 and all(c["online"] for c in json.loads(body)["cameras"])
+
+
+def test_the_motion_log_beside_the_footage_lists_overlaps_skips_torn_lines_and_keeps_to_its_age(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not append_motion(tmp_path, "cam_9", 1.0, 2.0, 0.1, None), "not recorded here: nothing written"
+    (tmp_path / "cam_1").mkdir()
+    for n in range(5):
+        assert append_motion(tmp_path, "cam_1", 100.0 * n, 100.0 * n + 10, 0.01 * n, None)
+    with (tmp_path / "cam_1" / "motion.jsonl").open("a") as f:
+        f.write('{"start": 600, "en')  # a line torn by a crash
+    assert [m["start"] for m in read_motion(tmp_path, "cam_1", 105.0, 300.0)] == [100.0, 200.0, 300.0]
+    monkeypatch.setattr("camctl.recording.motion_log.COMPACT_BYTES", 10)
+    append_motion(tmp_path, "cam_1", 1000.0, 1010.0, 0.5, keep=750.0)  # grown past its size: older dropped
+    assert [m["start"] for m in read_motion(tmp_path, "cam_1", 0.0, 2000.0)] == [300.0, 400.0, 1000.0]

@@ -19,6 +19,7 @@ from camctl.client import Frames, NoFrames, UnknownCamera
 from camctl.config import CameraConfig, Config
 from camctl.errors import CamctlError
 from camctl.lifecycle import stop_on_signals
+from camctl.recording.motion_log import append_motion
 from camctl.secrets import redact
 
 log = logging.getLogger("camctl.motion")
@@ -49,9 +50,21 @@ def watch_camera(
 
 
 def run_motion(config: Config, cameras: list[CameraConfig], fps: float, printer: Callable[[MotionEvent], None]) -> None:
-    """Until SIGTERM/SIGINT: a watcher per camera, events published and printed."""
+    """Until SIGTERM/SIGINT: a watcher per camera, events published and printed, and movements
+    that ended noted beside the camera's footage when it is recorded on this box."""
     url = config.nats.url or DEFAULT_NATS
-    asyncio.run(_run(url, cameras, fps, printer))
+    storage = config.storage
+
+    def note(event: MotionEvent) -> None:
+        printer(event)
+        if event.state == "end" and event.end is not None:
+            try:
+                append_motion(storage.root, event.camera_id, event.start, event.end, event.score,
+                              storage.retention.max_age)  # fmt: skip
+            except OSError as exc:  # the events went out; only the timeline's marks are missing
+                log.warning("%s: motion not noted beside the footage: %s", event.camera_id, exc)
+
+    asyncio.run(_run(url, cameras, fps, note))
 
 
 async def _run(url: str, cameras: list[CameraConfig], fps: float, printer: Callable[[MotionEvent], None]) -> None:

@@ -30,6 +30,7 @@ from camctl.config import CameraConfig, Config
 from camctl.errors import NoFootage, StorageError
 from camctl.recording.clip import ClipResult, export_clip, stream_clip
 from camctl.recording.footage import FootageIndex, spans_of
+from camctl.recording.motion_log import read_motion
 from camctl.units import iso_time, parse_duration, parse_time
 from camctl.web.node import Handler, send
 
@@ -82,6 +83,11 @@ class FootageRoutes:
             "spans": spans,
             "gaps": [g.to_report() for g in window.gaps],
             "recorded_seconds": round(sum(s.duration for s in window.segments), 3),
+            # where something moved (camctl motion on this box), for the timeline
+            "motion": [
+                {"start": iso_time(m["start"]), "end": iso_time(m["end"]), "score": m["score"]}
+                for m in read_motion(self._config().storage.root, camera.id, start, end)
+            ],
         }
         return web.json_response(body)
 

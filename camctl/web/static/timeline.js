@@ -123,7 +123,7 @@ class Timeline {
     this.bar.dataset.camera = camera;
     this.span = ZOOMS["24h"];
     this.selection = null;
-    this.listing = { spans: [], gaps: [] };
+    this.listing = { spans: [], gaps: [], motion: [] };
     this.wire();
   }
 
@@ -182,6 +182,16 @@ class Timeline {
       part.className = "gap";
       part.title = `${gap.reason} (${shownTime(from)} – ${shownTime(to)})`;
       part.dataset.reason = gap.reason;
+      this.place(part, from, to);
+      track.appendChild(part);
+    }
+    for (const move of this.listing.motion || []) {
+      const from = Date.parse(move.start) / 1000, to = Date.parse(move.end) / 1000;
+      const part = document.createElement("div");
+      part.className = "motion";
+      part.title = `motion ${shownTime(from)} – ${shownTime(to)} (${(move.score * 100).toFixed(1)} % of the picture)`;
+      part.dataset.start = move.start;
+      part.dataset.end = move.end;
       this.place(part, from, to);
       track.appendChild(part);
     }
