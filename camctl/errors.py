@@ -34,6 +34,12 @@ class StorageError(CamctlError):
     exit_status = ExitStatus.STORAGE
 
 
+class BusUnreachable(CamctlError):
+    """NATS does not answer (a consumer of camctl's events cannot work without it)."""
+
+    exit_status = ExitStatus.UNREACHABLE
+
+
 class AlreadyRecording(CamctlError):
     """Another camctl records this camera into the same storage root."""
 

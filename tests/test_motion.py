@@ -17,6 +17,7 @@ import pytest
 
 from camctl.analysis.motion import MotionDetector, Sensitivity
 from camctl.recording.motion_log import append_motion, read_motion
+from tests.conftest import Result
 from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
 from tests.ingest_helpers import EventTap, http_get, write_ingest_config
 from tests.recording_helpers import wait_for
@@ -112,3 +113,14 @@ def test_the_motion_log_beside_the_footage_lists_overlaps_skips_torn_lines_and_k
     monkeypatch.setattr("camctl.recording.motion_log.COMPACT_BYTES", 10)
     append_motion(tmp_path, "cam_1", 1000.0, 1010.0, 0.5, keep=750.0)  # grown past its size: older dropped
     assert [m["start"] for m in read_motion(tmp_path, "cam_1", 0.0, 2000.0)] == [300.0, 400.0, 1000.0]
+
+
+def test_camctl_motion_without_nats_is_one_line_and_exit_3(camctl: Callable[..., Result], tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "camctl.yaml"
+    config.write_text(f"cameras:\n  cam_1: 'demo:'\nnats: {{url: 'nats://127.0.0.1:{port}'}}\n")
+    result = camctl("--config", str(config), "motion", timeout=30)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"camctl: NATS at nats://127.0.0.1:{port}: connection refused (is nats-server running?)"
+    ]

@@ -8,6 +8,7 @@ per camera (shared memory on the camera's box, JPEG elsewhere), `MotionDetector`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -17,7 +18,7 @@ from camctl.analysis.motion import MotionDetector, MotionEvent, Sensitivity, lum
 from camctl.bus import nats_error_reason
 from camctl.client import Frames, NoFrames, UnknownCamera
 from camctl.config import CameraConfig, Config
-from camctl.errors import CamctlError
+from camctl.errors import BusUnreachable
 from camctl.lifecycle import stop_on_signals
 from camctl.recording.motion_log import append_motion
 from camctl.secrets import redact
@@ -44,8 +45,8 @@ def watch_camera(
                         on_event(event)
         except NoFrames:
             log.warning("%s: no frames for 5s; waiting for the camera", camera.id)
-        except UnknownCamera as exc:
-            log.error("%s", exc)
+        except (UnknownCamera, BusUnreachable) as exc:
+            log.error("%s; trying again in 5s", exc)
             stop.wait(5.0)
 
 
@@ -70,17 +71,28 @@ def run_motion(config: Config, cameras: list[CameraConfig], fps: float, printer:
 async def _run(url: str, cameras: list[CameraConfig], fps: float, printer: Callable[[MotionEvent], None]) -> None:
     import nats  # here: the command's own connection, for publishing
 
-    try:
-        nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=-1)
+    errors: list[str] = []
+
+    async def quietly(exc: Exception) -> None:  # nats-py prints tracebacks by default
+        errors.append(nats_error_reason(exc))
+
+    try:  # reconnects forever once connected; the first connect has 5 s
+        connecting = nats.connect(url, connect_timeout=2, max_reconnect_attempts=-1, error_cb=quietly)
+        nc = await asyncio.wait_for(connecting, 5)
     except Exception as exc:  # noqa: BLE001 - one line for people
-        raise CamctlError(f"NATS at {redact(url)}: {nats_error_reason(exc)}") from None
+        raise BusUnreachable(f"NATS at {redact(url)}: {errors[-1] if errors else nats_error_reason(exc)}") from None
     loop = asyncio.get_running_loop()
     stop = threading.Event()
+    sending: set[asyncio.Task[None]] = set()  # held until sent: the loop keeps tasks only weakly
+
+    def send(payload: bytes) -> None:
+        task = loop.create_task(nc.publish(MOTION_SUBJECT, payload))
+        sending.add(task)
+        task.add_done_callback(sending.discard)
 
     def publish(event: MotionEvent) -> None:  # from a camera's thread
         printer(event)
-        payload = json.dumps(event.to_json()).encode()
-        loop.call_soon_threadsafe(lambda: loop.create_task(nc.publish(MOTION_SUBJECT, payload)))
+        loop.call_soon_threadsafe(send, json.dumps(event.to_json()).encode())
 
     threads = [threading.Thread(target=watch_camera, args=(cam, url, fps, stop, publish), daemon=True,
                                 name=f"motion-{cam.id}") for cam in cameras]  # fmt: skip
@@ -92,5 +104,6 @@ async def _run(url: str, cameras: list[CameraConfig], fps: float, printer: Calla
             await asyncio.sleep(0.2)
     for thread in threads:
         await loop.run_in_executor(None, thread.join, 6.0)
-    await nc.flush()
+    with contextlib.suppress(Exception):  # NATS away at the end: the events were printed anyway
+        await nc.flush(timeout=2)
     await nc.close()
