@@ -17,7 +17,7 @@ import pytest
 
 from camctl.analysis.publisher import RingPublisher, marker_path
 from camctl.analysis.reader import RingReader
-from camctl.analysis.ring import RingMissing, RingWriter
+from camctl.analysis.ring import HEADER_BYTES, SLOT_HEADER_BYTES, RingMissing, RingWriter
 from camctl.config import AnalysisConfig
 
 VALUES = (10, 80, 160, 240)  # write n (1-based) fills every byte of its picture with VALUES[n % 4]
@@ -163,4 +163,18 @@ def test_a_reader_killed_mid_read_leaves_nothing_behind(tmp_path: Path) -> None:
     assert writer.write(200, 200.0, frames[0]) == 200 and time.monotonic() - began < 0.5, "no lock to wait for"
     got = RingReader("camctl-crash", folder=tmp_path).read()
     assert got is not None and got.number == 200 and (got.array == VALUES[0]).all()
+    writer.close()
+
+
+def test_a_picture_whose_counters_agree_but_whose_bytes_changed_is_refused(tmp_path: Path) -> None:
+    """What a weakly ordered CPU could show a reader: the slot's counters written, part of the
+    picture not yet (or of another write). The sampled checksum catches it."""
+    writer = RingWriter("camctl-crc", slot_bytes=64 * 48, slots=2, folder=tmp_path)
+    writer.write(1, 1.0, filled(VALUES[1]))
+    reader = RingReader("camctl-crc", folder=tmp_path)
+    assert reader.read(write=1) is not None
+    with (tmp_path / "camctl-crc").open("r+b") as f:  # the slot's first picture byte, counters untouched
+        f.seek(HEADER_BYTES + SLOT_HEADER_BYTES)
+        f.write(bytes([VALUES[2]]))
+    assert reader.read(write=1) is None and reader.read() is None
     writer.close()

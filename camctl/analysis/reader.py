@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from camctl.analysis.ring import (
     HEADER_BYTES,
     MAGIC,
     RING_DIR,
+    SAMPLE_STEP,
     SEQ_END_AT,
     SLOT,
     SLOT_HEADER_BYTES,
@@ -99,7 +101,7 @@ class RingReader:
             if w <= 0 or w > latest or latest - w >= self.slots:
                 return None
             base = HEADER_BYTES + ((w - 1) % self.slots) * (SLOT_HEADER_BYTES + self.slot_bytes)
-            seq, number, timestamp, width, height, fmt_raw, s0, s1, s2, nbytes = SLOT.unpack_from(m, base)
+            seq, number, timestamp, width, height, fmt_raw, s0, s1, s2, nbytes, crc = SLOT.unpack_from(m, base)
             if seq != 2 * w:
                 if write is not None:
                     return None  # being overwritten by a later write
@@ -107,7 +109,8 @@ class RingReader:
             start = base + SLOT_HEADER_BYTES
             data = np.frombuffer(m, np.uint8, nbytes, start).copy()
             seq_end = U64.unpack_from(m, base + SEQ_END_AT)[0]
-            if U64.unpack_from(m, base)[0] != seq or seq_end != seq:
+            torn = U64.unpack_from(m, base)[0] != seq or seq_end != seq
+            if torn or zlib.crc32(data[::SAMPLE_STEP].tobytes()) != crc:
                 if write is not None:
                     return None
                 continue

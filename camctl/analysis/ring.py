@@ -7,15 +7,19 @@ the file's group (mode 0640). Layout, little-endian, all offsets in bytes:
     header (64):  magic "CAMRING1" | version u32 | slots u32 | slot_bytes u32 | pad u32 |
                   writes u64 (frames written so far; the latest is in slot (writes-1) % slots) |
                   writer_pid u32 | pad u32 | created f64 | pad
-    slot i at 64 + i * (64 + slot_bytes):
-      slot header (64): seq u64 | number u64 | timestamp f64 | width u32 | height u32 |
+    slot i at 64 + i * (72 + slot_bytes):
+      slot header (72): seq u64 | number u64 | timestamp f64 | width u32 | height u32 |
                         format 8s (yuv420p, gray, rgb24, bgr24) | stride u32 x 3 | nbytes u32 |
-                        pad | seq_end u64
+                        sample_crc u32 | pad | seq_end u64 (at 64)
       data: the planes one after the other, each `stride x rows` bytes (yuv420p: Y, U, V)
 
 A sequence counter per slot makes torn reads detectable (a seqlock): write number w sets `seq` to
 2w+1 before touching the slot and `seq_end`, then `seq`, to 2w+2 after. A reader copies the slot
 and keeps the copy only if `seq` read before equals `seq` and `seq_end` read after, and is even.
+Python has no memory barrier to put between the picture and the counters, and the Jetson's ARM
+cores may make stores visible out of order; so the slot also carries the CRC-32 of every
+SAMPLE_STEP-th byte of its picture (a few KB of a 1080p one), which the reader checks on its copy:
+a picture torn across two writes differs there.
 No lock is ever taken, so a consumer that dies mid-read leaves nothing behind; a writer that
 restarts replaces the file (readers see a new inode and map it again).
 """
@@ -28,18 +32,20 @@ import mmap
 import os
 import struct
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
 RING_DIR = Path("/dev/shm")  # noqa: S108 - POSIX shared memory itself; each ring named per camera
 MAGIC = b"CAMRING1"
-VERSION = 1
+VERSION = 2
 HEADER = struct.Struct("<8sIIIIQIId")  # magic, version, slots, slot_bytes, pad, writes, pid, pad, created
 HEADER_BYTES = 64
 WRITES_AT = 24  # offset of `writes` in the header
-SLOT = struct.Struct("<QQdII8sIIII")  # seq, number, timestamp, width, height, format, strides x3, nbytes
-SLOT_HEADER_BYTES = 64
-SEQ_END_AT = 56  # offset of seq_end in a slot header
+SLOT = struct.Struct("<QQdII8sIIIII")  # seq, number, timestamp, width, height, format, strides x3, nbytes, crc
+SLOT_HEADER_BYTES = 72
+SEQ_END_AT = 64  # offset of seq_end in a slot header
+SAMPLE_STEP = 997  # a prime: the sampled bytes fall on every column, not one (row strides are even)
 U64 = struct.Struct("<Q")
 FORMATS = ("yuv420p", "gray", "rgb24", "bgr24")
 DEFAULT_SLOTS = 4
@@ -104,7 +110,10 @@ class RingWriter:
             m[at : at + size] = memoryview(plane)[:size]
             at += size
         padded = [*strides, 0, 0][:3]
-        SLOT.pack_into(m, base, 2 * w + 1, number, timestamp, frame.width, frame.height, fmt.encode(), *padded, nbytes)
+        start = base + SLOT_HEADER_BYTES
+        crc = zlib.crc32(m[start : start + nbytes : SAMPLE_STEP])
+        SLOT.pack_into(m, base, 2 * w + 1, number, timestamp, frame.width, frame.height, fmt.encode(), *padded, nbytes,
+                       crc)  # fmt: skip
         U64.pack_into(m, base + SEQ_END_AT, 2 * w + 2)
         U64.pack_into(m, base, 2 * w + 2)  # whole
         self.writes = w + 1
