@@ -236,14 +236,20 @@ class Frames:
         with contextlib.suppress(OSError):  # not on this box, or not ours to mark
             os.utime(marker_path(RING_DIR / name))
 
-    def _from_jpeg(self, event: dict[str, Any], skipped: int, received: float) -> Frame:
+    def _from_jpeg(self, event: dict[str, Any], skipped: int, received: float) -> Frame | None:
+        """None when that JPEG cannot be had (the camera just went offline: 503, a node restarting):
+        the next event tries again; a camera that stays away ends in NoFrames."""
         import av  # only the JPEG path needs a decoder
+        import av.error
 
-        with urllib.request.urlopen(event["url"], timeout=self.timeout) as response:  # noqa: S310 - camctl's URL
-            body = response.read()
-            number = int(response.headers.get("X-Frame-Number", event["frame_number"]))
-        with av.open(io.BytesIO(body), "r", format="mjpeg") as container:
-            picture = next(container.decode(video=0))
+        try:
+            with urllib.request.urlopen(event["url"], timeout=self.timeout) as response:  # noqa: S310 - camctl's
+                body = response.read()
+                number = int(response.headers.get("X-Frame-Number", event["frame_number"]))
+            with av.open(io.BytesIO(body), "r", format="mjpeg") as container:
+                picture = next(container.decode(video=0))
+        except (OSError, ValueError, StopIteration, av.error.FFmpegError):  # URLError and HTTPError are OSErrors
+            return None
         array = np.asarray(picture.to_ndarray(format="rgb24"), dtype=np.uint8)
         return Frame(self.camera_id, number, float(event["timestamp"]), array, "rgb24", skipped, "jpeg", event,
                      received)  # fmt: skip

@@ -48,6 +48,9 @@ def watch_camera(
         except (UnknownCamera, BusUnreachable) as exc:
             log.error("%s; trying again in 5s", exc)
             stop.wait(5.0)
+        except Exception:  # a bug must show, and not silence the other cameras' watchers
+            log.exception("%s: motion watcher failed; starting again in 5s", camera.id)
+            stop.wait(5.0)
 
 
 def run_motion(config: Config, cameras: list[CameraConfig], fps: float, printer: Callable[[MotionEvent], None]) -> None:
