@@ -21,7 +21,7 @@ import nats
 from nats.aio.client import Client
 
 from camctl.config import NatsConfig
-from camctl.errors import CamctlError
+from camctl.errors import BusUnreachable, CamctlError
 from camctl.lifecycle import die_with_parent
 from camctl.secrets import redact
 
@@ -77,6 +77,23 @@ def connect_options(credentials: NatsConfig | None) -> dict[str, Any]:
             raise ValueError(f"nats.tls: {exc.strerror or exc}") from None
         options["tls"] = context
     return options
+
+
+async def connect_or_fail(url: str, timeout: float) -> Client:
+    """A client for a consumer of camctl's events (`camctl motion`, `camctl.client`): the first
+    connect has `timeout` to succeed, else BusUnreachable in one line (nats-py alone would retry
+    forever, printing a traceback each time); once connected it reconnects forever, quietly."""
+    errors: list[str] = []
+
+    async def quietly(exc: Exception) -> None:
+        errors.append(nats_error_reason(exc))
+
+    try:
+        connecting = nats.connect(url, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=1,
+                                  error_cb=quietly)  # fmt: skip
+        return await asyncio.wait_for(connecting, timeout)
+    except Exception as exc:  # noqa: BLE001 - nats-py raises several kinds; one for the caller
+        raise BusUnreachable(f"NATS at {redact(url)}: {errors[-1] if errors else nats_error_reason(exc)}") from None
 
 
 OUTBOX_MAX = 1000  # events waiting for NATS (a stalled flush) before new ones are dropped

@@ -28,15 +28,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Self
 
-import nats
 import numpy as np
 
 from camctl.analysis.publisher import marker_path
 from camctl.analysis.reader import RingReader
 from camctl.analysis.ring import RING_DIR, RingMissing
-from camctl.bus import FRAME_SUBJECT, STATUS_REQUEST_SUBJECT, nats_error_reason
-from camctl.errors import BusUnreachable
-from camctl.secrets import redact
+from camctl.bus import FRAME_SUBJECT, STATUS_REQUEST_SUBJECT, connect_or_fail
 
 TOUCH_EVERY = 1.0  # seconds between the reader's marks on its ring (the writer writes while they come)
 RING_GRACE = 3.0  # seconds a local ring may take to start before its events are read by JPEG instead
@@ -109,18 +106,7 @@ class Frames:
                 self._cond.notify_all()
 
     async def _subscribe(self) -> None:
-        errors: list[str] = []
-
-        async def quietly(exc: Exception) -> None:  # nats-py prints tracebacks by default
-            errors.append(nats_error_reason(exc))
-
-        try:  # reconnects forever once connected; the first connect has `timeout` to succeed
-            connecting = nats.connect(self.nats_url, connect_timeout=2, max_reconnect_attempts=-1,
-                                      reconnect_time_wait=1, error_cb=quietly)  # fmt: skip
-            nc = await asyncio.wait_for(connecting, self.timeout)
-        except Exception as exc:  # noqa: BLE001 - nats-py raises several kinds; one for the caller
-            why = errors[-1] if errors else nats_error_reason(exc)
-            raise BusUnreachable(f"NATS at {redact(self.nats_url)}: {why}") from None
+        nc = await connect_or_fail(self.nats_url, self.timeout)
         try:
             if self.check_camera:
                 await self._check_camera(nc)

@@ -407,9 +407,9 @@ class _Parser:
             nats=self.nats(top.get("nats", {})),
             http=self.http(top.get("http", {})),
             ingest=self.ingest(top.get("ingest", {})),
-            encoder=self.encoder(top.get("encoder", "auto")),
+            encoder=(encoder := self.encoder(top.get("encoder", "auto"))),  # checked in this order, then the grid
             node=self.text(top["node"], "node") if top.get("node") else socket.gethostname(),
-            grid=self.grid(top["grid"], cameras, self.encoder(top.get("encoder", "auto"))) if top.get("grid") else None,
+            grid=self.grid(top["grid"], cameras, encoder) if top.get("grid") else None,
         )
 
     def grid(self, raw: Any, cameras: dict[str, CameraConfig], encoder: str) -> GridConfig:

@@ -18,7 +18,7 @@ from typing import Any
 
 from av.video.reformatter import VideoReformatter
 
-from camctl.analysis.ring import RING_DIR, RingWriter, plane_rows, ring_name
+from camctl.analysis.ring import RING_DIR, RingWriter, picture_bytes, ring_name
 from camctl.config import AnalysisConfig
 
 log = logging.getLogger("camctl.ingest")
@@ -65,8 +65,7 @@ class RingPublisher:
         if not self.wanted:
             return None
         picture = self._prepared(frame)
-        rows = plane_rows(picture.format.name, picture.height)
-        size = sum(plane.line_size * count for plane, count in zip(picture.planes, rows, strict=True))
+        size = picture_bytes(picture)
         writer = self.writer
         if writer is None or size > writer.slot_bytes:
             writer = self._open(size)

@@ -68,6 +68,12 @@ def plane_rows(fmt: str, height: int) -> tuple[int, ...]:
     return (height,)
 
 
+def picture_bytes(frame: Any) -> int:
+    """Bytes a decoded picture (av.VideoFrame) takes in a slot: its planes, rows of padding kept."""
+    rows = plane_rows(frame.format.name, frame.height)
+    return sum(plane.line_size * count for plane, count in zip(frame.planes, rows, strict=True))
+
+
 class RingWriter:
     """Owned by the process that decodes the camera; not thread-safe (one camera thread writes)."""
 
@@ -93,10 +99,7 @@ class RingWriter:
         """Copies a decoded picture (av.VideoFrame in one of FORMATS) into the next slot; returns
         the write's count (1-based), or None when the picture does not fit (a larger camera)."""
         fmt = frame.format.name
-        planes = frame.planes
-        strides = [p.line_size for p in planes]
-        rows = plane_rows(fmt, frame.height)
-        nbytes = sum(s * r for s, r in zip(strides, rows, strict=True))
+        nbytes = picture_bytes(frame)
         if fmt not in FORMATS or nbytes > self.slot_bytes:
             return None
         w = self.writes
@@ -104,13 +107,13 @@ class RingWriter:
         base = HEADER_BYTES + slot * (SLOT_HEADER_BYTES + self.slot_bytes)
         m = self._map
         U64.pack_into(m, base, 2 * w + 1)  # being written
-        at = base + SLOT_HEADER_BYTES
-        for plane, stride, count in zip(planes, strides, rows, strict=True):
+        start = at = base + SLOT_HEADER_BYTES
+        strides = [plane.line_size for plane in frame.planes]
+        for plane, stride, count in zip(frame.planes, strides, plane_rows(fmt, frame.height), strict=True):
             size = stride * count
             m[at : at + size] = memoryview(plane)[:size]
             at += size
         padded = [*strides, 0, 0][:3]
-        start = base + SLOT_HEADER_BYTES
         crc = zlib.crc32(m[start : start + nbytes : SAMPLE_STEP])
         SLOT.pack_into(m, base, 2 * w + 1, number, timestamp, frame.width, frame.height, fmt.encode(), *padded, nbytes,
                        crc)  # fmt: skip

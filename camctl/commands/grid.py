@@ -33,7 +33,6 @@ from camctl.units import parse_bitrate, parse_duration
 
 log = logging.getLogger("camctl.grid")
 
-
 STOP_GRACE = 3.0
 
 
@@ -228,6 +227,6 @@ def summary(
         latency_ms_p50=stats.latency_ms(0.5),
         latency_ms_p95=stats.latency_ms(0.95),
         preset=ladder.rung.preset,
-        encoded_fps=round(options.fps / ladder.rung.stride, 2),
+        encoded_fps=ladder.encoded_fps,
         ladder=[step.to_json() for step in ladder.steps],
     )

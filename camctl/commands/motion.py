@@ -15,13 +15,12 @@ import threading
 from collections.abc import Callable
 
 from camctl.analysis.motion import MotionDetector, MotionEvent, Sensitivity, luma_of
-from camctl.bus import nats_error_reason
+from camctl.bus import connect_or_fail
 from camctl.client import Frames, NoFrames, UnknownCamera
 from camctl.config import CameraConfig, Config
 from camctl.errors import BusUnreachable
 from camctl.lifecycle import stop_on_signals
 from camctl.recording.motion_log import append_motion
-from camctl.secrets import redact
 
 log = logging.getLogger("camctl.motion")
 
@@ -72,18 +71,7 @@ def run_motion(config: Config, cameras: list[CameraConfig], fps: float, printer:
 
 
 async def _run(url: str, cameras: list[CameraConfig], fps: float, printer: Callable[[MotionEvent], None]) -> None:
-    import nats  # here: the command's own connection, for publishing
-
-    errors: list[str] = []
-
-    async def quietly(exc: Exception) -> None:  # nats-py prints tracebacks by default
-        errors.append(nats_error_reason(exc))
-
-    try:  # reconnects forever once connected; the first connect has 5 s
-        connecting = nats.connect(url, connect_timeout=2, max_reconnect_attempts=-1, error_cb=quietly)
-        nc = await asyncio.wait_for(connecting, 5)
-    except Exception as exc:  # noqa: BLE001 - one line for people
-        raise BusUnreachable(f"NATS at {redact(url)}: {errors[-1] if errors else nats_error_reason(exc)}") from None
+    nc = await connect_or_fail(url, 5.0)  # the command's own connection, for publishing
     loop = asyncio.get_running_loop()
     stop = threading.Event()
     sending: set[asyncio.Task[None]] = set()  # held until sent: the loop keeps tasks only weakly

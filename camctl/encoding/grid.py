@@ -86,7 +86,6 @@ class Grid:
         self.controller = controller
         self.fps = encoder.fps
         self.ladder = ladder or EncoderLadder(encoder.name, encoder.fps)
-        self.stride = self.ladder.rung.stride  # encode every stride-th tick
         self.stats = GridStats(bitrate=encoder.bitrate)
         self._show_rung()
 
@@ -106,7 +105,7 @@ class Grid:
                 if late > 0:  # behind: skip the lost ticks, stay on the clock
                     stats.skipped += late
                     tick += late
-                if tick % self.stride:
+                if tick % self.ladder.rung.stride:
                     tick += 1  # the ladder's lower frame rate: this tick is not encoded
                     continue
                 began = time.monotonic()
@@ -128,7 +127,7 @@ class Grid:
     def _adapt(self, elapsed: float, lost: int, busy: float) -> None:
         """At a keyframe: the ladder's rung for the next GOP, from how the last one went; the
         bitrate for the storage budget."""
-        gop_seconds = self.encoder.gop * self.stride / self.fps
+        gop_seconds = self.encoder.gop * self.ladder.rung.stride / self.fps
         struggling = None
         if lost > self.encoder.gop // 20:  # a lost tick or two (a slow first picture) is not a trend
             struggling = f"{lost} ticks skipped"
@@ -137,15 +136,13 @@ class Grid:
         rung = self.ladder.update(elapsed, struggling)
         if rung is not None:
             self.encoder.set_preset(rung.preset)
-            self.stride = rung.stride
             self._show_rung()
-        change = self.controller.update(False, "grid")  # load is the ladder's: the bitrate is for storage
+        change = self.controller.update(name="grid")  # load is the ladder's: the bitrate is for storage
         if change is not None:
             self.encoder.set_bitrate(change.new)
 
     def _show_rung(self) -> None:
-        rung = self.ladder.rung
-        self.stats.preset, self.stats.encoded_fps = rung.preset, round(self.fps / rung.stride, 2)
+        self.stats.preset, self.stats.encoded_fps = self.ladder.rung.preset, self.ladder.encoded_fps
         self.stats.steps = self.ladder.steps
 
     def _frame(self, tick: int) -> None:

@@ -64,6 +64,11 @@ class EncoderLadder:
     def rung(self) -> Rung:
         return self.rungs[self.index]
 
+    @property
+    def encoded_fps(self) -> float:
+        """The frame rate encoded on this rung (halved on the lowest)."""
+        return round(self.fps / self.rung.stride, 2)
+
     def update(self, at: float, struggling: str | None) -> Rung | None:
         """At a keyframe; struggling: why encoding fell behind since the last one, or None.
         Returns the rung to use from here when it changed."""

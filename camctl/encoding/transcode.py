@@ -80,12 +80,9 @@ class Transcoder:
 
     def ladder_state(self) -> dict[str, object]:
         """The encoder ladder's rung and latest steps, for status (and metrics)."""
-        rung = self.ladder.rung
         return {
-            "transcode_preset": rung.preset,
-            "transcode_fps": round(self.ladder.fps / rung.stride, 2)
-            if self.ladder.fps
-            else None,  # None: not connected yet
+            "transcode_preset": self.ladder.rung.preset,
+            "transcode_fps": self.ladder.encoded_fps if self.ladder.fps else None,  # None: not connected yet
             "transcode_ladder_steps": len(self.ladder.steps),
             "transcode_ladder": [step.to_json() for step in self.ladder.steps[-SHOWN_STEPS:]],
         }
@@ -210,7 +207,7 @@ class Transcoder:
         rung = self.ladder.update(now - self._started, struggling)
         if rung is not None:
             encoder.set_preset(rung.preset)
-        change = self.controller.update(False, self.camera.id)  # load is the ladder's
+        change = self.controller.update(name=self.camera.id)  # load is the ladder's
         if change is not None:
             encoder.set_bitrate(change.new)
         self._busy, self._since = 0.0, now
