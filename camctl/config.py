@@ -23,6 +23,7 @@ from camctl.demo_spec import DemoSpec, parse_demo_url
 from camctl.encoding.layout import MAX_TILES, grid_size_ok
 from camctl.encoding.names import ENCODERS, X264_PRESETS
 from camctl.encoding.target import Target
+from camctl.envfile import EnvFile
 from camctl.errors import ConfigError, UsageError
 from camctl.paths import default_data_dir
 from camctl.secrets import Secret, mask_url, redact
@@ -246,7 +247,12 @@ def load_config(explicit: Path | None = None, environ: Mapping[str, str] | None 
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    return parse_config(text, str(path), env)
+    secrets = EnvFile.beside(path)
+    if secrets is None:
+        return parse_config(text, str(path), env)
+    # The process environment wins over the file, as a variable given on the command line should.
+    unreadable = f"{secrets.path} is not readable: {secrets.problem}" if secrets.problem else None
+    return parse_config(text, str(path), {**secrets.values, **env}, unreadable)
 
 
 def demo_config() -> Config:
@@ -284,7 +290,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def parse_config(text: str, source: str = "camctl.yaml", environ: Mapping[str, str] | None = None) -> Config:
+def parse_config(
+    text: str, source: str = "camctl.yaml", environ: Mapping[str, str] | None = None, env_hint: str | None = None
+) -> Config:
+    """`env_hint` is added to a missing variable's error (why the secrets file gave nothing)."""
     env = os.environ if environ is None else environ
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
@@ -293,15 +302,16 @@ def parse_config(text: str, source: str = "camctl.yaml", environ: Mapping[str, s
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{source}: {where}{problem}") from None
-    return _Parser(source, env).config({} if data is None else data)
+    return _Parser(source, env, env_hint).config({} if data is None else data)
 
 
 class _Parser:
     """Walks the parsed YAML, interpolating and checking each value against its key path."""
 
-    def __init__(self, source: str, environ: Mapping[str, str]) -> None:
+    def __init__(self, source: str, environ: Mapping[str, str], env_hint: str | None = None) -> None:
         self.source = source
         self.environ = environ
+        self.env_hint = env_hint
 
     def error(self, path: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: {path}: {message}" if path else f"{self.source}: {message}")
@@ -377,7 +387,8 @@ class _Parser:
                 return default
             if value is not None:
                 return value
-            raise self.error(path, f"environment variable {name} is not set (use ${{{name}:-default}})")
+            why = f"; {self.env_hint}" if self.env_hint else ""
+            raise self.error(path, f"environment variable {name} is not set (use ${{{name}:-default}}){why}")
 
         return _ENV_REF.sub(replace, text)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# The data folder of the systemd service (recipes/camctl.service, scripts/install).
+SYSTEM_DATA_DIR = Path("/var/lib/camctl")
+
 
 def default_data_dir() -> Path:
     """$CAMCTL_DATA_DIR, else $XDG_DATA_HOME/camctl, else ~/.local/share/camctl."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from camctl.config import HttpConfig
+from camctl.paths import SYSTEM_DATA_DIR
 
 SIGNED_TTL = 60  # seconds a frame event's URL stays good
 KEY_FILE = "http-url-key"
@@ -68,11 +69,14 @@ class Signer:
 
 
 def read_key(data_dir: Path) -> bytes | None:
-    """The node's key when a camctl service made one (for the CLI, which never makes one)."""
-    try:
-        return (data_dir / KEY_FILE).read_bytes()
-    except OSError:
-        return None
+    """The node's key when a camctl service made one (for the CLI, which never makes one): in this
+    user's data folder, else the system service's (`scripts/install`), which root may read."""
+    for folder in (data_dir, SYSTEM_DATA_DIR):
+        try:
+            return (folder / KEY_FILE).read_bytes()
+        except OSError:
+            continue
+    return None
 
 
 def local_url(http: HttpConfig, data_dir: Path, path: str, query: str = "") -> str | None:

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import av
-import pytest
 
 from camctl.recording.index import build_index
-from tests.conftest import IN_CI, Result
+from tests.conftest import Result
 from tests.harness import CamctlProcess, NatsServer, free_port
 from tests.ingest_helpers import http_get, write_ingest_config
 from tests.recording_helpers import segment_files, segment_frames, wait_for
@@ -161,36 +160,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"  # a zombie waiting to be reaped has stopped
-
-
-def test_the_demo_starts_with_no_config_and_serves_all_four_cameras(tmp_path: Path) -> None:
-    """The README's first command: `camctl run-all` with no config at all (fixed ports 8080, 4222)."""
-    for port in (8080, 4222):
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                message = f"port {port} is taken on this machine; the built-in demo needs it"
-                if IN_CI:
-                    pytest.fail(message)
-                pytest.skip(message)
-    empty = tmp_path / "cwd"
-    empty.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"} | {"CAMCTL_DATA_DIR": str(tmp_path / "d")}
-    with (tmp_path / "demo.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "camctl", "run-all"], cwd=empty, env=env, stderr=log,
-                                start_new_session=True)  # fmt: skip
-        try:
-            for i in range(1, 5):
-                wait_for(f"cam{i}", lambda i=i: http_get(f"http://127.0.0.1:8080/cam{i}/frame.jpg")[0] == 200, 60)
-            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in its terminal: the whole process group
-            assert proc.wait(20) in (0, 130)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-    text = (tmp_path / "demo.log").read_text()
-    assert "from the built-in demo" in text and str(tmp_path / "d" / "recordings") in text
-    assert "NATS disconnected" not in text, "the embedded server is stopped last, not hit by the Ctrl-C"
-    assert len(build_index(tmp_path / "d" / "recordings")) == 4
 
 
 def test_run_all_keeps_the_configured_grid_fed_by_the_camera_workers(nats_server: NatsServer, tmp_path: Path) -> None:
