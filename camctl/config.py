@@ -20,12 +20,12 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import yaml
 
 from camctl.demo_spec import DemoSpec, parse_demo_url
-from camctl.encoding.layout import MAX_TILES, grid_size_ok
-from camctl.encoding.names import ENCODERS, X264_PRESETS
-from camctl.encoding.target import Target
 from camctl.envfile import EnvFile
 from camctl.errors import ConfigError, UsageError
 from camctl.paths import default_data_dir
+from camctl.rules.encoders import ENCODERS, X264_PRESETS
+from camctl.rules.layout import MAX_TILES, grid_size_ok
+from camctl.rules.target import Target
 from camctl.secrets import Secret, mask_url, redact
 from camctl.units import format_duration, parse_bitrate, parse_duration, parse_size
 

@@ -11,9 +11,9 @@ from av.video.frame import PictureType
 
 from camctl.encoding.bitrate import BitrateController, DiskUsage, StorageBudget
 from camctl.encoding.encoder import KeyframeEncoder
-from camctl.encoding.layout import Layout, Tile, fit
-from camctl.encoding.target import Target
 from camctl.errors import UsageError
+from camctl.rules.layout import Layout, Tile, fit
+from camctl.rules.target import Target
 
 DAY = 86400.0
 GB = 10**9

@@ -18,10 +18,10 @@ import pytest
 
 from camctl.encoding.compositor import NO_SIGNAL_LUMA
 from camctl.encoding.encoder import KeyframeEncoder
-from camctl.encoding.layout import Layout
 from camctl.encoding.output import StreamOutput
-from camctl.encoding.target import WRITE_THROUGH, Target
 from camctl.errors import StorageError
+from camctl.rules.layout import Layout
+from camctl.rules.target import WRITE_THROUGH, Target
 from tests.conftest import Result
 from tests.harness import FakeCameras, free_port
 from tests.recording_helpers import wait_for
@@ -56,6 +56,7 @@ def is_no_signal(patch: npt.NDArray[np.uint8]) -> bool:
     return abs(float(patch.mean()) - NO_SIGNAL_LUMA) < 4 and float(patch.std()) < 3
 
 
+@pytest.mark.serial
 def test_a_10s_grid_of_4_cameras_is_1080p_with_about_300_frames(
     fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
 ) -> None:
@@ -81,6 +82,7 @@ def test_a_10s_grid_of_4_cameras_is_1080p_with_about_300_frames(
         assert float(middle[t.y : t.y + t.height, t.x : t.x + t.width].std()) > 5
 
 
+@pytest.mark.serial
 def test_a_camera_killed_mid_grid_gets_no_signal_while_the_grid_keeps_its_rate(
     fake_cameras: Callable[..., FakeCameras], tmp_path: Path
 ) -> None:
@@ -187,6 +189,7 @@ def test_a_full_disk_ends_the_grid_with_a_storage_error(tmp_path: Path, monkeypa
     assert error is not None and "No space left on device" in str(error)
 
 
+@pytest.mark.serial
 def test_under_a_squeeze_the_ladder_steps_its_preset_before_its_frame_rate_and_back_when_calm(tmp_path: Path) -> None:
     """Once the grid runs, busy loops take every core for 12 s (the grid runs at the lowest
     priority, so they win), then stop: the grid's summary says it went to a cheaper preset before it

@@ -35,3 +35,26 @@ def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "camctl.config (config) imports camctl.cli (interface), a higher layer" in run.stderr
     assert "import cycle" in run.stderr
+
+
+def test_the_check_catches_a_circle_between_packages_of_one_layer(tmp_path: Path) -> None:
+    """No module imports itself back, yet the two packages need each other: a package circle."""
+    copy = tmp_path / "scripts"
+    copy.mkdir()
+    (copy / "import_graph.py").write_text(SCRIPT.read_text())
+    files = {
+        "__init__.py": "",
+        "media/__init__.py": "",
+        "media/session.py": "from camctl.analysis.ring import Ring\n",
+        "media/frames.py": "",
+        "analysis/__init__.py": "",
+        "analysis/ring.py": "",
+        "analysis/reader.py": "from camctl.media.frames import Frame\n",
+    }
+    for name, text in files.items():
+        (tmp_path / "camctl" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "camctl" / name).write_text(text)
+    run = check(copy / "import_graph.py")
+    assert run.returncode == 1
+    assert "package cycle: camctl.analysis -> camctl.media -> camctl.analysis" in run.stderr
+    assert "import cycle" not in run.stderr and "higher layer" not in run.stderr

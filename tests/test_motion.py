@@ -57,6 +57,7 @@ def test_a_still_noisy_picture_is_no_motion_and_a_moving_box_starts_then_ends_it
     assert end[0].to_json()["start"] == round(start.start, 6)
 
 
+@pytest.mark.serial
 def test_camctl_motion_publishes_within_a_second_of_a_camera_moving_and_nothing_while_it_is_still(
     fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, tmp_path: Path
 ) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 import pytest
 
-from camctl.media.mp4 import MOVFLAGS
 from camctl.recording.repair import playable_end, repair_segment
+from camctl.rules.mp4 import MOVFLAGS
 
 
 def fragmented_mp4(path: Path, seconds: int = 3, fps: int = 10) -> Path:

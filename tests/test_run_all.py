@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import pytest
 
 from camctl.recording.index import build_index
 from tests.conftest import Result
@@ -299,6 +300,7 @@ def test_a_hundred_cameras_on_a_small_box_are_warned_about_before_they_start(
     assert check.returncode == 0 and "run-all starts a worker per camera" in json.loads(check.text)["warnings"][-1]
 
 
+@pytest.mark.serial
 def test_fifty_workers_stop_together_within_their_grace_and_none_is_killed(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:

@@ -18,16 +18,16 @@ from camctl.encoding.compositor import Compositor
 from camctl.encoding.encoder import KeyframeEncoder
 from camctl.encoding.grid import Grid, GridStats, TileSource
 from camctl.encoding.ladder import EncoderLadder
-from camctl.encoding.layout import Layout, parse_size
-from camctl.encoding.names import X264_PRESETS
 from camctl.encoding.output import StreamOutput
-from camctl.encoding.target import Target
 from camctl.encoding.tiles import WorkerTiles
 from camctl.errors import CamctlError, UsageError
 from camctl.lifecycle import StoppableThread, stop_on_signals
 from camctl.media.encoders import best_encoder
 from camctl.media.live import LiveCamera
 from camctl.media.session import CameraSession
+from camctl.rules.encoders import X264_PRESETS
+from camctl.rules.layout import Layout, parse_size
+from camctl.rules.target import Target
 from camctl.runall.children import worker_socket
 from camctl.units import parse_bitrate, parse_duration
 

@@ -60,10 +60,17 @@ def gather_status(config: Config, wait: float = 0.5) -> FleetStatus:
 
 async def _ask_nats(url: str, wait: float, credentials: NatsConfig | None) -> list[dict[str, Any]] | None:
     """Every node's reply within `wait` seconds; None when NATS is unreachable or nobody answers."""
+
+    async def quietly(_exc: Exception) -> None:
+        """nats-py would log a traceback per failed try; HTTP is asked next, which says enough."""
+
     try:
         servers = [u.strip() for u in url.split(",")]
         options = connect_options(credentials)
-        nc = await nats.connect(servers, connect_timeout=1, max_reconnect_attempts=0, allow_reconnect=False, **options)
+        # Bounded: nats-py retries a refused first connect forever, even without reconnects.
+        connecting = nats.connect(servers, connect_timeout=1, max_reconnect_attempts=0, allow_reconnect=False,
+                                  error_cb=quietly, **options)  # fmt: skip
+        nc = await asyncio.wait_for(connecting, 2.0)
     except (OSError, TimeoutError, ValueError, nats.errors.Error):  # no NATS here (or it refuses us): try HTTP
         return None
     replies: list[dict[str, Any]] = []

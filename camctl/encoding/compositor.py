@@ -17,7 +17,7 @@ import numpy.typing as npt
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from camctl.encoding.font import draw_text
-from camctl.encoding.layout import Layout, Tile, fit
+from camctl.rules.layout import Layout, Tile, fit
 
 Planes = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]
 NO_SIGNAL_LUMA = 48

@@ -13,8 +13,8 @@ from typing import Any
 import av
 import av.error
 
-from camctl.encoding.target import Target
 from camctl.errors import StorageError
+from camctl.rules.target import Target
 from camctl.storage import free_space
 
 MIN_FREE_FOR_HLS = 1 << 20  # less than a segment of the grid: the next one cannot be written

@@ -19,9 +19,9 @@ from pathlib import Path
 import av
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from camctl.encoding.layout import Tile, fit
 from camctl.lifecycle import StoppableThread
 from camctl.media.live import LiveFrame
+from camctl.rules.layout import Tile, fit
 
 log = logging.getLogger("camctl.grid")
 

@@ -17,10 +17,10 @@ import av
 import av.error
 from av.video.frame import PictureType
 
-from camctl.encoding.names import ENCODERS
 from camctl.media.decode import HARDWARE_DECODERS, open_decoder, open_hardware_decoder
 from camctl.media.hardware import why_not
 from camctl.media.source import StreamInfo
+from camctl.rules.encoders import ENCODERS
 
 LOW_LATENCY: dict[str, dict[str, str]] = {
     "h264_nvenc": {"preset": "p1", "tune": "ll", "zerolatency": "1"},

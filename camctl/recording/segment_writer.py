@@ -21,7 +21,7 @@ import av.error
 from camctl.errors import StorageError
 from camctl.media.access_units import AccessUnit
 from camctl.media.audio import AudioSample, AudioTrack
-from camctl.media.mp4 import MOVFLAGS
+from camctl.rules.mp4 import MOVFLAGS
 from camctl.storage import folders_inside, segment_path
 
 TIME_BASE = Fraction(1, 90000)

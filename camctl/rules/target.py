@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from camctl.errors import UsageError
-from camctl.media.mp4 import MOVFLAGS
+from camctl.rules.mp4 import MOVFLAGS
 from camctl.secrets import mask_url
 
 HLS_SEGMENT_SECONDS = 2
