@@ -721,5 +721,23 @@ def config_show(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
+@config_app.command("schema")
+def config_schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write it to this file.")] = None,
+) -> None:
+    """Print a JSON Schema of camctl.yaml, for an editor's completion and checks as you type.
+
+    [dim]Example: camctl config schema -o camctl.schema.json[/dim]
+    """
+    from camctl.config import config_schema as schema
+    from camctl.storage import write_atomically
+
+    text = json.dumps(schema(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomically(output, text.encode())
+
+
 def main() -> None:
     app()

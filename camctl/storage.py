@@ -299,3 +299,14 @@ def prune(
     if not dry_run:
         apply_plan(plan, root)
     return plan
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Written beside the target and renamed: a reader never sees half a file (StorageError, exit 5)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -21,11 +21,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     target = config.getoption("--slowest-file")
     if not target:
         return
-    totals: dict[str, float] = {}
+    phases: dict[tuple[str, str], float] = {}  # a report may be listed under two outcomes
     for reports in terminalreporter.stats.values():
         for report in reports:
             if isinstance(report, pytest.TestReport):
-                totals[report.nodeid] = totals.get(report.nodeid, 0.0) + report.duration
+                phases[report.nodeid, report.when] = report.duration
+    totals: dict[str, float] = {}
+    for (nodeid, _when), seconds in phases.items():
+        totals[nodeid] = totals.get(nodeid, 0.0) + seconds
     with Path(target).open("a") as out:
         out.writelines(f"{seconds:.2f}\t{nodeid}\n" for nodeid, seconds in totals.items())
 

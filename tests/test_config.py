@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
-from camctl.config import BUILTIN_DEMO, effective_config, find_config_file, load_config, parse_config
+from camctl.config import BUILTIN_DEMO, config_schema, effective_config, find_config_file, load_config, parse_config
 from camctl.errors import ConfigError
+from tests.harness import REPO
 
 SEED_CONFIG = """
 defaults: {username: admin, password: password, transport: tcp}
@@ -248,3 +251,19 @@ def test_loopback_needs_no_users_and_none_opts_out_beyond_it() -> None:
     with_users = "cameras: {cam_1: 'demo:'}\nhttp: {users: {operator: s3cret-operator-pw}}\n"
     shown = effective_config(parse_config(with_users, "c.yaml", environ={}))
     assert shown["http"]["users"] == {"operator": "***"}
+
+
+def test_the_schema_accepts_every_shipped_config_and_catches_a_typo(tmp_path: Path) -> None:
+    """`camctl config schema` is what an editor checks camctl.yaml against as it is typed."""
+    schema = config_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for name in ("camctl.example.yaml", "camctl.docker.yaml", "camctl.demo.yaml"):
+        document = yaml.safe_load((REPO / "recipes" / name).read_text())
+        assert not list(validator.iter_errors(document)), name
+    typo = yaml.safe_load("cameras:\n  cam_2:\n    url: rtsp://h/x\n    transprot: tcp\n")
+    assert any("transprot" in error.message for error in validator.iter_errors(typo))
+    wrong = yaml.safe_load("cameras: {c: 'demo:'}\nstorage: {segment_seconds: 0}\n")
+    assert list(validator.iter_errors(wrong)), "out of range"
+    shorthand = yaml.safe_load("cameras: {c: 'rtsp://h/x'}\nhttp: {users: none, listen: '0.0.0.0:8080'}\n")
+    assert not list(validator.iter_errors(shorthand))

@@ -124,10 +124,12 @@ def test_the_transcoder_lowers_its_bitrate_at_a_keyframe_when_the_storage_budget
     info, packets = camera_packets(12)
     disk = Disk()
     budget = StorageBudget(tmp_path, 86400.0, streams=1, probe=disk, every=0)
-    camera = CameraConfig("cam_1", "rtsp://127.0.0.1:1/cam1")
+    camera = CameraConfig(id="cam_1", url="rtsp://127.0.0.1:1/cam1")
     out = Collect()
     clock = PacedClock(1000.0)  # the packets come at once, but at the camera's pace for the ladder: calm
-    transcoder = Transcoder(camera, TranscodeConfig(800_000, "libx264", 100_000), out, budget, clock=clock)
+    transcoder = Transcoder(
+        camera, TranscodeConfig(bitrate=800_000, encoder="libx264", min_bitrate=100_000), out, budget, clock=clock
+    )
     transcoder.on_connected(info)
     for n, packet in enumerate(packets):
         if n == 3 * 15:  # at 3 s the disk fills up: 2.7 GB left for a day is 250 kbps
@@ -183,9 +185,9 @@ def test_run_all_shows_the_transcode_bitrate_in_status_and_metrics(nats_server: 
 
 def test_the_transcoder_steps_its_preset_down_before_its_frame_rate_and_back_up_when_calm(tmp_path: Path) -> None:
     info, packets = camera_packets(12, size=(1280, 720))
-    camera = CameraConfig("cam_1", "rtsp://127.0.0.1:1/cam1")
+    camera = CameraConfig(id="cam_1", url="rtsp://127.0.0.1:1/cam1")
     out = Collect()
-    transcoder = Transcoder(camera, TranscodeConfig(1_000_000, "libx264", 250_000), out)
+    transcoder = Transcoder(camera, TranscodeConfig(bitrate=1_000_000, encoder="libx264", min_bitrate=250_000), out)
     transcoder.on_connected(info)
     # Squeezed: the camera's packets come faster than real time (all at once), so decoding and
     # encoding take all of the time between keyframes; the ladder goes down a rung per GOP.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from camctl.config import CameraConfig
@@ -48,10 +48,10 @@ def probe_camera(camera: CameraConfig, timeout: float, seconds: float = DEFAULT_
     TCP is tried first, UDP when the camera refuses TCP."""
     if camera.transport != "auto" or not camera.url.startswith(("rtsp://", "rtsps://")):
         return _probe(camera, timeout, seconds)
-    over_tcp = _probe(replace(camera, transport="tcp"), timeout, seconds)
+    over_tcp = _probe(camera.model_copy(update={"transport": "tcp"}), timeout, seconds)
     if over_tcp.online or not (over_tcp.error or "").startswith(TCP_REFUSED):
         return over_tcp
-    return _probe(replace(camera, transport="udp"), timeout, seconds)
+    return _probe(camera.model_copy(update={"transport": "udp"}), timeout, seconds)
 
 
 def _probe(camera: CameraConfig, timeout: float, seconds: float) -> ProbeResult:

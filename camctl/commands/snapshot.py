@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import urllib.parse
 import urllib.request
@@ -10,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from camctl.config import CameraConfig, HttpConfig
-from camctl.errors import StorageError
 from camctl.paths import default_data_dir
 from camctl.signing import local_url
+from camctl.storage import write_atomically
 
 DEFAULT_QUALITY = 85  # as camctl.media.jpeg; not imported from there: the warm path must not load PyAV
 
@@ -91,10 +90,4 @@ def snapshot(
 
 def save(shot: Snapshot, path: Path) -> None:
     """Written beside the target and renamed: a reader never sees half a JPEG (exit 5 on failure)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(shot.jpeg)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_atomically(path, shot.jpeg)

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +171,7 @@ class IngestService:
         loop = asyncio.get_running_loop()
         for cam_id in gone:
             await loop.run_in_executor(None, self._remove, cam_id)
-        self.config = replace(self.config, cameras=new.cameras)
+        self.config = self.config.model_copy(update={"cameras": new.cameras})
         added = [cam for cam_id, cam in wanted.items() if current.get(cam_id) != cam]
         for cam in added:
             try:

@@ -1,0 +1,268 @@
+"""Typed configuration: discovery, `${ENV}` interpolation, and the models of each section (pydantic,
+one module per section), with errors that name the file and the key path, e.g.
+`camctl.yaml: cameras.cam_2.transprot: unknown key (did you mean transport?)`.
+Validation does no I/O beyond reading the file (and camctl.env beside it): cameras are not contacted."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from camctl.config.base import first_error
+from camctl.config.camera import (
+    ANALYSIS_FORMATS,
+    DEFAULT_TIMEOUT,
+    TRANSPORTS,
+    AnalysisConfig,
+    CameraConfig,
+    CameraDefaults,
+    MotionConfig,
+    TranscodeConfig,
+    Transport,
+)
+from camctl.config.http import HttpConfig
+from camctl.config.model import BUILTIN_DEMO, Config
+from camctl.config.sections import GridConfig, IngestConfig, NatsConfig, RetentionConfig, StorageConfig
+from camctl.envfile import EnvFile
+from camctl.errors import ConfigError
+from camctl.secrets import redact
+from camctl.units import format_duration
+
+__all__ = [
+    "ANALYSIS_FORMATS",
+    "BUILTIN_DEMO",
+    "DEFAULT_TIMEOUT",
+    "TRANSPORTS",
+    "AnalysisConfig",
+    "CameraConfig",
+    "CameraDefaults",
+    "Config",
+    "GridConfig",
+    "HttpConfig",
+    "IngestConfig",
+    "MotionConfig",
+    "NatsConfig",
+    "RetentionConfig",
+    "StorageConfig",
+    "TranscodeConfig",
+    "Transport",
+    "config_schema",
+    "demo_config",
+    "effective_config",
+    "find_config_file",
+    "load_config",
+    "parse_config",
+]
+
+_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def find_config_file(explicit: Path | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """--config, then $CAMCTL_CONFIG, then ./camctl.yaml, then /etc/camctl/camctl.yaml; None: demo."""
+    env = os.environ if environ is None else environ
+    for named, how in ((explicit, "--config"), (env.get("CAMCTL_CONFIG") or None, "$CAMCTL_CONFIG")):
+        if named is not None:
+            path = Path(named)
+            if not path.is_file():
+                raise ConfigError(f"{path}: config file not found (given by {how})")
+            return path
+    for candidate in (Path("camctl.yaml"), Path("/etc/camctl/camctl.yaml")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(explicit: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if environ is None else environ
+    path = find_config_file(explicit, env)
+    if path is None:
+        return demo_config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    secrets = EnvFile.beside(path)
+    if secrets is None:
+        return parse_config(text, str(path), env)
+    # The process environment wins over the file, as a variable given on the command line should.
+    unreadable = f"{secrets.path} is not readable: {secrets.problem}" if secrets.problem else None
+    return parse_config(text, str(path), {**secrets.values, **env}, unreadable)
+
+
+def demo_config() -> Config:
+    """Four synthetic cameras, no network, recordings in the user's data directory."""
+    patterns = ("testsrc2", "smptehdbars", "testsrc", "rgbtestsrc")
+    cams = {
+        f"cam_{i}": {"name": f"Demo camera {i}", "url": f"demo:?size=1280x720&fps=15&pattern={patterns[i - 1]}"}
+        for i in range(1, 5)
+    }
+    http = {"listen": "127.0.0.1:8080", "public_url": "http://127.0.0.1:8080"}
+    return Config.model_validate({"source": BUILTIN_DEMO, "cameras": cams, "http": http})
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML where a key given twice in one mapping is an error, not "the last one wins" (two
+    `cam_2:` entries would silently drop a camera)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_config(
+    text: str, source: str = "camctl.yaml", environ: Mapping[str, str] | None = None, env_hint: str | None = None
+) -> Config:
+    """`env_hint` is added to a missing variable's error (why the secrets file gave nothing)."""
+    env = os.environ if environ is None else environ
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{source}: {where}{problem}") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (cameras:, storage: ...)")
+    data = _interpolated(data, "", source, env, env_hint)
+    try:
+        return Config.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        path, message = first_error(exc)
+        raise ConfigError(f"{source}: {path}: {message}" if path else f"{source}: {message}") from None
+
+
+def _interpolated(value: Any, path: str, source: str, environ: Mapping[str, str], hint: str | None) -> Any:
+    """Every string with its ${VAR}s replaced, walking the document so that an unset variable is
+    named with the key path it sits under."""
+    if isinstance(value, dict):
+        return {k: _interpolated(v, f"{path}.{k}" if path else str(k), source, environ, hint) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolated(v, path, source, environ, hint) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(m: re.Match[str]) -> str:
+        if m[0] == "$$":
+            return "$"
+        name, default = m[1], m[2]
+        found = environ.get(name)
+        if found:
+            return found
+        if default is not None:
+            return default
+        if found is not None:
+            return found
+        why = f"; {hint}" if hint else ""
+        raise ConfigError(f"{source}: {path}: environment variable {name} is not set (use ${{{name}:-default}}){why}")
+
+    return _ENV_REF.sub(replace, value)
+
+
+def config_schema() -> dict[str, Any]:
+    """A JSON Schema of camctl.yaml for editors (completion and checks as you type)."""
+    schema = Config.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "camctl.yaml"
+    camera = schema["$defs"]["CameraConfig"]
+    # `cam_1: rtsp://...` is short for `cam_1: {url: rtsp://...}`.
+    schema["properties"]["cameras"]["additionalProperties"] = {"anyOf": [{"$ref": "#/$defs/CameraConfig"},
+                                                                         {"type": "string"}]}  # fmt: skip
+    camera["required"] = ["url"]
+    # What the models take beyond their types: `false` for "none" and `users: none`.
+    for model in ("CameraConfig", "CameraDefaults"):
+        for key in ("transcode", "restream"):
+            schema["$defs"][model]["properties"][key]["anyOf"].append({"const": False})
+    users = schema["$defs"]["HttpConfig"]["properties"]["users"]
+    users["anyOf"].append({"const": "none"})
+    return schema
+
+
+def effective_config(config: Config) -> dict[str, Any]:
+    """The config as plain data for `config show`: passwords masked, defaults filled in."""
+    return {
+        "source": config.source,
+        "cameras": {
+            cam.id: {
+                "url": cam.display_url,
+                "name": cam.name,
+                "slug": cam.slug,
+                "username": cam.username,
+                "password": "***" if cam.password is not None else None,
+                "transport": cam.transport,
+                "timeout": cam.timeout,
+                "enabled": cam.enabled,
+                "analysis_fps": cam.analysis_fps,
+                "analysis": {"width": cam.analysis.width, "format": cam.analysis.format, "slots": cam.analysis.slots},
+                "motion": {"threshold": cam.motion.threshold, "min_area": cam.motion.min_area, "hold": cam.motion.hold},
+                "audio": cam.audio,
+                "restream": cam.restream_shown,
+                "transcode": None
+                if cam.transcode is None
+                else {
+                    "bitrate": cam.transcode.bitrate,
+                    "encoder": cam.transcode.encoder,
+                    "min_bitrate": cam.transcode.min_bitrate,
+                    "preset": cam.transcode.preset,
+                },
+            }
+            for cam in config.cameras.values()
+        },
+        "storage": {
+            "root": str(config.storage.root),
+            "segment_seconds": config.storage.segment_seconds,
+            "retention": {
+                "max_age": config.storage.retention.max_age,
+                "max_bytes": config.storage.retention.max_bytes,
+                "min_free": config.storage.retention.min_free,
+            },
+        },
+        "nats": {
+            "url": redact(config.nats.url) if config.nats.url else None,
+            "user": config.nats.user,
+            "password": "***" if config.nats.password else None,
+            "token": "***" if config.nats.token else None,
+            "creds": str(config.nats.creds) if config.nats.creds else None,
+            "tls": {k: str(v) for k, v in (config.nats.tls or {}).items()} or None,
+        },
+        "http": {
+            "listen": config.http.listen,
+            "public_url": config.http.public_url,
+            "max_viewers": config.http.max_viewers,
+            "max_connections": config.http.max_connections,
+            "max_connections_per_client": config.http.max_connections_per_client,
+            "max_clip": format_duration(config.http.max_clip),
+            "users": dict.fromkeys(config.http.users, "***") if config.http.users else "none",
+        },
+        "ingest": {
+            "status_interval": config.ingest.status_interval,
+            "stall_seconds": config.ingest.stall_seconds,
+            "hardware_decode": config.ingest.hardware_decode,
+        },
+        "encoder": config.encoder,
+        "node": config.node,
+        "grid": None
+        if config.grid is None
+        else {
+            "output": redact(config.grid.output),
+            "cameras": list(config.grid.cameras or []) or None,
+            "size": f"{config.grid.width}x{config.grid.height}",
+            "fps": config.grid.fps,
+            "bitrate": config.grid.bitrate,
+            "min_bitrate": config.grid.min_bitrate,
+            "preset": config.grid.preset,
+        },
+    }
