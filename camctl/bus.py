@@ -79,7 +79,13 @@ def connect_options(credentials: NatsConfig | None) -> dict[str, Any]:
     return options
 
 
-async def connect_or_fail(url: str, timeout: float) -> Client:
+def bus_of(config: NatsConfig) -> tuple[str, NatsConfig | None]:
+    """Where a consumer finds camctl's events, and how it logs in: the configured NATS with its
+    user, token, creds and TLS, or run-all's embedded server (loopback, no credentials)."""
+    return (config.url, config) if config.url else (EMBEDDED_URL, None)
+
+
+async def connect_or_fail(url: str, timeout: float, credentials: NatsConfig | None = None) -> Client:
     """A client for a consumer of camctl's events (`camctl motion`, `camctl.client`): the first
     connect has `timeout` to succeed, else BusUnreachable in one line (nats-py alone would retry
     forever, printing a traceback each time); once connected it reconnects forever, quietly."""
@@ -89,8 +95,8 @@ async def connect_or_fail(url: str, timeout: float) -> Client:
         errors.append(nats_error_reason(exc))
 
     try:
-        connecting = nats.connect(url, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=1,
-                                  error_cb=quietly)  # fmt: skip
+        connecting = nats.connect([u.strip() for u in url.split(",")], connect_timeout=2, max_reconnect_attempts=-1,
+                                  reconnect_time_wait=1, error_cb=quietly, **connect_options(credentials))  # fmt: skip
         return await asyncio.wait_for(connecting, timeout)
     except Exception as exc:  # noqa: BLE001 - nats-py raises several kinds; one for the caller
         raise BusUnreachable(f"NATS at {redact(url)}: {errors[-1] if errors else nats_error_reason(exc)}") from None
@@ -172,7 +178,7 @@ class Bus:
             log.error("NATS at %s: %s; events are off", redact(self.url), self.error)
             return
         self.connected, self.error = True, None
-        log.warning("NATS connected (%s)", redact(self.url))
+        log.info("NATS connected (%s)", redact(self.url))
         for subject, handler in self._responders:
             await self.nc.subscribe(subject, cb=handler)
         self._responders.clear()

@@ -479,7 +479,7 @@ def ingest(ctx: typer.Context, cameras: CameraArgs = None) -> None:
     tune_malloc()
     state = _state(ctx)
     cfg = state.config
-    _events_logged("camctl.ingest", "camctl.record")
+    _events_logged("camctl.ingest", "camctl.record", "camctl.bus")
     # SIGHUP re-reads the config: cameras added, removed or changed, the others untouched.
     reload = None if cameras else (lambda: load_config(state.config_path))
     command(cfg, cfg.select(cameras), reload)
@@ -636,7 +636,7 @@ def run_all(ctx: typer.Context) -> None:
     tune_malloc()
     state = _state(ctx)
     cfg = state.config
-    _events_logged("camctl.ingest", "camctl.record", "camctl.runall")
+    _events_logged("camctl.ingest", "camctl.record", "camctl.runall", "camctl.bus")
     command.check_ports(cfg)
     problem = command.storage_warning(cfg)
     if problem:

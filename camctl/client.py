@@ -2,7 +2,7 @@
 
     from camctl.client import Frames
 
-    with Frames("cam_1", fps=10, nats_url="nats://127.0.0.1:4222") as frames:
+    with Frames("cam_1", fps=10) as frames:   # the bus of camctl's config, or run-all's embedded one
         for frame in frames:
             print(frame.number, frame.timestamp, frame.array.shape, frame.skipped)
 
@@ -33,7 +33,8 @@ import numpy as np
 from camctl.analysis.publisher import marker_path
 from camctl.analysis.reader import RingReader
 from camctl.analysis.ring import RING_DIR, RingMissing
-from camctl.bus import FRAME_SUBJECT, STATUS_REQUEST_SUBJECT, connect_or_fail
+from camctl.bus import FRAME_SUBJECT, STATUS_REQUEST_SUBJECT, bus_of, connect_or_fail
+from camctl.config import NatsConfig, load_config
 
 TOUCH_EVERY = 1.0  # seconds between the reader's marks on its ring (the writer writes while they come)
 RING_GRACE = 3.0  # seconds a local ring may take to start before its events are read by JPEG instead
@@ -68,15 +69,22 @@ class Frames:
         self,
         camera_id: str,
         fps: float | None = None,
-        nats_url: str = "nats://127.0.0.1:4222",
+        nats_url: str | None = None,
         timeout: float = 10.0,
         check_camera: bool = True,
         shared_memory: bool = True,
+        nats: NatsConfig | None = None,
     ) -> None:
-        """timeout: seconds to wait for a frame before NoFrames; check_camera: ask camctl's status
-        first, so a camera that does not exist is an error, not a silence; shared_memory: False
-        takes the JPEG path even on the camera's box (for comparison)."""
+        """nats_url: where the events are; by default the bus of camctl's config as every command
+        finds it ($CAMCTL_CONFIG, ./camctl.yaml, /etc/camctl/camctl.yaml: its url, user, token,
+        creds and TLS), else run-all's embedded server on 127.0.0.1:4222; nats: credentials for a
+        nats_url given here. timeout: seconds to wait for a frame before NoFrames; check_camera:
+        ask camctl's status first, so a camera that does not exist is an error, not a silence;
+        shared_memory: False takes the JPEG path even on the camera's box (for comparison)."""
+        if nats_url is None:
+            nats_url, nats = bus_of(load_config().nats)
         self.camera_id, self.fps, self.nats_url, self.timeout = camera_id, fps, nats_url, timeout
+        self.credentials = nats
         self.check_camera, self.shared_memory = check_camera, shared_memory
         self._received = 0.0
         self._cond = threading.Condition()
@@ -106,7 +114,7 @@ class Frames:
                 self._cond.notify_all()
 
     async def _subscribe(self) -> None:
-        nc = await connect_or_fail(self.nats_url, self.timeout)
+        nc = await connect_or_fail(self.nats_url, self.timeout, self.credentials)
         try:
             if self.check_camera:
                 await self._check_camera(nc)
@@ -140,7 +148,11 @@ class Frames:
                 msg = await sub.next_msg(timeout=max(0.01, deadline - time.monotonic()))
             except Exception:  # noqa: BLE001 - nats' timeout: no more answers
                 break
-            cameras = [c.get("camera_id") for c in json.loads(msg.data).get("cameras", [])]
+            try:
+                answer = json.loads(msg.data)
+            except ValueError:  # NATS's "no responders" (an empty status message): nobody runs camctl
+                break
+            cameras = [c.get("camera_id") for c in answer.get("cameras", [])]
             if self.camera_id in cameras:
                 await sub.unsubscribe()
                 return

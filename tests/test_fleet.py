@@ -3,9 +3,14 @@ node that stops answering shown as unreachable."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import nats
 
 from tests.harness import CamctlProcess, NatsServer, free_port
 from tests.ingest_helpers import http_get
@@ -42,6 +47,11 @@ def test_each_node_lists_the_others_with_their_page_and_one_that_stops_is_unreac
         }  # fmt: skip
         assert both["north"]["self"] and both["north"]["reachable"]
         assert fleet(south_port)["north"]["url"] == f"http://127.0.0.1:{north_port}", "run-all answers too"
+        # Pages poll the fleet: calls within a couple of seconds share one ask of the bus.
+        calls = _status_requests_during(nats_server.url, lambda: [fleet(north_port) for _ in range(5)])
+        with ThreadPoolExecutor(1) as thread:  # Playwright's loop holds this thread
+            asked = thread.submit(asyncio.run, calls).result(timeout=30)
+        assert asked <= 1, f"{asked} status requests for 5 fleet calls in a row"
 
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{north_port}/")
@@ -59,3 +69,19 @@ def test_each_node_lists_the_others_with_their_page_and_one_that_stops_is_unreac
         assert "unreachable" in shown.inner_text()
         page.close()
         assert north.terminate()[0] == 0
+
+
+async def _status_requests_during(url: str, action: Callable[[], object]) -> int:
+    """How many status requests crossed the bus while `action` ran (in a thread)."""
+    nc = await nats.connect(url)
+    seen: list[object] = []
+
+    async def count(msg: object) -> None:
+        seen.append(msg)
+
+    await nc.subscribe("seguranca.camera.status.get", cb=count)
+    await nc.flush()
+    await asyncio.get_running_loop().run_in_executor(None, action)
+    await nc.flush()
+    await nc.close()
+    return len(seen)

@@ -11,8 +11,12 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import Result
-from tests.harness import CamctlProcess, NatsServer, free_port
+import pytest
+
+from camctl.client import Frames, UnknownCamera
+from camctl.errors import BusUnreachable
+from tests.conftest import Result, require
+from tests.harness import CamctlProcess, NatsServer, free_port, nats_server_binary
 from tests.ingest_helpers import EventTap
 
 CAMERA = "demo:?size=160x120&fps=10&gop=10"
@@ -175,3 +179,20 @@ def _server_of(monitors: list[int], client: str, timeout: float = 20.0) -> int:
                 return index
         time.sleep(0.2)
     raise AssertionError(f"no server has a client named {client}*")
+
+
+def test_a_consumer_finds_the_bus_and_its_credentials_from_camctl_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Frames("cam_1")` with no URL: the NATS of the config every command reads ($CAMCTL_CONFIG),
+    logged in with its user and password; the wrong password is one line, not a hang."""
+    require("nats-server", nats_server_binary)
+    with NatsServer(auth="camctl:consumer-secret") as server:
+        config = _config(tmp_path, f"{{url: '{server.url}', user: camctl, password: consumer-secret}}")
+        monkeypatch.setenv("CAMCTL_CONFIG", str(config))
+        with pytest.raises(UnknownCamera, match=f"no camctl answered on {server.url}"):
+            Frames("cam_1", timeout=3)  # connected and asked: nobody runs the camera
+        config.write_text(config.read_text().replace("consumer-secret", "wrong-secret"))
+        with pytest.raises(BusUnreachable, match="credentials refused") as refused:
+            Frames("cam_1", timeout=3)
+        assert "wrong-secret" not in str(refused.value)

@@ -15,9 +15,9 @@ import threading
 from collections.abc import Callable
 
 from camctl.analysis.motion import MotionDetector, MotionEvent, Sensitivity, luma_of
-from camctl.bus import connect_or_fail
+from camctl.bus import bus_of, connect_or_fail
 from camctl.client import Frames, NoFrames, UnknownCamera
-from camctl.config import CameraConfig, Config
+from camctl.config import CameraConfig, Config, NatsConfig
 from camctl.errors import BusUnreachable
 from camctl.lifecycle import stop_on_signals
 from camctl.recording.motion_log import append_motion
@@ -25,18 +25,21 @@ from camctl.recording.motion_log import append_motion
 log = logging.getLogger("camctl.motion")
 
 MOTION_SUBJECT = "seguranca.camera.motion"
-DEFAULT_NATS = "nats://127.0.0.1:4222"  # run-all's embedded server
 
 
 def watch_camera(
-    camera: CameraConfig, nats_url: str, fps: float, stop: threading.Event, on_event: Callable[[MotionEvent], None]
+    camera: CameraConfig,
+    bus: tuple[str, NatsConfig | None],
+    fps: float,
+    stop: threading.Event,
+    on_event: Callable[[MotionEvent], None],
 ) -> None:
     """Runs in a thread per camera until stop; reattaches when frames stop coming."""
     m = camera.motion
     detector = MotionDetector(camera.id, Sensitivity(m.threshold, m.min_area, m.hold))
     while not stop.is_set():
         try:
-            with Frames(camera.id, fps=fps, nats_url=nats_url, timeout=5.0) as frames:
+            with Frames(camera.id, fps=fps, nats_url=bus[0], nats=bus[1], timeout=5.0) as frames:
                 while not stop.is_set():
                     frame = frames.next()
                     event = detector.push(luma_of(frame.array, frame.format), frame.timestamp, frame.number)
@@ -55,7 +58,7 @@ def watch_camera(
 def run_motion(config: Config, cameras: list[CameraConfig], fps: float, printer: Callable[[MotionEvent], None]) -> None:
     """Until SIGTERM/SIGINT: a watcher per camera, events published and printed, and movements
     that ended noted beside the camera's footage when it is recorded on this box."""
-    url = config.nats.url or DEFAULT_NATS
+    bus = bus_of(config.nats)
     storage = config.storage
 
     def note(event: MotionEvent) -> None:
@@ -67,11 +70,13 @@ def run_motion(config: Config, cameras: list[CameraConfig], fps: float, printer:
             except OSError as exc:  # the events went out; only the timeline's marks are missing
                 log.warning("%s: motion not noted beside the footage: %s", event.camera_id, exc)
 
-    asyncio.run(_run(url, cameras, fps, note))
+    asyncio.run(_run(bus, cameras, fps, note))
 
 
-async def _run(url: str, cameras: list[CameraConfig], fps: float, printer: Callable[[MotionEvent], None]) -> None:
-    nc = await connect_or_fail(url, 5.0)  # the command's own connection, for publishing
+async def _run(
+    bus: tuple[str, NatsConfig | None], cameras: list[CameraConfig], fps: float, printer: Callable[[MotionEvent], None]
+) -> None:
+    nc = await connect_or_fail(bus[0], 5.0, bus[1])  # the command's own connection, for publishing
     loop = asyncio.get_running_loop()
     stop = threading.Event()
     sending: set[asyncio.Task[None]] = set()  # held until sent: the loop keeps tasks only weakly
@@ -85,7 +90,7 @@ async def _run(url: str, cameras: list[CameraConfig], fps: float, printer: Calla
         printer(event)
         loop.call_soon_threadsafe(send, json.dumps(event.to_json()).encode())
 
-    threads = [threading.Thread(target=watch_camera, args=(cam, url, fps, stop, publish), daemon=True,
+    threads = [threading.Thread(target=watch_camera, args=(cam, bus, fps, stop, publish), daemon=True,
                                 name=f"motion-{cam.id}") for cam in cameras]  # fmt: skip
     with stop_on_signals(stop):
         for thread in threads:

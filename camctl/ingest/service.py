@@ -344,10 +344,11 @@ class IngestService:
             try:
                 for cam in self.cameras:
                     self._add(cam)
-                log.info(
-                    "ingesting %d camera(s): frames on %s/<camera>/frame.jpg, events on %s (%s, %s)",
-                    len(self.sessions), http.public_url, redact(self.bus.url), FRAME_SUBJECT, STATUS_SUBJECT,
-                )  # fmt: skip
+                if self.worker is None:  # under run-all the supervisor's banner has said it once
+                    log.info(
+                        "ingesting %d camera(s): frames on %s/<camera>/frame.jpg, events on %s (%s, %s)",
+                        len(self.sessions), http.public_url, redact(self.bus.url), FRAME_SUBJECT, STATUS_SUBJECT,
+                    )  # fmt: skip
                 await self._status_loop(stop, reload)
             finally:
                 for session in self.sessions.values():

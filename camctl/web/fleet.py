@@ -23,6 +23,7 @@ from camctl.config import Config
 from camctl.units import iso_time
 
 WAIT = 0.5  # seconds the replies are gathered
+FRESH = 2.0  # an answer this recent is served again: pages poll, and each ask costs every node a reply
 FORGET = 86400.0  # a node unheard of for this long leaves the list
 
 
@@ -31,8 +32,18 @@ class Fleet:
         self._bus = bus
         self._config = config
         self._seen: dict[str, dict[str, Any]] = {}  # node -> its last answer, and when
+        self._answer: tuple[float, list[dict[str, Any]]] | None = None  # (monotonic time, nodes)
+        self._lock = asyncio.Lock()  # callers at once share one ask
 
     async def nodes(self) -> list[dict[str, Any]]:
+        async with self._lock:
+            if self._answer is not None and time.monotonic() - self._answer[0] < FRESH:
+                return self._answer[1]
+            listed = await self._gather()
+            self._answer = (time.monotonic(), listed)
+            return listed
+
+    async def _gather(self) -> list[dict[str, Any]]:
         config = self._config()
         replies = await self._ask()
         now = time.time()
