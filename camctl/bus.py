@@ -90,16 +90,31 @@ async def connect_or_fail(url: str, timeout: float, credentials: NatsConfig | No
     connect has `timeout` to succeed, else BusUnreachable in one line (nats-py alone would retry
     forever, printing a traceback each time); once connected it reconnects forever, quietly."""
     errors: list[str] = []
+    refused = asyncio.Event()  # credentials refused: retrying until the timeout would not mend them
 
     async def quietly(exc: Exception) -> None:
         errors.append(nats_error_reason(exc))
+        if errors[-1] == AUTH_REFUSED:
+            refused.set()
 
+    servers = [u.strip() for u in url.split(",")]
+    connecting: asyncio.Task[Client] | None = None
+    waiting = asyncio.ensure_future(refused.wait())
     try:
-        connecting = nats.connect([u.strip() for u in url.split(",")], connect_timeout=2, max_reconnect_attempts=-1,
-                                  reconnect_time_wait=1, error_cb=quietly, **connect_options(credentials))  # fmt: skip
-        return await asyncio.wait_for(connecting, timeout)
+        options = connect_options(credentials)
+        client = nats.connect(servers, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=1,
+                              error_cb=quietly, **options)  # fmt: skip
+        connecting = asyncio.ensure_future(client)
+        await asyncio.wait({connecting, waiting}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if connecting.done():
+            return connecting.result()
+        raise TimeoutError("timed out")
     except Exception as exc:  # noqa: BLE001 - nats-py raises several kinds; one for the caller
         raise BusUnreachable(f"NATS at {redact(url)}: {errors[-1] if errors else nats_error_reason(exc)}") from None
+    finally:
+        waiting.cancel()
+        if connecting is not None and not connecting.done():
+            connecting.cancel()
 
 
 OUTBOX_MAX = 1000  # events waiting for NATS (a stalled flush) before new ones are dropped
