@@ -145,3 +145,28 @@ def test_format_fmp4_streams_the_range_as_it_is_read_and_it_decodes(nats_server:
         code, _h, body = http_get(f"{base}/cam1/recording.mp4?start={span['start']}&format=webm")
         assert code == 400 and "fmp4" in json.loads(body)["error"]
         assert proc.terminate()[0] == 0
+
+
+def test_a_camera_removed_from_the_config_keeps_its_footage_listed_and_served(tmp_path: Path) -> None:
+    """Until retention prunes it, footage of a camera no longer configured is still evidence."""
+    root = tmp_path / "rec"
+    storage = f"storage: {{root: '{root}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
+    before = tmp_path / "before.yaml"
+    before.write_text("cameras:\n  old_door: 'demo:?size=160x120&fps=10&gop=10'\n" + storage)
+    with CamctlProcess(before, tmp_path / "d1", "record", "--duration", "5"):
+        wait_for("footage of old_door", lambda: journalled(root, "old_door") >= 1, timeout=30)
+    port = free_port()
+    after = tmp_path / "after.yaml"
+    elsewhere = f"nats: {{url: 'nats://127.0.0.1:{free_port()}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\n"
+    after.write_text("cameras:\n  cam_2: 'demo:?size=160x120&fps=5'\n" + storage + elsewhere)
+    base = f"http://127.0.0.1:{port}"
+    with CamctlProcess(after, tmp_path / "d2", "ingest"):
+        listed = wait_for("the HTTP server", lambda: (r := http_get(f"{base}/api/recordings"))[0] == 200 and r, 30)
+        cameras = {c["camera_id"]: c for c in json.loads(listed[2])["cameras"]}
+        assert cameras["old_door"]["configured"] is False and cameras["cam_2"]["configured"] is True
+        span = json.loads(http_get(f"{base}{cameras['old_door']['recordings']}")[2])["spans"][0]
+        code, headers, body = http_get(f"{base}{span['url']}")
+        assert code == 200 and headers["Content-Type"] == "video/mp4"
+        with av.open(io.BytesIO(body)) as container:
+            assert sum(1 for _ in container.decode(video=0)) > 0
+        assert http_get(f"{base}/api/recordings/never_was")[0] == 404

@@ -20,16 +20,18 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 from urllib.parse import urlencode
 
 import av.error
 from aiohttp import web
 
-from camctl.config import CameraConfig, Config
+from camctl.config import Config
+from camctl.config.camera import CAMERA_ID
 from camctl.errors import NoFootage, StorageError
 from camctl.recording.clip import ClipResult, export_clip, stream_clip
 from camctl.recording.footage import FootageIndex, spans_of
+from camctl.recording.journal import JOURNAL_NAME
 from camctl.recording.motion_log import read_motion
 from camctl.units import iso_time, parse_duration, parse_time
 from camctl.web.node import Handler, send
@@ -42,24 +44,55 @@ CACHE_AGE = 600.0  # seconds a cut range is kept after its last use
 STREAM_QUEUE = 32  # chunks of a streamed range held for a slow client before reading waits
 
 
+class FootageCamera(NamedTuple):
+    id: str
+    slug: str
+
+
+def cameras_on_disk(root: Path) -> set[str]:
+    """The camera folders under the storage root that hold a recording journal."""
+    try:
+        return {d.name for d in root.iterdir() if (d / JOURNAL_NAME).is_file()}
+    except OSError:
+        return set()
+
+
 class FootageRoutes:
     def __init__(self, config: Callable[[], Config]) -> None:
         self._config = config
         self._indexes: dict[tuple[Path, str], FootageIndex] = {}
         self._cutting: dict[str, asyncio.Lock] = {}
 
-    def index(self, camera: CameraConfig) -> FootageIndex:
+    def index(self, camera: FootageCamera) -> FootageIndex:
         root = self._config().storage.root
         key = (root, camera.id)
         if key not in self._indexes:
             self._indexes[key] = FootageIndex(root, camera.id)
         return self._indexes[key]
 
-    def camera(self, name: str) -> CameraConfig:
-        for camera in self._config().cameras.values():
+    def camera(self, name: str) -> FootageCamera:
+        """A configured camera by id or slug, or one removed from the config whose footage is still
+        on disk (by its id, the folder's name): footage stays reachable until retention prunes it."""
+        config = self._config()
+        for camera in config.cameras.values():
             if name in (camera.id, camera.slug):
-                return camera
+                return FootageCamera(camera.id, camera.slug)
+        if CAMERA_ID.fullmatch(name) and name in cameras_on_disk(config.storage.root):
+            return FootageCamera(name, name)
         raise web.HTTPNotFound(text='{"error": "unknown camera"}', content_type="application/json")
+
+    async def cameras(self, _request: web.Request) -> web.Response:
+        """Every camera with footage on disk, configured or not (a camera removed from the config
+        keeps its footage until retention prunes it)."""
+        config = self._config()
+        on_disk = await asyncio.get_running_loop().run_in_executor(None, cameras_on_disk, config.storage.root)
+        configured = {c.id: c for c in config.cameras.values()}
+        listed = [
+            {"camera_id": cam, "configured": cam in configured,
+             "recordings": f"/api/recordings/{configured[cam].slug if cam in configured else cam}"}
+            for cam in sorted(on_disk | set(configured))
+        ]  # fmt: skip
+        return web.json_response({"cameras": listed})
 
     async def recordings(self, request: web.Request) -> web.Response:
         camera = self.camera(request.match_info["cam"])
@@ -129,7 +162,7 @@ class FootageRoutes:
         return web.FileResponse(clip.path, headers=headers)
 
     async def _stream(
-        self, request: web.Request, camera: CameraConfig, index: FootageIndex, start: float, end: float
+        self, request: web.Request, camera: FootageCamera, index: FootageIndex, start: float, end: float
     ) -> web.StreamResponse:
         """format=fmp4: fragments go out as the range is read, the first within a GOP's reading."""
         loop = asyncio.get_running_loop()
@@ -207,7 +240,10 @@ class FootageRoutes:
 
     def routes(self) -> tuple[dict[str, Handler], list[tuple[str, Handler]]]:
         """(per-camera routes, other routes) for build_app."""
-        return {"recording.mp4": self.recording_mp4}, [("/api/recordings/{cam}", self.recordings)]
+        return {"recording.mp4": self.recording_mp4}, [
+            ("/api/recordings", self.cameras),
+            ("/api/recordings/{cam}", self.recordings),
+        ]
 
 
 class _QueueSink(io.RawIOBase):
