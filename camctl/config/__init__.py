@@ -192,77 +192,15 @@ def config_schema() -> dict[str, Any]:
 
 
 def effective_config(config: Config) -> dict[str, Any]:
-    """The config as plain data for `config show`: passwords masked, defaults filled in."""
-    return {
-        "source": config.source,
-        "cameras": {
-            cam.id: {
-                "url": cam.display_url,
-                "name": cam.name,
-                "slug": cam.slug,
-                "username": cam.username,
-                "password": "***" if cam.password is not None else None,
-                "transport": cam.transport,
-                "timeout": cam.timeout,
-                "enabled": cam.enabled,
-                "analysis_fps": cam.analysis_fps,
-                "analysis": {"width": cam.analysis.width, "format": cam.analysis.format, "slots": cam.analysis.slots},
-                "motion": {"threshold": cam.motion.threshold, "min_area": cam.motion.min_area, "hold": cam.motion.hold},
-                "audio": cam.audio,
-                "restream": cam.restream_shown,
-                "transcode": None
-                if cam.transcode is None
-                else {
-                    "bitrate": cam.transcode.bitrate,
-                    "encoder": cam.transcode.encoder,
-                    "min_bitrate": cam.transcode.min_bitrate,
-                    "preset": cam.transcode.preset,
-                },
-            }
-            for cam in config.cameras.values()
-        },
-        "storage": {
-            "root": str(config.storage.root),
-            "segment_seconds": config.storage.segment_seconds,
-            "retention": {
-                "max_age": config.storage.retention.max_age,
-                "max_bytes": config.storage.retention.max_bytes,
-                "min_free": config.storage.retention.min_free,
-            },
-        },
-        "nats": {
-            "url": redact(config.nats.url) if config.nats.url else None,
-            "user": config.nats.user,
-            "password": "***" if config.nats.password else None,
-            "token": "***" if config.nats.token else None,
-            "creds": str(config.nats.creds) if config.nats.creds else None,
-            "tls": {k: str(v) for k, v in (config.nats.tls or {}).items()} or None,
-        },
-        "http": {
-            "listen": config.http.listen,
-            "public_url": config.http.public_url,
-            "max_viewers": config.http.max_viewers,
-            "max_connections": config.http.max_connections,
-            "max_connections_per_client": config.http.max_connections_per_client,
-            "max_clip": format_duration(config.http.max_clip),
-            "users": dict.fromkeys(config.http.users, "***") if config.http.users else "none",
-        },
-        "ingest": {
-            "status_interval": config.ingest.status_interval,
-            "stall_seconds": config.ingest.stall_seconds,
-            "hardware_decode": config.ingest.hardware_decode,
-        },
-        "encoder": config.encoder,
-        "node": config.node,
-        "grid": None
-        if config.grid is None
-        else {
-            "output": redact(config.grid.output),
-            "cameras": list(config.grid.cameras or []) or None,
-            "size": f"{config.grid.width}x{config.grid.height}",
-            "fps": config.grid.fps,
-            "bitrate": config.grid.bitrate,
-            "min_bitrate": config.grid.min_bitrate,
-            "preset": config.grid.preset,
-        },
-    }
+    """The config as plain data for `config show`: defaults filled in, every secret masked."""
+    data = config.model_dump(mode="json", exclude={"defaults"})  # a secret dumps as ***
+    for cam in config.cameras.values():
+        shown = data["cameras"][cam.id]
+        del shown["id"], shown["url"], shown["restream"]  # the URLs as people may see them:
+        data["cameras"][cam.id] = {"url": cam.display_url, **shown, "restream": cam.restream_shown}
+    data["http"]["max_clip"] = format_duration(config.http.max_clip)
+    data["http"]["users"] = data["http"]["users"] or "none"
+    if data["grid"] is not None:
+        del data["grid"]["width"], data["grid"]["height"]  # in its size
+    shown_data: dict[str, Any] = redact.data(data)  # URL passwords (nats.url, grid.output)
+    return shown_data

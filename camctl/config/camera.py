@@ -105,20 +105,45 @@ class MotionConfig(Section):
 INHERITED = ("username", "password", "transport", "timeout", "transcode", "audio", "restream", "analysis", "motion")
 
 
-class CameraDefaults(Section):
-    """`defaults:`, for every camera that does not say otherwise."""
+class _CameraSettings(Section):
+    """What a camera may take from `defaults:`, checked the same way in both places."""
 
     username: Text | None = None
     password: SecretText | None = None
     transport: Transport = "tcp"
-    timeout: Duration = DEFAULT_TIMEOUT
-    transcode: TranscodeConfig | None = None
-    audio: Bool = True
+    timeout: Duration = Field(DEFAULT_TIMEOUT, description="connect and read timeout")
+    transcode: TranscodeConfig | None = Field(None, description="record re-encoded at a bitrate (default: copy)")
+    audio: Bool = Field(True, description="record the camera's audio")
+    analysis: AnalysisConfig = AnalysisConfig()
+    motion: MotionConfig = MotionConfig()
+
+    @field_validator("transport", mode="before")
+    @classmethod
+    def _transport(cls, value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in TRANSPORTS:
+            raise ValueError(f"{text!r} is not one of {', '.join(TRANSPORTS)}")
+        return text
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, seconds: float) -> float:
+        if not 0.1 <= seconds <= 600:
+            raise ValueError("must be between 100ms and 10m")
+        return seconds
+
+    @field_validator("transcode", mode="before")
+    @classmethod
+    def _transcode(cls, value: Any) -> Any:
+        return None if value is False else value
+
+
+class CameraDefaults(_CameraSettings):
+    """`defaults:`, for every camera that does not say otherwise."""
+
     restream: Text | Literal[False] | None = Field(
         None, description="rtsp:// URL to publish each camera to; {camera_id} and {slug} are filled in"
     )
-    analysis: AnalysisConfig = AnalysisConfig()
-    motion: MotionConfig = MotionConfig()
 
     @field_validator("restream")
     @classmethod
@@ -128,67 +153,19 @@ class CameraDefaults(Section):
         restream_target(template, "cam_1", "cam1").reveal()  # the template's errors, here
         return template
 
-    @field_validator("transport", mode="before")
-    @classmethod
-    def _transport(cls, value: Any) -> str:
-        text = str(value).strip().lower()
-        if text not in TRANSPORTS:
-            raise ValueError(f"{text!r} is not one of {', '.join(TRANSPORTS)}")
-        return text
 
-    @field_validator("timeout")
-    @classmethod
-    def _timeout(cls, seconds: float) -> float:
-        if not 0.1 <= seconds <= 600:
-            raise ValueError("must be between 100ms and 10m")
-        return seconds
-
-    @field_validator("transcode", mode="before")
-    @classmethod
-    def _transcode(cls, value: Any) -> Any:
-        return None if value is False else value
-
-
-class CameraConfig(Section):
+class CameraConfig(_CameraSettings):
     """One camera. In YAML, `cam_1: rtsp://...` is short for `cam_1: {url: rtsp://...}`."""
 
     hidden = ("id",)
 
     id: Text = ""  # the key it is listed under
     url: Text = Field(description="rtsp:// or rtsps:// (credentials in it are split out), or demo:")
-    username: Text | None = None
-    password: SecretText | None = None
-    transport: Transport = "tcp"
-    timeout: Duration = Field(DEFAULT_TIMEOUT, description="connect and read timeout")
     name: Text = ""
     enabled: Bool = True
     analysis_fps: Annotated[float | None, Between(0.1, 120)] = Field(None, description="frames per second analysed")
     slug: Text = Field("", description="its name in URLs (default cam1 for cam_1)")
-    transcode: TranscodeConfig | None = Field(None, description="record re-encoded at a bitrate (default: copy)")
-    audio: Bool = Field(True, description="record the camera's audio")
     restream: SecretText | None = Field(None, description="rtsp:// URL the camera's own stream is published to")
-    analysis: AnalysisConfig = AnalysisConfig()
-    motion: MotionConfig = MotionConfig()
-
-    @field_validator("transport", mode="before")
-    @classmethod
-    def _transport(cls, value: Any) -> str:
-        text = str(value).strip().lower()
-        if text not in TRANSPORTS:
-            raise ValueError(f"{text!r} is not one of {', '.join(TRANSPORTS)}")
-        return text
-
-    @field_validator("timeout")
-    @classmethod
-    def _timeout(cls, seconds: float) -> float:
-        if not 0.1 <= seconds <= 600:
-            raise ValueError("must be between 100ms and 10m")
-        return seconds
-
-    @field_validator("transcode", mode="before")
-    @classmethod
-    def _transcode(cls, value: Any) -> Any:
-        return None if value is False else value
 
     @classmethod
     def prepare(cls, data: Any) -> Any:
