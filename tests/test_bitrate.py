@@ -48,24 +48,8 @@ def test_the_controller_lowers_the_bitrate_when_the_storage_budget_shrinks(tmp_p
     change = controller.update()
     assert change is not None and controller.bitrate == 500_000
     disk.usage = DiskUsage(free=500 * GB, recorded=0)
-    for _ in range(30):  # space came back: the load cap recovers step by step
-        controller.update()
-    assert controller.bitrate == 2_000_000
-
-
-def test_the_controller_steps_down_under_load_and_recovers_when_calm() -> None:
-    controller = BitrateController(4_000_000)
-    change = controller.update(struggling=True)
-    assert change is not None and change.reason == "load" and change.new == 3_200_000
-    controller.update(struggling=True)
-    assert controller.bitrate == 2_560_000
-    for _ in range(2):
-        assert controller.update() is None  # not calm for long enough yet
-    change = controller.update()
-    assert change is not None and change.reason == "recovered" and controller.bitrate > 2_560_000
-    for _ in range(40):
-        controller.update()
-    assert controller.bitrate == 4_000_000 and controller.changes >= 4
+    change = controller.update()  # space came back
+    assert change is not None and change.reason == "recovered" and controller.bitrate == 2_000_000
 
 
 def test_a_bitrate_change_lands_at_a_keyframe_and_takes_effect() -> None:

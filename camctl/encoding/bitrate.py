@@ -1,13 +1,11 @@
-"""The bitrate controller shared by transcoded streams and the grid.
-
-Two limits, the lower wins, always within [minimum, maximum]:
-- storage: the disk must hold `keep_seconds` (the retention target, 24 h) of every stream written
-  to it. Free space plus what is already recorded (retention recycles it), less the reserve that
-  retention keeps free, shared by the streams, gives the bitrate that still fits;
-- load: an encoder that drops frames or runs slower than real time steps down by 20 %; after a few
-  calm intervals it steps back up by 10 %.
+"""The bitrate controller shared by transcoded streams and the grid: the storage budget, within
+[minimum, maximum]. The disk must hold `keep_seconds` (the retention target, 24 h) of every stream
+written to it: free space plus what is already recorded (retention recycles it), less the reserve
+that retention keeps free, shared by the streams, gives the bitrate that still fits.
 The encoder asks `update()` at each keyframe boundary and applies a change there, so a change
-never lands mid-GOP.
+never lands mid-GOP. Load is not the bitrate's business: an encoder falling behind is the encoder
+ladder's (`camctl/encoding/ladder.py`: a cheaper preset, then fewer frames), which helps at once,
+where a lower bitrate barely changes what x264 spends.
 """
 
 from __future__ import annotations
@@ -22,9 +20,6 @@ from camctl.storage import free_space, scan_segments
 
 log = logging.getLogger("camctl.bitrate")
 
-STEP_DOWN = 0.8
-STEP_UP = 1.1
-CALM_INTERVALS = 3  # updates without trouble before stepping up
 CHANGE_THRESHOLD = 0.05  # smaller moves are not worth an encoder restart
 
 
@@ -67,7 +62,7 @@ class StorageBudget:
 class BitrateChange:
     old: int
     new: int
-    reason: str  # storage budget, load, recovered
+    reason: str  # storage budget, recovered
 
 
 class BitrateController:
@@ -78,37 +73,18 @@ class BitrateController:
         self.minimum = min(minimum or max(100_000, target // 4), self.maximum)
         self.budget = budget
         self.bitrate = self._clamp(target)
-        self._load_cap = self.maximum
-        self._calm = 0
         self.changes = 0
         self.reason = "configured"
 
     def _clamp(self, value: int) -> int:
         return max(self.minimum, min(self.maximum, value))
 
-    def update(self, struggling: bool = False, name: str = "encoder") -> BitrateChange | None:
-        """The bitrate to use from this keyframe on; a change when it moved enough to matter.
-
-        struggling: frames were dropped, or encoding ran slower than real time, since the last call.
-        """
-        if struggling:
-            self._load_cap = self._clamp(int(self.bitrate * STEP_DOWN))
-            self._calm = 0
-        else:
-            self._calm += 1
-            if self._calm >= CALM_INTERVALS and self._load_cap < self.maximum:
-                self._load_cap = self._clamp(int(self._load_cap * STEP_UP))
-                self._calm = 0
-        storage_cap = self.budget.bitrate() if self.budget is not None else self.maximum
-        wanted = self._clamp(min(self._load_cap, storage_cap))
+    def update(self, name: str = "encoder") -> BitrateChange | None:
+        """The bitrate to use from this keyframe on; a change when it moved enough to matter."""
+        wanted = self._clamp(self.budget.bitrate() if self.budget is not None else self.maximum)
         if abs(wanted - self.bitrate) < CHANGE_THRESHOLD * self.bitrate:
             return None
-        if storage_cap <= self._load_cap and wanted < self.bitrate:
-            reason = "storage budget"
-        elif wanted < self.bitrate:
-            reason = "load"
-        else:
-            reason = "recovered"
+        reason = "storage budget" if wanted < self.bitrate else "recovered"
         change = BitrateChange(self.bitrate, wanted, reason)
         self.bitrate, self.reason = wanted, reason
         self.changes += 1
