@@ -69,18 +69,28 @@ def scan_segments(root: Path) -> list[Segment]:
     return found
 
 
-def scan_camera_segments(root: Path, camera_id: str) -> list[Segment]:
-    """One camera's segments, oldest first."""
+def scan_camera_segments(root: Path, camera_id: str, since: tuple[str, str] | None = None) -> list[Segment]:
+    """One camera's segments, oldest first; since (day, hour) folder names: only those folders
+    and later ones (what may have changed after an index of the older ones was kept)."""
     cam_dir = root / camera_id
     if not cam_dir.is_dir() or cam_dir.is_symlink():
         return []
-    return sorted(_camera_segments(cam_dir), key=lambda s: (s.start, s.path.name))
+    return sorted(_camera_segments(cam_dir, since), key=lambda s: (s.start, s.path.name))
 
 
-def _camera_segments(cam_dir: Path) -> list[Segment]:
+def segment_folder(path: Path) -> tuple[str, str]:
+    """The (day, hour) folder names a segment file lies in."""
+    return path.parent.parent.name, path.parent.name
+
+
+def _camera_segments(cam_dir: Path, since: tuple[str, str] | None = None) -> list[Segment]:
     found: list[Segment] = []
     for day in _dirs(cam_dir):
+        if since is not None and day.name < since[0]:
+            continue
         for hour in _dirs(day):
+            if since is not None and (day.name, hour.name) < since:
+                continue
             with os.scandir(hour) as entries:
                 for entry in entries:
                     parsed = parse_segment_name(entry.name)
