@@ -30,7 +30,7 @@ from camctl import __version__, render
 from camctl.config import Config, load_config
 from camctl.errors import CamctlError, ExitStatus, UsageError
 from camctl.lifecycle import exit_now, private_files, tune_malloc
-from camctl.render import console, error_line, print_json, waiting
+from camctl.render import console, error_line, waiting
 from camctl.secrets import redact
 from camctl.storage import Limits
 from camctl.units import parse_duration, parse_time
@@ -63,7 +63,7 @@ class CamctlGroup(TyperGroup):
 def _report(ctx: Any, exc: BaseException, line: str) -> None:
     state = ctx.obj if isinstance(ctx.obj, State) else None
     if state is not None and state.debug:
-        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+        render.traceback_text("".join(traceback.format_exception(exc)))
     error_line(line)
 
 
@@ -100,7 +100,7 @@ app.add_typer(config_app, name="config")
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"camctl {__version__}")
+        render.show_text(f"camctl {__version__}\n")
         raise typer.Exit()
 
 
@@ -224,20 +224,14 @@ def probe(
     if encoders:
         with waiting("opening encoders and decoders…", quiet=json_out):
             checks = command.probe_codecs()
-        if json_out:
-            print_json([c.to_json() for c in checks])
-        else:
-            console().print(render.codecs_table(checks))
+        render.show([c.to_json() for c in checks], lambda: render.codecs_table(checks), json_out=json_out)
         return
 
     selected = _state(ctx).config.select(cameras)
     with waiting(f"probing {len(selected)} camera(s)…", quiet=json_out):
         results = command.probe_cameras(selected, timeout, seconds)
-    if json_out:
-        print_json([r.to_json() for r in results])
-    else:
-        console().print(render.probe_table(results))
-        # The table may wrap a reason; each failure also gets one whole line, as errors do.
+    render.show([r.to_json() for r in results], lambda: render.probe_table(results), json_out=json_out)
+    if not json_out:  # the table may wrap a reason; each failure also gets one whole line, as errors do
         for r in results:
             if not r.online:
                 error_line(f"{r.camera_id}: {r.error} ({r.url})")
@@ -281,11 +275,10 @@ def snapshot(
     cam = cfg.camera(camera)
     shot = command.snapshot(cfg.http, cam, quality, width, timeout, cold)
     if output is None:
-        sys.stdout.buffer.write(shot.jpeg)
-        sys.stdout.buffer.flush()
+        render.show_bytes(shot.jpeg)
         return
     command.save(shot, output)
-    console(stderr=True).print(render.snapshot_line(shot, str(output)))
+    render.note(render.snapshot_line(shot, str(output)))
 
 
 @app.command()
@@ -317,25 +310,13 @@ def prune(
     limits = command.limits_from(cfg.storage.retention, max_age, max_bytes, min_free)
     if plan:
         capacity = command.capacity_plan(cfg.storage.root, limits, time.time())
-        if json_out:
-            print_json(capacity.to_json())
-            return
         lines, warning = render.plan_lines(capacity)
-        _print_lines(lines)
-        if warning:
+        render.show(capacity.to_json(), lambda: lines, json_out=json_out)
+        if warning and not json_out:
             error_line(warning)
         return
     report = command.prune_report(cfg.storage.root, limits, time.time(), dry_run)
-    if json_out:
-        print_json(report.to_json())
-    else:
-        _print_lines(render.prune_lines(report))
-
-
-def _print_lines(lines: list[str]) -> None:
-    out = console()
-    for line in lines:
-        out.print(line, markup=False)
+    render.show(report.to_json(), lambda: render.prune_lines(report), json_out=json_out)
 
 
 @app.command()
@@ -365,7 +346,7 @@ def record(
     _events_logged("camctl.record")
     result = command.record(selected, cfg.storage, Limits.of(cfg.storage.retention), seconds, cfg.ingest.stall_seconds)
     if json_out:
-        print_json(result.to_json())
+        render.show(result.to_json(), lambda: None, json_out=True)
     else:
         for line in render.record_summary_lines(result):
             error_line(line)
@@ -421,12 +402,9 @@ def recordings(
     cfg = _state(ctx).config
     ids = [cfg.camera(camera).id] if camera is not None else None
     result = list_recordings(cfg.storage.root, ids, *_time_window(start, end))
-    if json_out:
-        print_json(result.to_json())
-    elif not result.cameras:
-        console().print(f"no recordings in {cfg.storage.root}")
-    else:
-        console().print(render.recordings_table(result.cameras))
+    nothing = f"no recordings in {cfg.storage.root}"
+    render.show(result.to_json(), lambda: render.recordings_table(result.cameras) if result.cameras else nothing,
+                json_out=json_out)  # fmt: skip
 
 
 @app.command()
@@ -456,10 +434,10 @@ def clip(
         raise UsageError("--from and --to are both needed")
     result = export(cfg.storage.root, cam.id, low, high, output)
     if json_out:
-        print_json(result.to_json())
+        render.show(result.to_json(), lambda: None, json_out=True)
         return
     head, gaps = render.clip_lines(result)
-    console(stderr=True).print(head)
+    render.note(head)  # stdout may be the clip's consumer: the person's lines go to stderr
     for line in gaps:
         error_line(line)
 
@@ -508,10 +486,7 @@ def motion(
     logging.getLogger("camctl.motion").setLevel(logging.INFO)
 
     def show(event: Any) -> None:
-        if json_out:
-            print(json.dumps(event.to_json()), flush=True)
-        else:
-            console().print(render.motion_line(event), markup=False)
+        render.event_line(event.to_json(), lambda: render.motion_line(event), json_out=json_out)
 
     run_motion(cfg, cfg.select(cameras), fps, show)
 
@@ -548,10 +523,8 @@ def status(
         except KeyboardInterrupt:
             raise typer.Exit(ExitStatus.OK) from None
     fleet = gather_status(cfg)
-    if json_out:
-        print_json({"source": fleet.source, "cameras": fleet.cameras})
-    else:
-        console().print(status_table(fleet.cameras, fleet.source))
+    data = {"source": fleet.source, "cameras": fleet.cameras}
+    render.show(data, lambda: status_table(fleet.cameras, fleet.source), json_out=json_out)
     raise typer.Exit(ExitStatus.OK if fleet.all_online else ExitStatus.UNREACHABLE)
 
 
@@ -616,7 +589,7 @@ def grid(
         if progress is not None:
             progress.close()
     if json_out and output != "-":  # stdout carries the video
-        print_json(result.to_json())
+        render.show(result.to_json(), lambda: None, json_out=True)
     else:
         error_line(render.grid_line(result))
 
@@ -648,7 +621,7 @@ def run_all(ctx: typer.Context) -> None:
     if state.log_json:
         logging.getLogger("camctl.ingest").info("%s", banner)  # every line on stderr stays JSON
     else:
-        console(stderr=True).print(banner, soft_wrap=True, markup=False)
+        render.note(banner)
     command.run_all(cfg, state.config_path, state.log_json, state.debug, reload=lambda: load_config(state.config_path))
 
 
@@ -701,10 +674,8 @@ def config_check(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     from camctl.commands.config import check_config
 
     check = check_config(_state(ctx).config)
-    if json_out:
-        print_json(check.to_json())
-    else:
-        console().print(render.config_check_line(check), markup=False)
+    render.show(check.to_json(), lambda: render.config_check_line(check), json_out=json_out)
+    if not json_out:
         for warning in check.warnings:
             error_line(f"warning: {warning}")
 
@@ -716,9 +687,9 @@ def config_show(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 
     data = shown_config(_state(ctx).config)
     if json_out:
-        print_json(data)
+        render.show(data, lambda: None, json_out=True)
     else:
-        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        render.show_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
 @config_app.command("schema")
@@ -734,7 +705,7 @@ def config_schema(
 
     text = json.dumps(schema(), indent=2) + "\n"
     if output is None:
-        sys.stdout.write(text)
+        render.show_text(text)
     else:
         write_atomically(output, text.encode())
 

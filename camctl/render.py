@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from camctl.config import BUILTIN_DEMO
@@ -43,6 +43,52 @@ def console(stderr: bool = False) -> Console:
     if not out.is_terminal:
         out.width = 160  # a file or pipe has no width: do not wrap tables at rich's 80 columns
     return out
+
+
+def show(data: Any, human: Callable[[], Any], *, json_out: bool) -> None:
+    """The one way a command's result reaches stdout: its JSON for scripts (`--json`), else what
+    `human()` makes of it for people (a rich table or text, or lines printed one by one)."""
+    if json_out:
+        print_json(data)
+        return
+    shown = human()
+    out = console()
+    for part in shown if isinstance(shown, list) else [shown]:
+        if isinstance(part, str):
+            out.print(part, markup=False)  # text is shown as it is: [brackets] in a reason stay
+        else:
+            out.print(part)
+
+
+def event_line(data: Any, human: Callable[[], str], *, json_out: bool) -> None:
+    """One event of a stream of them (`camctl motion`): a JSON object per line, or a line for people."""
+    if json_out:
+        sys.stdout.write(json.dumps(redact.data(data)) + "\n")
+        sys.stdout.flush()
+    else:
+        console().print(human(), markup=False)
+
+
+def show_bytes(data: bytes) -> None:
+    """A binary result (a JPEG) on stdout, for a pipe or a file."""
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def show_text(text: str) -> None:
+    """Text as it is (YAML, a JSON Schema), on stdout."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def note(message: Any) -> None:
+    """A line for the person on stderr, beside a result on stdout (where a file went, a banner)."""
+    console(stderr=True).print(message, markup=False, soft_wrap=True)
+
+
+def traceback_text(text: str) -> None:
+    """--debug's traceback, on stderr, passwords masked."""
+    sys.stderr.write(redact(text))
 
 
 def error_line(message: str) -> None:

@@ -19,7 +19,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     target = config.getoption("--slowest-file")
-    if not target:
+    if not target or hasattr(config, "workerinput"):  # an xdist worker: its controller writes them all
         return
     phases: dict[tuple[str, str], float] = {}  # a report may be listed under two outcomes
     for reports in terminalreporter.stats.values():
@@ -34,14 +34,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def main(files: list[str]) -> None:
-    rows = []
+    slowest: dict[str, float] = {}
     for name in files:
         path = Path(name)
         if path.is_file():
             for line in path.read_text().splitlines():
                 seconds, _, nodeid = line.partition("\t")
-                rows.append((float(seconds), nodeid))
-    rows.sort(reverse=True)
+                slowest[nodeid] = max(float(seconds), slowest.get(nodeid, 0.0))
+    rows = sorted(((seconds, nodeid) for nodeid, seconds in slowest.items()), reverse=True)
     print(f"== the {SHOWN} slowest tests (setup, call and teardown)")
     for seconds, nodeid in rows[:SHOWN]:
         print(f"{seconds:8.2f}s  {nodeid}")
