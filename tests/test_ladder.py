@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from camctl.encoding.ladder import CALM_INTERVALS, EncoderLadder
+from camctl.encoding.ladder import CALM_INTERVALS, MAX_CALM_INTERVALS, EncoderLadder
 
 
 def test_libx264_steps_preset_by_preset_then_halves_the_rate_and_climbs_back_one_rung_at_a_time() -> None:
@@ -38,3 +38,22 @@ def test_a_climb_that_fails_at_once_doubles_the_calm_needed_before_the_next_try(
         waited += 1
     assert waited == 2 * CALM_INTERVALS, "twice the calm before trying veryfast again"
     assert ladder.steps[-1].reason == f"calm for {2 * CALM_INTERVALS} keyframe intervals"
+
+
+def test_steady_load_that_fails_a_climb_at_its_third_interval_does_not_flap() -> None:
+    """Both cores busy for minutes: veryfast holds for two keyframe intervals, then falls behind;
+    superfast keeps up. Each failed climb doubles the wait, so the ladder settles instead of
+    moving every seven intervals for as long as the load lasts."""
+    ladder = EncoderLadder("libx264", 30)
+    ladder.update(0, "ticks skipped")  # down to superfast
+    held = 0
+    for n in range(1, 301):  # 300 keyframe intervals: 10 minutes of 2 s GOPs
+        if ladder.rung.preset == "veryfast":
+            held += 1
+            ladder.update(n, "encoding took 97% of real time" if held == 3 else None)
+        else:
+            held = 0
+            ladder.update(n, None)
+    climbs = [s for s in ladder.steps if s.reason.startswith("calm")]
+    assert len(climbs) <= 12, f"{len(climbs)} climbs in 300 intervals: {[s.reason for s in climbs]}"
+    assert climbs[-1].reason == f"calm for {MAX_CALM_INTERVALS} keyframe intervals", "the wait grew to its cap"

@@ -55,8 +55,9 @@ class EncoderLadder:
         self.steps: list[Step] = []
         self._calm = 0
         # Per rung: calm intervals needed before climbing to the rung above it. A climb that fails
-        # within an interval or two doubles it (the box is just short of that rung): without this, a
-        # grid squeezed for a minute went up and down 19 times.
+        # before it has held as long as the calm that earned it doubles the wait (the box is just
+        # short of that rung): without this, a grid squeezed for a minute went up and down 19 times,
+        # and one under steady load whose climb failed at the third interval flapped for ever.
         self._wait = [CALM_INTERVALS] * len(self.rungs)
         self._since_step = 0
 
@@ -77,7 +78,7 @@ class EncoderLadder:
             self._calm = 0
             if self.index + 1 < len(self.rungs):
                 climbed_here = bool(self.steps) and self.steps[-1].reason.startswith("calm")
-                if climbed_here and self._since_step <= 2:
+                if climbed_here and self._since_step <= CALM_INTERVALS:
                     self._wait[self.index + 1] = min(MAX_CALM_INTERVALS, 2 * self._wait[self.index + 1])
                 return self._move(at, self.index + 1, struggling)
             return None
