@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -75,6 +76,13 @@ def test_record_is_continuous_across_segment_boundaries_and_stops_on_sigterm(
         recorded += slices_of(frames)
     for prev, nxt in itertools.pairwise(entries):
         assert abs(float(nxt["start"]) - float(prev["end"])) < 0.005, "segments are contiguous in wall-clock time"  # type: ignore[arg-type]
+    # The fake camera sends each IDR in two packets with one timestamp (as many cameras do): the
+    # ffmpeg CLI reading the camera warns of non-monotonic DTS at every keyframe; reading our files,
+    # where the parts are one sample, it must not.
+    for path in files:
+        read = subprocess.run(["ffmpeg", "-hide_banner", "-v", "warning", "-i", str(path), "-c", "copy", "-f", "null",
+                               "-"], capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert read.returncode == 0 and "non monotonically increasing dts" not in read.stderr, read.stderr
 
     # Every frame the camera sent while recording is in exactly one segment, in order: the
     # recording is one contiguous run of what the reference client received (a lost or doubled
