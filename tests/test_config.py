@@ -136,6 +136,10 @@ def test_env_default_used_when_variable_unset() -> None:
             "cameras: {c: {url: 'demo:', transcode: {bitrate: 1M, encoder: h264_nvenc, preset: fast}}}\n",
             "camctl.yaml: cameras.c.transcode.preset: presets are libx264's; this encodes with h264_nvenc",
         ),
+        # What the models fill in themselves is not a key of the file.
+        ("cameras: {c: 'demo:'}\ngrid: {output: g.mp4, width: 5}\n", "camctl.yaml: grid.width: unknown key"),
+        ("cameras: {c: {url: 'demo:', id: x}}\n", "camctl.yaml: cameras.c.id: unknown key"),
+        ("cameras: {c: 'demo:'}\nsource: x.yaml\n", "camctl.yaml: source: unknown key"),
     ],
 )
 def test_bad_config_names_file_and_key_path(yaml_text: str, message: str) -> None:

@@ -138,6 +138,9 @@ def parse_config(
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections (cameras:, storage: ...)")
     data = _interpolated(data, "", source, env, env_hint)
+    for key in Config.given:  # what the loader fills in is no key of the file
+        if key in data:
+            raise ConfigError(f"{source}: {key}: unknown key")
     try:
         return Config.model_validate({**data, "source": source})
     except ValidationError as exc:

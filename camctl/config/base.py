@@ -53,23 +53,23 @@ class Section(BaseModel):
         json_schema_extra=_drop_hidden,
     )
     hidden: ClassVar[tuple[str, ...]] = ()  # fields camctl fills in, not written in YAML (out of the schema)
+    given: ClassVar[tuple[str, ...]] = ()  # hidden keys the loader passes in (a camera's id, the file)
 
     @model_validator(mode="before")
     @classmethod
     def _known_keys(cls, data: Any) -> Any:
-        data = cls.prepare(data)
         if isinstance(data, dict):
             allowed = [name for name in cls.model_fields if name not in cls.hidden]
             for key in data:
                 if not isinstance(key, str):
                     raise PathError("", f"keys must be strings, got {key!r}")
-                if key not in cls.model_fields:
+                if key not in allowed and key not in cls.given:
                     hint = difflib.get_close_matches(key, allowed, n=1)
                     more = f" (did you mean {hint[0]}?)" if hint else f" (known: {', '.join(allowed)})"
                     raise PathError(key, "unknown key" + more)
-        elif data is not None and not isinstance(data, BaseModel):
+        elif data is not None and not isinstance(data, (BaseModel, str)):
             raise ValueError(f"expected a mapping, got {type_name(data)}")
-        return data
+        return cls.prepare(data)
 
     @classmethod
     def prepare(cls, data: Any) -> Any:

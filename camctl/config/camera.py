@@ -158,6 +158,7 @@ class CameraConfig(_CameraSettings):
     """One camera. In YAML, `cam_1: rtsp://...` is short for `cam_1: {url: rtsp://...}`."""
 
     hidden = ("id",)
+    given = ("id", "_own_credentials")  # from the key it is listed under, and with_defaults
 
     id: Text = ""  # the key it is listed under
     url: Text = Field(description="rtsp:// or rtsps:// (credentials in it are split out), or demo:")
@@ -288,7 +289,10 @@ def with_defaults(cam_id: str, raw: Any, defaults: CameraDefaults | None) -> Any
         raw = {"url": raw}
     if not isinstance(raw, dict):
         return raw
-    merged = {"id": cam_id, **raw, "_own_credentials": "username" in raw or "password" in raw}
+    for key in CameraConfig.given:
+        if key in raw:  # the id is the key the camera is listed under
+            raise PathError(f"{cam_id}.{key}", "unknown key (a camera's id is the key it is listed under)")
+    merged = {**raw, "id": cam_id, "_own_credentials": "username" in raw or "password" in raw}
     if defaults is None:
         return merged
     url = raw.get("url")

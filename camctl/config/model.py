@@ -21,6 +21,7 @@ class Config(Section):
     """A camctl.yaml. Cameras inherit `defaults:`; everything else has a default of its own."""
 
     hidden = ("source",)
+    given = ("source",)
 
     source: Text = BUILTIN_DEMO  # the file it came from
     defaults: CameraDefaults = Field(CameraDefaults(), description="for every camera that does not say otherwise")
