@@ -147,6 +147,7 @@ class FakeCameras(ManagedChild):
         audio: str | None = None,
         live: bool | None = None,
         scene: bool = False,
+        sub: str | None = None,
     ) -> None:
         """audio: aac, pcma, pcmu or opus: the cameras also send audio, a tick every second.
         live: encode every frame as it is sent instead of replaying a loop encoded once (the
@@ -179,9 +180,12 @@ class FakeCameras(ManagedChild):
             self.args.append("--live")
         if audio:
             self.args += ["--audio", audio]
+        if sub:
+            self.args += ["--sub", sub]  # WxH@FPS: each camera also serves /camN/sub, as real ones do
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.urls: dict[str, str] = {}
+        self.sub_urls: dict[str, str] = {}
         self._log = tempfile.TemporaryFile()
 
     def start(self, timeout: float = 20.0) -> Self:
@@ -200,10 +204,12 @@ class FakeCameras(ManagedChild):
             raise RuntimeError(f"{exc}; fake-cameras said: {self.log()[-2000:]}") from None
         self.port = int(ready["port"])
         self.urls = dict(ready["cameras"])
+        self.sub_urls = dict(ready.get("sub", {}))
         return self
 
-    def url(self, name: str = "cam1") -> str:
-        return self.urls[name]
+    def url(self, name: str = "cam1", stream: str = "main") -> str:
+        """A camera's main stream, or its sub stream (started with sub=...)."""
+        return self.urls[name] if stream == "main" else self.sub_urls[name]
 
     def command(self, line: str, timeout: float = 10.0) -> dict[str, Any]:
         assert self.proc is not None and self.proc.stdin is not None

@@ -79,3 +79,24 @@ def test_missing_gstreamer_fails_under_ci_instead_of_skipping(tmp_path: Path) ->
     assert proc.returncode == 1, proc.stdout
     assert "1 error" in proc.stdout and "skipped" not in proc.stdout  # fails in its fixture
     assert "apt-get install -y python3-gi gir1.2-gst-rtsp-server-1.0" in proc.stdout
+
+
+def test_a_fake_camera_with_a_sub_stream_serves_both_and_goes_down_whole(
+    fake_cameras: Callable[..., FakeCameras],
+) -> None:
+    """As real cameras: a main and a smaller, slower sub stream, each its own RTSP path; a camera
+    off the network takes both away."""
+    cams = fake_cameras(count=1, size="1280x720", fps=25, sub="320x180@10")
+    sizes = {}
+    for stream in ("main", "sub"):
+        with av.open(cams.url("cam1", stream), options={"rtsp_transport": "tcp"}, timeout=(10, 10)) as container:
+            video = container.streams.video[0]
+            frame = next(container.decode(video))
+            sizes[stream] = (frame.width, frame.height)
+    assert sizes == {"main": (1280, 720), "sub": (320, 180)}
+    cams.down("cam1")
+    for stream in ("main", "sub"):
+        with pytest.raises(av.error.HTTPNotFoundError):
+            _first_packet(cams.url("cam1", stream))
+    cams.up("cam1")
+    assert _first_packet(cams.url("cam1", "sub")).size > 0
