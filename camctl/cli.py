@@ -346,7 +346,7 @@ def record(
     _events_logged("camctl.record")
     result = command.record(selected, cfg.storage, Limits.of(cfg.storage.retention), seconds, cfg.ingest.stall_seconds)
     if json_out:
-        render.show(result.to_json(), lambda: None, json_out=True)
+        render.print_json(result.to_json())
     else:
         for line in render.record_summary_lines(result):
             error_line(line)
@@ -434,7 +434,7 @@ def clip(
         raise UsageError("--from and --to are both needed")
     result = export(cfg.storage.root, cam.id, low, high, output)
     if json_out:
-        render.show(result.to_json(), lambda: None, json_out=True)
+        render.print_json(result.to_json())
         return
     head, gaps = render.clip_lines(result)
     render.note(head)  # stdout may be the clip's consumer: the person's lines go to stderr
@@ -589,7 +589,7 @@ def grid(
         if progress is not None:
             progress.close()
     if json_out and output != "-":  # stdout carries the video
-        render.show(result.to_json(), lambda: None, json_out=True)
+        render.print_json(result.to_json())
     else:
         error_line(render.grid_line(result))
 
@@ -687,7 +687,7 @@ def config_show(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 
     data = shown_config(_state(ctx).config)
     if json_out:
-        render.show(data, lambda: None, json_out=True)
+        render.print_json(data)
     else:
         render.show_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
