@@ -92,9 +92,7 @@ def _text(value: Any) -> str:
 
 def _parsed(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
     def read(value: Any) -> Any:
-        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-            return value if value is None else parse(str(value))
-        return parse(_text(value))
+        return None if value is None else parse(_text(value))
 
     return read
 

@@ -31,10 +31,10 @@ def check_encoder(name: str) -> str:
     return name
 
 
-def check_preset(preset: str | None, encoder: str) -> None:
+def check_preset(preset: str | None, encoder: str, path: str = "preset") -> None:
     """libx264's preset; refused beside an encoder named explicitly that is not libx264."""
     if preset is not None and encoder not in ("auto", "libx264"):
-        raise PathError("preset", f"presets are libx264's; this encodes with {encoder}")
+        raise PathError(path, f"presets are libx264's; this encodes with {encoder}")
 
 
 def preset_name(name: str | None) -> str | None:
@@ -150,7 +150,7 @@ class CameraDefaults(_CameraSettings):
     def _restream(cls, template: str | bool | None) -> str | None:
         if not isinstance(template, str):
             return None
-        restream_target(template, "cam_1", "cam1").reveal()  # the template's errors, here
+        restream_target(template, "cam_1", "cam1")  # the template's errors, under defaults.restream
         return template
 
 

@@ -78,10 +78,7 @@ class Config(Section):
         count = len(grid.cameras) if grid.cameras else sum(1 for c in self.cameras.values() if c.enabled)
         if count > MAX_TILES:
             raise PathError("grid.cameras", f"a grid holds up to {MAX_TILES} cameras: name the {count} to show")
-        try:
-            check_preset(grid.preset, self.encoder)
-        except PathError:
-            raise PathError("grid.preset", f"presets are libx264's; this encodes with {self.encoder}") from None
+        check_preset(grid.preset, self.encoder, "grid.preset")
         return self
 
     def camera(self, camera_id: str) -> CameraConfig:
