@@ -106,10 +106,15 @@ class OwnSessions(ThreadedFeed):
     """`camctl grid` on its own: an RTSP session and a decoder per camera."""
 
     def __init__(self, config: Config, cameras: list[CameraConfig]) -> None:
-        self.sources = [LiveCamera(cam, hardware_decode=config.ingest.hardware_decode) for cam in cameras]
+        views = [cam.stream_view(cam.roles.grid) for cam in cameras]  # the sub stream where there is one
+        self.sources = [
+            LiveCamera(view, hardware_decode=config.ingest.hardware_decode, analysed=False) for view in views
+        ]
+        for source in self.sources:
+            source.users += 1  # the grid composes every picture
         self.threads = [
-            CameraSession(cam, [tile], read_timeout=config.ingest.stall_seconds)
-            for cam, tile in zip(cameras, self.sources, strict=True)
+            CameraSession(view, [tile], read_timeout=config.ingest.stall_seconds)
+            for view, tile in zip(views, self.sources, strict=True)
         ]
 
 

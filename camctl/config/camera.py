@@ -10,6 +10,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from pydantic import Field, field_validator, model_validator
 
 from camctl.config.base import Between, Bitrate, Bool, Duration, PathError, SecretText, Section, Text
+from camctl.config.streams import DECODE_MODES, MAIN, Decode, RolesConfig, StreamConfig, check_roles, prepare_streams
 from camctl.demo_spec import DemoSpec, parse_demo_url
 from camctl.rules.encoders import ENCODERS, X264_PRESETS
 from camctl.secrets import Secret, mask_url, redact
@@ -102,7 +103,9 @@ class MotionConfig(Section):
 
 
 # Keys a camera takes from `defaults:` when it does not set them.
-INHERITED = ("username", "password", "transport", "timeout", "transcode", "audio", "restream", "analysis", "motion")
+INHERITED = (
+    "username", "password", "transport", "timeout", "transcode", "audio", "restream", "analysis", "motion", "decode",
+)  # fmt: skip
 
 
 class _CameraSettings(Section):
@@ -116,6 +119,19 @@ class _CameraSettings(Section):
     audio: Bool = Field(True, description="record the camera's audio")
     analysis: AnalysisConfig = AnalysisConfig()
     motion: MotionConfig = MotionConfig()
+    decode: Decode = Field(
+        "auto",
+        description="the analysis stream: auto (keyframes only when analysis_fps is at or below the keyframe "
+        "rate, else full), full, keyframes, or off (no frame events; stills decoded on demand)",
+    )
+
+    @field_validator("decode", mode="before")
+    @classmethod
+    def _decode(cls, value: Any) -> str:
+        text = "off" if value is False else str(value).strip().lower()
+        if text not in DECODE_MODES:
+            raise ValueError(f"{text!r} is not one of {', '.join(DECODE_MODES)}")
+        return text
 
     @field_validator("transport", mode="before")
     @classmethod
@@ -157,11 +173,19 @@ class CameraDefaults(_CameraSettings):
 class CameraConfig(_CameraSettings):
     """One camera. In YAML, `cam_1: rtsp://...` is short for `cam_1: {url: rtsp://...}`."""
 
-    hidden = ("id",)
+    hidden = ("id", "stream")
     given = ("id", "_own_credentials")  # from the key it is listed under, and with_defaults
 
     id: Text = ""  # the key it is listed under
-    url: Text = Field(description="rtsp:// or rtsps:// (credentials in it are split out), or demo:")
+    url: Text = Field(description="rtsp:// or rtsps:// (credentials in it are split out), or demo: (the main stream)")
+    streams: dict[str, StreamConfig] = Field(
+        default_factory=dict, description="name -> URL, instead of url: main (recorded) and e.g. sub (analysed)"
+    )
+    roles: RolesConfig = Field(
+        default_factory=lambda: RolesConfig(record=[MAIN], analysis=MAIN, live=MAIN, grid=MAIN, snapshot=MAIN),
+        description="which stream serves what (default: record main, the rest from sub when there is one)",
+    )
+    stream: Text = MAIN  # which stream this view of the camera connects to (stream_view)
     name: Text = ""
     enabled: Bool = True
     analysis_fps: Annotated[float | None, Between(0.1, 120)] = Field(None, description="frames per second analysed")
@@ -181,13 +205,16 @@ class CameraConfig(_CameraSettings):
         cam_id = str(data.get("id", ""))
         if cam_id and not CAMERA_ID.fullmatch(cam_id):
             raise ValueError("camera ids use letters, digits, _ and - (they name files and NATS subjects)")
+        given_streams = "streams" in data
+        data = prepare_streams(data)
         if "url" not in data:
             return data
         try:
             url, user, password = split_camera_url(str(data["url"]).strip())
         except ValueError as exc:
-            raise PathError("url", str(exc)) from None
+            raise PathError("streams.main.url" if given_streams else "url", str(exc)) from None
         data["url"] = url
+        data["streams"] = _streams_split(data.get("streams"), url)
         if user is not None:
             if own_credentials:
                 raise ValueError("credentials are both in the url and in username/password: keep one")
@@ -211,6 +238,42 @@ class CameraConfig(_CameraSettings):
         if not CAMERA_ID.fullmatch(slug):
             raise ValueError("use letters, digits, _ and -")
         return slug
+
+    @model_validator(mode="after")
+    def _roles_name_streams(self) -> CameraConfig:
+        check_roles(self.roles, list(self.streams))
+        return self
+
+    @property
+    def label(self) -> str:
+        """How logs name this view: cam_1 for the main stream, cam_1/sub for another."""
+        return self.id if self.stream == MAIN else f"{self.id}/{self.stream}"
+
+    def stream_view(self, name: str) -> CameraConfig:
+        """The camera as seen through one of its streams: that stream's URL, with the camera's
+        credentials, transport and timeout unless the stream sets its own."""
+        spec = self.streams[name]
+        demo = spec.url.startswith("demo:")
+        return self.model_copy(
+            update={
+                "stream": name,
+                "url": spec.url,
+                "username": None if demo else spec.username if spec.username is not None else self.username,
+                "password": None if demo else spec.password if spec.password is not None else self.password,
+                "transport": spec.transport or self.transport,
+                "timeout": spec.timeout or self.timeout,
+            }
+        )
+
+    @property
+    def footage_id(self) -> str:
+        """The folder this view's recordings go to: the camera's id for main, cam_1.sub for a
+        sub stream (a dot is never in a camera id, so the two cannot meet)."""
+        return self.id if self.stream == MAIN else f"{self.id}.{self.stream}"
+
+    @property
+    def has_sub(self) -> bool:
+        return len(self.streams) > 1
 
     @property
     def restream_shown(self) -> str | None:
@@ -240,6 +303,32 @@ class CameraConfig(_CameraSettings):
         if self.password is not None:
             userinfo += ":" + quote(self.password.reveal(), safe="")
         return urlunsplit((parts.scheme, f"{userinfo}@{parts.netloc}", parts.path, parts.query, ""))
+
+
+def _streams_split(streams: Any, main_url: str) -> dict[str, Any]:
+    """Each stream's URL validated, the credentials in it made that stream's own; main's URL is
+    the camera's (its credentials were split out as the camera's)."""
+    if not isinstance(streams, dict):
+        return {MAIN: {"url": main_url}}
+    out: dict[str, Any] = {}
+    for name, spec in streams.items():
+        if name == MAIN and isinstance(spec, dict):
+            out[name] = {**spec, "url": main_url}
+            continue
+        if not isinstance(spec, dict) or "url" not in spec:
+            out[name] = spec  # the stream's own model says what is wrong
+            continue
+        try:
+            url, user, password = split_camera_url(str(spec["url"]).strip())
+        except ValueError as exc:
+            raise PathError(f"streams.{name}.url", str(exc)) from None
+        if user is not None:
+            if "username" in spec or "password" in spec:
+                raise PathError(f"streams.{name}", "credentials are both in the url and in username/password")
+            out[name] = {**spec, "url": url, "username": user, "password": password}
+        else:
+            out[name] = {**spec, "url": url}
+    return out
 
 
 def split_camera_url(url: str) -> tuple[str, str | None, Secret | None]:
@@ -296,6 +385,10 @@ def with_defaults(cam_id: str, raw: Any, defaults: CameraDefaults | None) -> Any
     if defaults is None:
         return merged
     url = raw.get("url")
+    streams = raw.get("streams")
+    if url is None and isinstance(streams, dict):
+        main = streams.get(MAIN)
+        url = main.get("url") if isinstance(main, dict) else main
     url_credentials = isinstance(url, str) and "@" in url.partition("://")[2].partition("/")[0]
     for key in INHERITED:
         if key in raw or (key in ("username", "password") and url_credentials):

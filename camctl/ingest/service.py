@@ -33,6 +33,7 @@ from camctl.config import CameraConfig, Config
 from camctl.encoding.transcode import Transcoder, recording_input
 from camctl.errors import CamctlError
 from camctl.lifecycle import reread_config
+from camctl.media.feeds import MAIN, CameraFeeds, UnknownStream
 from camctl.media.jpeg import jpeg_settings
 from camctl.media.live import LiveCamera, LiveFrame
 from camctl.media.live_stream import LiveStream
@@ -64,6 +65,11 @@ class WorkerOptions:
 
 
 JPEGS_PER_CAMERA = 6
+STILL_WAIT = 5.0  # seconds a snapshot waits for a picture decoded on demand
+
+
+def _no_frame(_cam: LiveCamera, _frame: LiveFrame) -> None:
+    """Only the analysis stream's pictures become frame events."""
 
 
 class IngestService:
@@ -92,10 +98,10 @@ class IngestService:
             storage = config.storage
             self.retention = RetentionRunner(storage.root, Limits.of(storage.retention),
                                              interval=storage.segment_seconds / 2)  # fmt: skip
-        self.live: dict[str, LiveCamera] = {}
-        self.sessions: dict[str, CameraSession] = {}
-        self.by_name: dict[str, LiveCamera] = {}  # what HTTP serves: ids and slugs
-        self.hubs: dict[str, LiveHub] = {}  # live viewers, by id and slug
+        self.live: dict[str, CameraFeeds] = {}  # each camera's opened streams
+        self.sessions: dict[str, list[CameraSession]] = {}  # one per opened stream
+        self.by_name: dict[str, CameraFeeds] = {}  # what HTTP serves: ids and slugs
+        self.hubs: dict[tuple[str, str], LiveHub] = {}  # live viewers, by camera id and stream
         self.bus: Bus | None = None
         self.latency = LatencyHistogram()
         self.signer = signer_for(config.http, default_data_dir())  # event URLs usable without a password
@@ -109,47 +115,67 @@ class IngestService:
     # --- cameras come and go (start, SIGHUP) -------------------------------------------------------
 
     def _add(self, cam: CameraConfig) -> None:
-        live = LiveCamera(cam, self._on_frame, self._on_change, hardware_decode=self.config.ingest.hardware_decode)
-        stream = LiveStream(cam)  # first: viewers get each frame before it is decoded or recorded
-        consumers: list[Consumer] = [stream, live]
-        if self.record:
-            storage = self.config.storage
-            recorder = CameraRecorder(
-                cam, storage.root, storage.segment_seconds,
-                on_segment=lambda _info: self._prune() if self.worker is None else None,
-                on_storage_error=lambda _exc: self._prune(force=True),
-            )  # fmt: skip
-            self.recorders[cam.id] = recorder
-            streams = len(self.config.select(None))
-            feed = recording_input(cam, recorder, storage, streams, self.config.ingest.hardware_decode)
-            if isinstance(feed, Transcoder):  # it re-encodes what the live decoder decodes anyway
-                feed.decodes = False
-                live.picture_listeners.append(feed.take)
-                self.transcoders[cam.id] = feed
-            consumers.append(feed)
-        if cam.restream is not None:
-            restreamer = Restreamer(cam, cam.restream.reveal())
-            self.restreamers[cam.id] = restreamer
-            consumers.append(restreamer)
-            restreamer.start()
-        session = CameraSession(cam, consumers, read_timeout=self.config.ingest.stall_seconds)
+        """One session per stream some role names; a stream no role names opens none."""
+        feeds = CameraFeeds(cam)
+        sessions: list[CameraSession] = []
+        for name in cam.roles.used():
+            view = cam.stream_view(name)
+            analysed = name == cam.roles.analysis
+            pictures = LiveCamera(view, self._on_frame if analysed else _no_frame, self._on_change,
+                                  hardware_decode=self.config.ingest.hardware_decode, analysed=analysed)  # fmt: skip
+            stream = LiveStream(view)  # first: viewers get each frame before it is decoded or recorded
+            feeds.pictures[name], feeds.streams[name] = pictures, stream
+            consumers: list[Consumer] = [stream, pictures, *self._recording(view, pictures)]
+            if name == MAIN and cam.restream is not None:
+                restreamer = Restreamer(cam, cam.restream.reveal())
+                self.restreamers[cam.id] = restreamer
+                consumers.append(restreamer)
+                restreamer.start()
+            sessions.append(CameraSession(view, consumers, read_timeout=self.config.ingest.stall_seconds))
+            if self._loop is not None:
+                self.hubs[cam.id, name] = LiveHub(stream, self._loop, self.config.http.max_viewers)
         self.rings[cam.id] = RingPublisher(cam.id, self.config.node, cam.analysis)
-        self.live[cam.id], self.sessions[cam.id] = live, session
-        self.by_name[cam.id] = self.by_name[cam.slug] = live
-        if self._loop is not None:
-            hub = LiveHub(stream, self._loop, self.config.http.max_viewers)
-            self.hubs[cam.id] = self.hubs[cam.slug] = hub
-        session.start()
+        self.live[cam.id], self.sessions[cam.id] = feeds, sessions
+        self.by_name[cam.id] = self.by_name[cam.slug] = feeds
+        for session in sessions:
+            session.start()
+
+    def _recording(self, view: CameraConfig, pictures: LiveCamera) -> list[Consumer]:
+        """The stream's recorder, when it is one the camera records (a copy; the main stream may be
+        re-encoded at a bitrate instead, from the pictures its LiveCamera decodes)."""
+        if not self.record or view.stream not in view.roles.record:
+            return []
+        storage = self.config.storage
+        recorded = view if view.stream == MAIN else view.model_copy(update={"id": view.footage_id})
+        recorder = CameraRecorder(
+            recorded, storage.root, storage.segment_seconds,
+            on_segment=lambda _info: self._prune() if self.worker is None else None,
+            on_storage_error=lambda _exc: self._prune(force=True),
+        )  # fmt: skip
+        self.recorders[view.footage_id] = recorder
+        if view.stream != MAIN:
+            return [recorder]
+        streams = len(self.config.select(None))
+        feed = recording_input(view, recorder, storage, streams, self.config.ingest.hardware_decode)
+        if isinstance(feed, Transcoder):  # it re-encodes what the stream's decoder decodes for it
+            feed.decodes = False
+            pictures.picture_listeners.append(feed.take)
+            self.transcoders[view.id] = feed
+        return [feed]
 
     def _remove(self, camera_id: str) -> None:
         """Stops one camera and finishes its segment; blocking (run it off the loop)."""
-        session = self.sessions.pop(camera_id)
-        live = self.live.pop(camera_id)
-        for name in (camera_id, live.camera.slug):
+        sessions = self.sessions.pop(camera_id)
+        feeds = self.live.pop(camera_id)
+        for name in (camera_id, feeds.camera.slug):
             self.by_name.pop(name, None)
-            self.hubs.pop(name, None)
-        session.stop()
-        session.join(3.0)
+        for stream in feeds.pictures:
+            self.hubs.pop((camera_id, stream), None)
+        for session in sessions:
+            session.stop()
+        deadline = time.monotonic() + 3.0
+        for session in sessions:
+            session.join(max(0.0, deadline - time.monotonic()))
         ring = self.rings.pop(camera_id, None)
         if ring is not None:
             ring.close()
@@ -157,9 +183,10 @@ class IngestService:
         restreamer = self.restreamers.pop(camera_id, None)
         if restreamer is not None:
             restreamer.stop()  # the session's on_stopped stops it too; its thread ends within a second
-        recorder = self.recorders.pop(camera_id, None)
-        if recorder is not None:
-            recorder.finalize()
+        for stream in feeds.camera.roles.record:
+            recorder = self.recorders.pop(feeds.camera.stream_view(stream).footage_id, None)
+            if recorder is not None:
+                recorder.finalize()
 
     async def _reload(self) -> None:
         new = reread_config(self.reload_config)
@@ -206,9 +233,10 @@ class IngestService:
         if self.bus is None:
             return
         fps = self._fps.get(cam.camera.id) or cam.claimed_fps or 0.0
-        path = f"/{cam.camera.slug}/frame.jpg"
+        path = f"/{cam.camera.slug}/frame.jpg"  # the analysis stream's picture
         url = self.config.http.public_url + (self.signer.sign(path) if self.signer is not None else path)
         payload = frame_event(cam.camera.id, live.timestamp, live.number, live.resolution, fps, url)
+        payload["stream"] = cam.stream  # after the seed's six keys: which stream was analysed
         if shm is not None:  # after the seed's six keys: where readers on this box find the picture
             payload["ring"] = shm[0]
             if shm[1] is not None:  # written: someone on this box reads the ring
@@ -222,14 +250,21 @@ class IngestService:
         for cam in self.live.values():
             payload = cam.status(now)
             payload["node"] = self.config.node
-            hub = self.hubs.get(cam.camera.id)
-            payload["viewers"] = len(hub.viewers) if hub is not None else 0  # live.ws and live.mp4
+            hubs = {name: self.hubs.get((cam.camera.id, name)) for name in cam.pictures}
+            viewers = {name: len(hub.viewers) if hub is not None else 0 for name, hub in hubs.items()}
+            payload["viewers"] = sum(viewers.values())  # live.ws and live.mp4, every stream
+            for name, count in viewers.items():
+                payload["streams"][name]["viewers"] = count
             if self.worker is not None:
                 payload["restarts"], payload["worker_pid"] = self.worker.restarts, os.getpid()
             recorder = self.recorders.get(cam.camera.id)
             if recorder is not None:
                 payload["recording"] = recorder.status.state
                 payload["recording_error"] = recorder.status.error if recorder.status.failure == "storage" else None
+            for name in cam.camera.roles.record:
+                recorder = self.recorders.get(cam.camera.stream_view(name).footage_id)
+                if recorder is not None and name in payload["streams"]:
+                    payload["streams"][name]["recording"] = recorder.status.state
             restreamer = self.restreamers.get(cam.camera.id)
             if restreamer is not None:
                 payload["restream"] = {"target": restreamer.shown, "connected": restreamer.connected,
@@ -256,7 +291,8 @@ class IngestService:
                 reload.clear()
                 await self._reload()
             now = time.time()
-            for cam in self.live.values():  # the fps put in frame events, refreshed every second
+            for feeds in self.live.values():  # the fps put in frame events, refreshed every second
+                cam = feeds.analysis
                 fps, _kbps = cam.measured(now)
                 if fps is not None:
                     self._fps[cam.camera.id] = round(fps, 2)
@@ -285,22 +321,24 @@ class IngestService:
         """NATS request/reply: seguranca.camera.snapshot.<camera_id>, optional JSON body
         {"quality": 85, "width": 640}; the reply is the JPEG, with Camctl-Frame-Number and
         Camctl-Frame-Timestamp headers, or an empty body with a Camctl-Error header."""
-        cam = self.live.get(msg.subject.rpartition(".")[2])
-        if cam is None:
+        feeds = self.live.get(msg.subject.rpartition(".")[2])
+        if feeds is None:
             return  # another node's camera: stay silent so that node can answer
         try:
             options = json.loads(msg.data) if msg.data else {}
             if not isinstance(options, dict):
                 raise ValueError("the request body is a JSON object")
             quality, width = jpeg_settings(options.get("quality"), options.get("width"))
-        except ValueError as exc:  # JSONDecodeError too; Infinity and 1e9 are answered, not dropped
+            stream = options.get("stream")
+            cam = feeds.picture(None if stream is None else str(stream), "snapshot")
+        except (ValueError, UnknownStream) as exc:  # JSONDecodeError too; Infinity and 1e9 are answered
             await self._reply(msg, b"", {"Camctl-Error": f"bad request: {exc}"})
             return
-        live = cam.latest()
+        live = await cam.still(STILL_WAIT)
         if live is None:
-            await self._reply(msg, b"", {"Camctl-Error": f"camera offline: {cam.error}"})
+            await self._reply(msg, b"", {"Camctl-Error": f"camera offline: {cam.error or 'no picture in time'}"})
             return
-        jpeg = await self.jpegs.get(cam.camera.id, live, quality, width)
+        jpeg = await self.jpegs.get(cam.camera.label, live, quality, width)
         headers = {"Camctl-Frame-Number": str(live.number), "Camctl-Frame-Timestamp": f"{live.timestamp:.6f}"}
         await self._reply(msg, jpeg, headers)
 
@@ -327,7 +365,7 @@ class IngestService:
 
         def app(bus: Bus) -> web.Application:
             view = local_view(self.by_name, self.status_payloads, self.metrics, bus.state, lambda: self.config)
-            routes = camera_routes(self.by_name, self.jpegs) | live_routes(self.hubs.get)
+            routes = camera_routes(self.by_name, self.jpegs) | live_routes(self._hub)
             if self.worker is not None:
                 return build_app(view, routes)  # who may come, and how many, is the front's job
             http = self.config.http
@@ -351,13 +389,21 @@ class IngestService:
                     )  # fmt: skip
                 await self._status_loop(stop, reload)
             finally:
-                for session in self.sessions.values():
-                    session.stop()
+                for sessions in self.sessions.values():
+                    for session in sessions:
+                        session.stop()
                 await asyncio.get_running_loop().run_in_executor(None, self._join_sessions)
                 for recorder in self.recorders.values():
                     recorder.finalize()  # a session stuck on a silent camera: close its segment from here
                 for ring in self.rings.values():
                     ring.close()
+
+    def _hub(self, name: str, stream: str | None) -> LiveHub | None:
+        """The live viewers of a camera's stream: the one asked for, else its live role's."""
+        feeds = self.by_name.get(name)
+        if feeds is None:
+            return None
+        return self.hubs.get((feeds.camera.id, feeds.pick(stream, "live")))
 
     def _prune(self, force: bool = False) -> None:
         if self.retention is not None:
@@ -370,5 +416,6 @@ class IngestService:
 
     def _join_sessions(self) -> None:
         deadline = time.monotonic() + 3.0
-        for session in self.sessions.values():
-            session.join(max(0.0, deadline - time.monotonic()))
+        for sessions in self.sessions.values():
+            for session in sessions:
+                session.join(max(0.0, deadline - time.monotonic()))

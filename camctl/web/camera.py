@@ -17,9 +17,12 @@ from aiohttp import web
 
 from camctl.config import Config
 from camctl.encoding.tiles import TileScaler, keepalive
+from camctl.media.feeds import CameraFeeds, UnknownStream
 from camctl.media.jpeg import encode_jpeg, jpeg_settings, scaled_size
 from camctl.media.live import LiveCamera, LiveFrame
 from camctl.web.node import Handler, NodeView, camera_offline, send, unknown_camera
+
+STILL_WAIT = 5.0  # seconds frame.jpg waits for a picture decoded on demand
 
 
 class JpegCache:
@@ -52,14 +55,18 @@ class JpegCache:
         return jpeg
 
 
-def camera_routes(cameras: dict[str, LiveCamera], cache: JpegCache) -> dict[str, Handler]:
-    """The per-camera routes; cameras: by id and by slug."""
+def camera_routes(cameras: dict[str, CameraFeeds], cache: JpegCache) -> dict[str, Handler]:
+    """The per-camera routes; cameras: by id and by slug. `?stream=main` picks a stream; without
+    it, stills and MJPEG show the analysis stream (what frame events describe), tiles the grid's."""
 
-    def camera(request: web.Request) -> LiveCamera:
-        cam = cameras.get(request.match_info["cam"])
-        if cam is None:
+    def camera(request: web.Request, role: str = "analysis") -> LiveCamera:
+        feeds = cameras.get(request.match_info["cam"])
+        if feeds is None:
             raise unknown_camera()
-        return cam
+        try:
+            return feeds.picture(request.query.get("stream") or None, role)
+        except UnknownStream as exc:
+            raise web.HTTPNotFound(text=json.dumps({"error": str(exc)}), content_type="application/json") from None
 
     def offline(cam: LiveCamera) -> web.Response:
         return camera_offline(cam.camera.id, cam.error)
@@ -73,10 +80,10 @@ def camera_routes(cameras: dict[str, LiveCamera], cache: JpegCache) -> dict[str,
     async def frame_jpg(request: web.Request) -> web.StreamResponse:
         cam = camera(request)
         quality, width = settings(request)
-        live = cam.latest()
+        live = await cam.still(STILL_WAIT)  # decoded on demand when nothing decodes the stream
         if live is None:
             return offline(cam)
-        jpeg = await cache.get(cam.camera.id, live, quality, width)
+        jpeg = await cache.get(cam.camera.label, live, quality, width)
         return web.Response(
             body=jpeg,
             content_type="image/jpeg",
@@ -84,6 +91,7 @@ def camera_routes(cameras: dict[str, LiveCamera], cache: JpegCache) -> dict[str,
                 "X-Frame-Number": str(live.number),
                 "X-Frame-Timestamp": f"{live.timestamp:.6f}",
                 "X-Camera-Id": cam.camera.id,
+                "X-Camera-Stream": cam.stream,
                 "X-Camera-Url": cam.camera.display_url,  # lets a client check it is its camera (masked)
                 "X-Image-Size": "{}x{}".format(*scaled_size(live.frame.width, live.frame.height, width)),
                 "Cache-Control": "no-store",
@@ -93,30 +101,31 @@ def camera_routes(cameras: dict[str, LiveCamera], cache: JpegCache) -> dict[str,
     async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
         cam = camera(request)
         quality, width = settings(request)
-        if cam.latest() is None:
+        if not cam.online:
             return offline(cam)
         response = web.StreamResponse(headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame",
                                                "Cache-Control": "no-store"})  # fmt: skip
         await response.prepare(request)
         number = 0
-        while True:
-            live = await cam.newer(number, 5.0)
-            if live is None:
-                if not cam.online:
+        with cam.watched():  # every picture decoded while someone watches them
+            while True:
+                live = await cam.newer(number, 5.0)
+                if live is None:
+                    if not cam.online:
+                        break
+                    continue
+                number = live.number
+                jpeg = await cache.get(cam.camera.label, live, quality, width)
+                head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                try:
+                    await send(request, response.write(head + jpeg + b"\r\n"))
+                except (ConnectionError, RuntimeError):
                     break
-                continue
-            number = live.number
-            jpeg = await cache.get(cam.camera.id, live, quality, width)
-            head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-            try:
-                await send(request, response.write(head + jpeg + b"\r\n"))
-            except (ConnectionError, RuntimeError):
-                break
         return response
 
     async def tiles_yuv(request: web.Request) -> web.StreamResponse:
         """Newest frames scaled into a grid tile, raw: what a grid in another process reads."""
-        cam = camera(request)
+        cam = camera(request, "grid")
         try:
             width, height = int(request.query["width"]), int(request.query["height"])
             if not (16 <= width <= 3840 and 16 <= height <= 2160):  # a tile of a 4K grid at most
@@ -130,14 +139,15 @@ def camera_routes(cameras: dict[str, LiveCamera], cache: JpegCache) -> dict[str,
         loop = asyncio.get_running_loop()
         number = 0
         try:
-            while True:
-                live = await cam.newer(number, 1.0)
-                if live is None or not cam.online:
-                    await send(request, response.write(keepalive(cam.online)))
-                    continue
-                number = live.number
-                tile = await loop.run_in_executor(None, scaler.record, number, live.timestamp, live.frame)
-                await send(request, response.write(tile))
+            with cam.watched():
+                while True:
+                    live = await cam.newer(number, 1.0)
+                    if live is None or not cam.online:
+                        await send(request, response.write(keepalive(cam.online)))
+                        continue
+                    number = live.number
+                    tile = await loop.run_in_executor(None, scaler.record, number, live.timestamp, live.frame)
+                    await send(request, response.write(tile))
         except (ConnectionError, RuntimeError):
             pass
         return response
@@ -146,7 +156,7 @@ def camera_routes(cameras: dict[str, LiveCamera], cache: JpegCache) -> dict[str,
 
 
 def local_view(
-    cameras: dict[str, LiveCamera],
+    cameras: dict[str, CameraFeeds],
     status: Callable[[], list[dict[str, Any]]],
     metrics: Callable[[], str],
     nats: Callable[[], dict[str, Any] | None],

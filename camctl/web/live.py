@@ -147,11 +147,15 @@ def offline_message(reason: str) -> str:
     return json.dumps({"type": "offline", "reason": redact(reason)})
 
 
-def live_routes(hub_for: Callable[[str], LiveHub | None]) -> dict[str, Handler]:
-    """hub_for: the camera's hub by id or slug, None when unknown."""
+def live_routes(hub_for: Callable[[str, str | None], LiveHub | None]) -> dict[str, Handler]:
+    """hub_for: the hub of a camera (by id or slug) and stream (None: its live role's), None when
+    the camera is unknown; it raises LookupError for a stream the camera does not have open."""
 
     def hub(request: web.Request) -> LiveHub:
-        found = hub_for(request.match_info["cam"])
+        try:
+            found = hub_for(request.match_info["cam"], request.query.get("stream") or None)
+        except LookupError as exc:
+            raise web.HTTPNotFound(text=json.dumps({"error": str(exc)}), content_type="application/json") from None
         if found is None:
             raise unknown_camera()
         return found
