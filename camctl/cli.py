@@ -255,6 +255,10 @@ def snapshot(
     cold: Annotated[
         bool, typer.Option("--cold", help="Go to the camera even when a running camctl has a fresh frame.")
     ] = False,
+    stream: Annotated[
+        str | None,
+        typer.Option("--stream", "-s", metavar="NAME", help="main, sub, ... (default: the camera's snapshot role)."),
+    ] = None,
 ) -> None:
     """Save a JPEG of what the camera sees now.
 
@@ -272,7 +276,7 @@ def snapshot(
             f"not writing a JPEG to the terminal: redirect it (camctl snapshot {camera} > {camera}.jpg) or use -o FILE"
         )
     cfg = _state(ctx).config
-    cam = cfg.camera(camera)
+    cam = command.stream_of(cfg.camera(camera), stream)
     shot = command.snapshot(cfg.http, cam, quality, width, timeout, cold)
     if output is None:
         render.show_bytes(shot.jpeg)

@@ -224,6 +224,10 @@ class FakeCameras(ManagedChild):
         """Take cameras off the air: clients are dropped, new ones get 404."""
         self.command("down " + " ".join(names))
 
+    def sessions(self) -> dict[str, int]:
+        """RTSP sessions open now, per path (/cam1, /cam1/sub)."""
+        return dict(self.command("sessions")["sessions"])
+
     def up(self, *names: str) -> None:
         self.command("up " + " ".join(names))
 

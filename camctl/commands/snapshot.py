@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from camctl.config import CameraConfig, HttpConfig
+from camctl.errors import UsageError
 from camctl.paths import default_data_dir
 from camctl.signing import local_url
 from camctl.storage import write_atomically
@@ -55,8 +56,10 @@ def warm_snapshot(
     timeout: float = 1.0,
 ) -> Snapshot | None:
     """The latest frame from a camctl running on this box (ingest or run-all), or None when none
-    answers: a camera session is already open there, so no connect and no wait for a keyframe."""
-    query = urllib.parse.urlencode({"quality": quality, **({"width": width} if width else {})})
+    answers: a camera session is already open there, so no connect and no wait for a keyframe.
+    camera: the view of the stream wanted (CameraConfig.stream_view)."""
+    options = {"quality": quality, **({"width": width} if width else {}), "stream": camera.stream}
+    query = urllib.parse.urlencode(options)
     url = local_url(http, default_data_dir(), f"/{camera.id}/frame.jpg", query)
     if url is None:
         return None  # it needs credentials and nothing here has made its key: nothing is running
@@ -73,6 +76,14 @@ def warm_snapshot(
         return None  # nothing listening, camera offline there (503), or not a camctl: go cold
     w, _, h = size.partition("x")
     return Snapshot(camera.id, jpeg, int(w or 0), int(h or 0), captured, "warm")
+
+
+def stream_of(camera: CameraConfig, stream: str | None) -> CameraConfig:
+    """The camera seen through the stream named, or its snapshot role's (main by default)."""
+    name = stream or camera.roles.snapshot
+    if name not in camera.streams:
+        raise UsageError(f"{camera.id} has no stream {name!r} (streams: {', '.join(camera.streams)})")
+    return camera.stream_view(name)
 
 
 def snapshot(

@@ -96,11 +96,16 @@ def load_config(explicit: Path | None = None, environ: Mapping[str, str] | None 
 
 
 def demo_config() -> Config:
-    """Four synthetic cameras, no network, recordings in the user's data directory."""
+    """Four synthetic cameras, no network, recordings in the user's data directory. Each has a main
+    and a sub stream of the same scene, as real cameras: main recorded, sub analysed and in tiles."""
     patterns = ("testsrc2", "smptehdbars", "testsrc", "rgbtestsrc")
     cams = {
-        f"cam_{i}": {"name": f"Demo camera {i}", "url": f"demo:?size=1280x720&fps=15&pattern={patterns[i - 1]}"}
-        for i in range(1, 5)
+        f"cam_{i}": {
+            "name": f"Demo camera {i}",
+            "streams": {"main": f"demo:?size=1280x720&fps=15&pattern={pattern}",
+                        "sub": f"demo:?size=640x360&fps=15&bitrate=300k&pattern={pattern}"},
+        }  # fmt: skip
+        for i, pattern in enumerate(patterns, 1)
     }
     http = {"listen": "127.0.0.1:8080", "public_url": "http://127.0.0.1:8080"}
     return Config.model_validate({"source": BUILTIN_DEMO, "cameras": cams, "http": http})
@@ -184,7 +189,8 @@ def config_schema() -> dict[str, Any]:
     # `cam_1: rtsp://...` is short for `cam_1: {url: rtsp://...}`.
     schema["properties"]["cameras"]["additionalProperties"] = {"anyOf": [{"$ref": "#/$defs/CameraConfig"},
                                                                          {"type": "string"}]}  # fmt: skip
-    camera["required"] = ["url"]
+    camera.pop("required", None)
+    camera["oneOf"] = [{"required": ["url"]}, {"required": ["streams"]}]  # one stream, or several
     # What the models take beyond their types: `false` for "none" and `users: none`.
     for model in ("CameraConfig", "CameraDefaults"):
         for key in ("transcode", "restream"):
@@ -199,7 +205,8 @@ def effective_config(config: Config) -> dict[str, Any]:
     data = config.model_dump(mode="json", exclude={"defaults"})  # a secret dumps as ***
     for cam in config.cameras.values():
         shown = data["cameras"][cam.id]
-        del shown["id"], shown["url"], shown["restream"]  # the URLs as people may see them:
+        del shown["id"], shown["url"], shown["restream"], shown["stream"]  # the URLs as people may see them:
+        shown["streams"] = {name: cam.stream_view(name).display_url for name in cam.streams}
         data["cameras"][cam.id] = {"url": cam.display_url, **shown, "restream": cam.restream_shown}
     data["http"]["max_clip"] = format_duration(config.http.max_clip)
     data["http"]["users"] = data["http"]["users"] or "none"

@@ -40,6 +40,7 @@ log = logging.getLogger("camctl.ingest")
 WINDOW = 5.0  # seconds over which fps and bitrate are measured
 DEMAND_SECONDS = 10.0  # a still asked for keeps the stream decoded this long (the next one is at hand)
 MAX_GOP_BYTES = 16 * 1024 * 1024  # pictures kept for a still on demand (a longer GOP waits for a keyframe)
+MAX_KEYFRAME_GAP = 60.0  # seconds; a longer one is a timestamp jump, not a GOP
 KEYFRAME_SLACK = 1.05  # analysis at up to this much above the measured keyframe rate still takes keyframes
 Mode = str  # full, keyframes, off
 
@@ -92,7 +93,7 @@ class LiveCamera:
         self._joiner = KeyframeJoiner()
         self._gop: list[tuple[Packet, float]] = []  # the pictures since the last keyframe
         self._gop_bytes = 0
-        self._keyframes: collections.deque[float] = collections.deque(maxlen=6)  # arrival times
+        self._keyframes: collections.deque[float] = collections.deque(maxlen=6)  # their camera times
         # Others that want every decoded picture (a transcoder): one decode serves them all.
         self.picture_listeners: list[Callable[[av.VideoFrame, float], None]] = []
         self._ring: collections.deque[LiveFrame] = collections.deque(maxlen=ring)
@@ -134,7 +135,8 @@ class LiveCamera:
         """One whole coded picture: kept for stills, measured, and decoded if the mode says so."""
         key = bool(packet.is_keyframe)
         if key:
-            self._keyframes.append(arrived)
+            if packet.pts is not None and packet.time_base is not None:
+                self._keyframes.append(float(packet.pts * packet.time_base))  # camera time: a burst at connect
             self._gop, self._gop_bytes = [], 0
         elif not self._gop:
             return  # before the first keyframe: nothing can be decoded from it
@@ -179,8 +181,8 @@ class LiveCamera:
         times = list(self._keyframes)
         if len(times) < 2:
             return None
-        gaps = sorted(b - a for a, b in itertools.pairwise(times))
-        return gaps[len(gaps) // 2]
+        gaps = sorted(b - a for a, b in itertools.pairwise(times) if 0 < b - a < MAX_KEYFRAME_GAP)
+        return gaps[len(gaps) // 2] if gaps else None
 
     def _decode(self, pictures: list[tuple[Packet, float]]) -> None:
         """Decodes the pictures in order; the last picture out is taken (catching up on a GOP, the

@@ -121,13 +121,13 @@ class CameraSession(StoppableThread):
         if isinstance(exc, CameraError):
             self._offline(exc, quiet=True)
             wait = state.next_action.sleep if state.next_action else 0.0
-            log.warning("%s: %s; retrying in %.1fs (%s)", self.camera.id, exc.reason, wait, self.camera.display_url)
+            log.warning("%s: %s; retrying in %.1fs (%s)", self.camera.label, exc.reason, wait, self.camera.display_url)
 
     def _read(self, source: Source) -> None:
         info = source.info
         audio = self.camera.audio and info.audio is not None
         self.online = True
-        log.info("%s: connected (%s)", self.camera.id, info.describe())
+        log.info("%s: connected (%s)", self.camera.label, info.describe())
         self._notify("on_connected", info)
         # Audio keeps the socket busy: a camera whose video stalls must still count as stalled.
         stall = self.read_timeout or self.camera.timeout
@@ -156,7 +156,7 @@ class CameraSession(StoppableThread):
     def _offline(self, exc: CameraError, quiet: bool = False) -> None:
         was_online, self.online = self.online, False
         if was_online and not quiet:
-            log.warning("%s: offline: %s", self.camera.id, exc.reason)
+            log.warning("%s: offline: %s", self.camera.label, exc.reason)
         self._notify("on_offline", exc.reason, exc.kind)
 
     def _notify(self, method: str, *args: object) -> None:

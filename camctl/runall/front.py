@@ -84,7 +84,8 @@ class Front:
         if not worker.running:
             return camera_offline(worker.camera.id, f"worker restarting ({worker.exit_reason()})")
         try:
-            upstream = await worker.client().ws_connect(f"http://worker/{worker.camera.id}/live.ws")
+            query = f"?{request.query_string}" if request.query_string else ""  # ?stream=main
+            upstream = await worker.client().ws_connect(f"http://worker/{worker.camera.id}/live.ws{query}")
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 503:
                 return web.json_response({"error": "too many viewers", "camera_id": worker.camera.id},

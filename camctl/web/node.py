@@ -54,7 +54,11 @@ class NodeView:
 
 def camera_list(config: Config) -> list[dict[str, Any]]:
     """What the page needs to lay out its tiles, in the config's order."""
-    return [{"camera_id": c.id, "name": c.name or c.id, "slug": c.slug} for c in config.select(None)]
+    return [
+        {"camera_id": c.id, "name": c.name or c.id, "slug": c.slug, "live": c.roles.live,
+         "main": "main" if "main" in c.roles.used() else c.roles.live}  # what a chosen camera plays
+        for c in config.select(None)
+    ]  # fmt: skip
 
 
 def build_app(

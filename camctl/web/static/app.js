@@ -7,9 +7,12 @@ const LAG_FAST = 0.1;   // seconds behind before playing a little faster to catc
 const KEEP = 10;        // seconds of played video kept in the buffer
 
 class LivePlayer {
+  // tiles play the camera's live stream (its sub stream, where it has one); a chosen camera its
+  // main stream (setStream), full size.
   constructor(tile, camera) {
     this.tile = tile;
     this.camera = camera;
+    this.stream = null;
     this.video = tile.querySelector("video");
     this.img = tile.querySelector("img.mjpeg");
     this.queue = [];
@@ -19,7 +22,9 @@ class LivePlayer {
 
   connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/${encodeURIComponent(this.camera)}/live.ws`);
+    const query = this.stream ? `?stream=${encodeURIComponent(this.stream)}` : "";
+    const ws = new WebSocket(`${scheme}://${location.host}/${encodeURIComponent(this.camera)}/live.ws${query}`);
+    this.tile.dataset.stream = this.stream || this.tile.dataset.live || "";
     ws.binaryType = "arraybuffer";
     ws.onmessage = (event) => {
       if (typeof event.data === "string") this.control(JSON.parse(event.data));
@@ -30,6 +35,20 @@ class LivePlayer {
       if (!this.paused) setTimeout(() => this.connect(), 1000);  // worker or camctl restarting: again
     };
     this.ws = ws;
+  }
+
+  // Another of the camera's streams (null: the tile's own): the next picture comes from it.
+  setStream(stream) {
+    if (stream === this.stream) return;
+    this.stream = stream;
+    if (this.paused) return;
+    if (this.ws) {
+      this.ws.onclose = null;
+      this.ws.close();
+      this.ws = null;
+    }
+    this.reset();
+    this.connect();
   }
 
   // Recorded footage plays in this tile's video element meanwhile.
@@ -77,7 +96,8 @@ class LivePlayer {
     this.usingMjpeg = true;
     this.video.hidden = true;
     this.img.hidden = false;
-    this.img.src = `/${encodeURIComponent(this.camera)}/stream.mjpeg`;
+    const query = this.stream ? `?stream=${encodeURIComponent(this.stream)}` : "";
+    this.img.src = `/${encodeURIComponent(this.camera)}/stream.mjpeg${query}`;
     this.tile.querySelector(".note").textContent =
       `${stream.codec.startsWith("h") ? "H.265" : stream.codec}: shown as MJPEG (this browser cannot play it)`;
   }
@@ -165,7 +185,10 @@ function layout(count) {
 // address is /<camera>/ (and ?t=<RFC 3339> while footage plays: a link to that moment).
 function choose(tile) {
   const solo = document.body.classList.toggle("solo", !tile.classList.contains("chosen"));
-  for (const other of document.querySelectorAll(".tile")) other.classList.toggle("chosen", solo && other === tile);
+  for (const other of document.querySelectorAll(".tile")) {
+    other.classList.toggle("chosen", solo && other === tile);
+    if (other.live) other.live.setStream(solo && other === tile ? other.dataset.main : null);
+  }
   if (!solo && tile.playback) tile.playback.backToLive();
   history.replaceState(null, "", solo ? `/${tile.dataset.slug}/` : "/");
   if (solo && tile.timeline) tile.timeline.refresh();
@@ -213,10 +236,12 @@ async function main() {
     tile.querySelector(".badge").dataset.camera = camera.camera_id;
     tile.querySelector(".name").textContent = camera.name;
     tile.dataset.slug = camera.slug;
+    tile.dataset.live = camera.live;
+    tile.dataset.main = camera.main;
     tile.addEventListener("click", () => choose(tile));
     grid.appendChild(tile);
     tiles.set(camera.camera_id, tile);
-    const live = new LivePlayer(tile, camera.camera_id);
+    const live = tile.live = new LivePlayer(tile, camera.camera_id);
     tile.playback = new Playback(tile, camera.camera_id, camera.slug, live);
     tile.timeline = new Timeline(tile, camera.camera_id, camera.slug, tile.playback);
   }
