@@ -68,7 +68,8 @@ def test_events_follow_the_seed_and_their_url_serves_the_frame(
     for cam, events in frames.items():
         for event in events:
             # the seed's frame payload first, then the analysed stream and the shared-memory ring's keys
-            assert list(event)[:6] == list(FRAME_KEYS) and set(event) - set(FRAME_KEYS) <= {"stream", "ring", "ring_write"}
+            extra = {"stream", "ring", "ring_write"}
+            assert list(event)[:6] == list(FRAME_KEYS) and set(event) - set(FRAME_KEYS) <= extra
             assert all(isinstance(event[k], t) for k, t in FRAME_KEYS.items()), event
             assert event["resolution"] == "640x360" and event["camera_id"] == cam
             assert event["url"] == f"http://127.0.0.1:{port}/{cam.replace('_', '')}/frame.jpg"

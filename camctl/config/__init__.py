@@ -95,16 +95,17 @@ def load_config(explicit: Path | None = None, environ: Mapping[str, str] | None 
     return parse_config(text, str(path), {**secrets.values, **env}, unreadable)
 
 
+DEMO_MAIN = "demo:?size=1280x720&fps=15"
+DEMO_SUB = "demo:?size=640x360&fps=15&bitrate=300k"
+
+
 def demo_config() -> Config:
     """Four synthetic cameras, no network, recordings in the user's data directory. Each has a main
     and a sub stream of the same scene, as real cameras: main recorded, sub analysed and in tiles."""
     patterns = ("testsrc2", "smptehdbars", "testsrc", "rgbtestsrc")
     cams = {
-        f"cam_{i}": {
-            "name": f"Demo camera {i}",
-            "streams": {"main": f"demo:?size=1280x720&fps=15&pattern={pattern}",
-                        "sub": f"demo:?size=640x360&fps=15&bitrate=300k&pattern={pattern}"},
-        }  # fmt: skip
+        f"cam_{i}": {"name": f"Demo camera {i}", "streams": {"main": f"{DEMO_MAIN}&pattern={pattern}",
+                                                             "sub": f"{DEMO_SUB}&pattern={pattern}"}}  # fmt: skip
         for i, pattern in enumerate(patterns, 1)
     }
     http = {"listen": "127.0.0.1:8080", "public_url": "http://127.0.0.1:8080"}
