@@ -103,11 +103,8 @@ def demo_config() -> Config:
     """Four synthetic cameras, no network, recordings in the user's data directory. Each has a main
     and a sub stream of the same scene, as real cameras: main recorded, sub analysed and in tiles."""
     patterns = ("testsrc2", "smptehdbars", "testsrc", "rgbtestsrc")
-    cams = {
-        f"cam_{i}": {"name": f"Demo camera {i}", "streams": {"main": f"{DEMO_MAIN}&pattern={pattern}",
-                                                             "sub": f"{DEMO_SUB}&pattern={pattern}"}}  # fmt: skip
-        for i, pattern in enumerate(patterns, 1)
-    }
+    streams = {p: {"main": f"{DEMO_MAIN}&pattern={p}", "sub": f"{DEMO_SUB}&pattern={p}"} for p in patterns}
+    cams = {f"cam_{i}": {"name": f"Demo camera {i}", "streams": streams[p]} for i, p in enumerate(patterns, 1)}
     http = {"listen": "127.0.0.1:8080", "public_url": "http://127.0.0.1:8080"}
     return Config.model_validate({"source": BUILTIN_DEMO, "cameras": cams, "http": http})
 
