@@ -22,18 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent / "camctl"
 
 # Bottom to top. A module belongs to the layer of its longest matching prefix.
 LAYERS: list[tuple[str, list[str]]] = [
-    (
-        "foundation",
-        [
-            "camctl",
-            "camctl.errors",
-            "camctl.units",
-            "camctl.paths",
-            "camctl.secrets",
-            "camctl.demo_spec",
-            "camctl.envfile",
-        ],
-    ),
+    ("foundation", ["camctl", "camctl.errors", "camctl.units", "camctl.paths", "camctl.secrets", "camctl.demo_spec",
+                    "camctl.envfile"]),
     # Pure rules that the config validates against; no I/O, import only the foundation.
     ("rules", ["camctl.rules"]),
     ("config", ["camctl.config"]),
