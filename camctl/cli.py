@@ -27,7 +27,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from camctl import __version__, render
-from camctl.config import Config, load_config
+from camctl.config import CameraConfig, Config, load_config
 from camctl.errors import CamctlError, ExitStatus, UsageError
 from camctl.lifecycle import exit_now, private_files, tune_malloc
 from camctl.render import console, error_line, waiting
@@ -385,6 +385,17 @@ FromOption = Annotated[
     str | None, typer.Option("--from", metavar="T", help="Start: ISO 8601 (2026-11-24T18:00:00Z), -10m, or now.")
 ]
 ToOption = Annotated[str | None, typer.Option("--to", metavar="T", help="End: ISO 8601, -5m, or now.")]
+StreamOption = Annotated[
+    str | None, typer.Option("--stream", "-s", metavar="NAME", help="A recorded stream (default: main), e.g. sub.")
+]
+
+
+def _footage_of(camera: CameraConfig, stream: str | None) -> str:
+    """The recordings folder of the camera's stream (cam_1, cam_1.sub)."""
+    try:
+        return camera.footage_of(stream)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 @app.command()
@@ -393,18 +404,21 @@ def recordings(
     camera: Annotated[str | None, typer.Argument(metavar="[CAM]", help="One camera (default: all).")] = None,
     start: FromOption = None,
     end: ToOption = None,
+    stream: StreamOption = None,
     json_out: JsonFlag = False,
 ) -> None:
     """List recorded segments (start, end, frames, bytes) and gaps with their reasons, per camera.
 
-    Rebuilt from the files on every call: the disk is the truth.
+    Rebuilt from the files on every call: the disk is the truth. A recorded sub stream is listed
+    as cam_1.sub.
 
-    [dim]Examples: camctl recordings cam_1 --from -1h;  camctl recordings --json[/dim]
+    [dim]Examples: camctl recordings cam_1 --from -1h;  camctl recordings cam_1 --stream sub;
+    camctl recordings --json[/dim]
     """
     from camctl.commands.recordings import list_recordings
 
     cfg = _state(ctx).config
-    ids = [cfg.camera(camera).id] if camera is not None else None
+    ids = [_footage_of(cfg.camera(camera), stream)] if camera is not None else None
     result = list_recordings(cfg.storage.root, ids, *_time_window(start, end))
     nothing = f"no recordings in {cfg.storage.root}"
     render.show(result.to_json(), lambda: render.recordings_table(result.cameras) if result.cameras else nothing,
@@ -420,6 +434,7 @@ def clip(
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="The MP4 to write.")] = Path(
         "clip.mp4"
     ),
+    stream: StreamOption = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Export recorded footage of one camera into one MP4 (stream copy, fast start), from the keyframe
@@ -436,7 +451,7 @@ def clip(
     low, high = _time_window(start, end)
     if low is None or high is None:
         raise UsageError("--from and --to are both needed")
-    result = export(cfg.storage.root, cam.id, low, high, output)
+    result = export(cfg.storage.root, _footage_of(cam, stream), low, high, output)
     if json_out:
         render.print_json(result.to_json())
         return

@@ -79,6 +79,32 @@ def camera_families(statuses: Sequence[Mapping[str, Any]], node: str) -> list[Fa
     return families
 
 
+# (stream status key, metric, type, help): one sample per opened stream of each camera
+STREAM_METRICS = (
+    ("online", "camctl_stream_online", "gauge", "1 when the camera's stream delivers pictures."),
+    ("fps", "camctl_stream_fps", "gauge", None),
+    ("bitrate_kbps", "camctl_stream_bitrate_kbps", "gauge", None),
+    ("decoded_frames", "camctl_stream_decoded_frames_total", "counter", "Pictures decoded (none while unused)."),
+)
+DECODE_MODES = ("full", "keyframes", "off")
+
+
+def stream_families(statuses: Sequence[Mapping[str, Any]], node: str) -> list[Family]:
+    """Per stream (main, sub) of each camera: its rate, and how it is decoded now (a gauge per mode,
+    1 for the current one, as Prometheus says states)."""
+    streams = [({"camera": s["camera_id"], "stream": name, "node": node}, info)
+               for s in statuses for name, info in (s.get("streams") or {}).items()]  # fmt: skip
+    families = [
+        Family(name, kind, tuple(f"{name}{labels(tags)} {float(info.get(key) or 0):g}" for tags, info in streams), text)
+        for key, name, kind, text in STREAM_METRICS
+    ]
+    decode = "camctl_stream_decode"
+    samples = tuple(f"{decode}{labels({**tags, 'mode': mode})} {int(info.get('decode') == mode)}"
+                    for tags, info in streams for mode in DECODE_MODES)  # fmt: skip
+    families.append(Family(decode, "gauge", samples, "1 for how the stream is decoded now: full, keyframes or off."))
+    return families
+
+
 def latency_family(histogram: LatencyHistogram) -> Family:
     name = "camctl_event_latency_ms"
     samples, cumulative = [], 0

@@ -204,7 +204,7 @@ def status_table(cameras: Sequence[dict[str, Any]], source: str) -> Any:
 
     table = Table(title=f"camctl status ({source})", title_justify="left", header_style="bold")
     for name in ("node", "camera", "online", "fps", "bitrate", "dropped", "uptime", "last frame", "reconnects",
-                 "decoder", "recording", "error"):  # fmt: skip
+                 "decoder", "streams (decoded)", "recording", "error"):  # fmt: skip
         table.add_column(name, justify="right" if name in ("fps", "bitrate", "dropped", "uptime", "last frame",
                                                            "reconnects") else "left")  # fmt: skip
     for c in cameras:
@@ -222,6 +222,7 @@ def status_table(cameras: Sequence[dict[str, Any]], source: str) -> Any:
             f"{age / 1000:.1f}s ago" if age is not None else "-",
             str(c.get("reconnects", "-")),
             str(c.get("decoder") or "-"),
+            _streams(c),
             _recording(c),
             f"[red]{c['error']}[/red]" if c.get("error") else "",
         )
@@ -235,6 +236,15 @@ def _uptime(seconds: float) -> str:
     if s >= 3600:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 60}m{s % 60:02d}s"
+
+
+def _streams(status: dict[str, Any]) -> str:
+    """Each stream, how it is decoded and its rate: `main off 30 · sub full 15`."""
+    streams = status.get("streams") or {}
+    down = "[red]down[/red]"
+    shown = [f"{name} {s.get('decode', '?')} {_num(s.get('fps'), '{:.0f}')}" if s.get("online") else f"{name} {down}"
+             for name, s in streams.items()]  # fmt: skip
+    return " · ".join(shown) or "-"
 
 
 def _recording(status: dict[str, Any]) -> str:

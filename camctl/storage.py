@@ -26,7 +26,11 @@ log = logging.getLogger("camctl.record")
 if TYPE_CHECKING:
     from camctl.config import RetentionConfig
 
-_NAME = re.compile(r"(?P<cam>[A-Za-z0-9][A-Za-z0-9_-]{0,63})_(?P<ts>(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z)\.mp4")
+# A camera's id, with .sub (or another stream's name) for a recorded stream other than main.
+_NAME = re.compile(
+    r"(?P<cam>[A-Za-z0-9][A-Za-z0-9_-]{0,63}(?:\.[a-z][a-z0-9_]{0,15})?)"
+    r"_(?P<ts>(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z)\.mp4"
+)
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 

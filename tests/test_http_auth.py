@@ -88,7 +88,7 @@ def test_every_route_but_healthz_needs_a_user_and_events_carry_signed_urls(
         # The frame event's url works on its own, for its path only, until it expires.
         _subject, event, _at = tap.wait("a frame event", lambda _e: True, timeout=10)
         assert list(event)[:6] == ["camera_id", "timestamp", "frame_number", "resolution", "fps", "url"]
-        assert set(event) - {"camera_id", "timestamp", "frame_number", "resolution", "fps", "url"} <= {"ring"}
+        assert set(event) - {"camera_id", "timestamp", "frame_number", "resolution", "fps", "url"} <= {"stream", "ring"}
         url = event["url"]
         assert url.startswith(f"{base}/cam1/frame.jpg?exp=") and "&sig=" in url
         status, headers = _head(url)

@@ -189,6 +189,14 @@ def config_schema() -> dict[str, Any]:
                                                                          {"type": "string"}]}  # fmt: skip
     camera.pop("required", None)
     camera["oneOf"] = [{"required": ["url"]}, {"required": ["streams"]}]  # one stream, or several
+    # `sub: rtsp://...` is short for `sub: {url: rtsp://...}`; a role left out takes its default.
+    camera["properties"]["streams"]["additionalProperties"] = {"anyOf": [{"$ref": "#/$defs/StreamConfig"},
+                                                                          {"type": "string"}]}  # fmt: skip
+    roles = schema["$defs"]["RolesConfig"]
+    roles.pop("required", None)
+    record = roles["properties"]["record"]
+    roles["properties"]["record"] = {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}],
+                                     "description": record["description"]}  # fmt: skip
     # What the models take beyond their types: `false` for "none" and `users: none`.
     for model in ("CameraConfig", "CameraDefaults"):
         for key in ("transcode", "restream"):

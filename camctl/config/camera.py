@@ -271,6 +271,13 @@ class CameraConfig(_CameraSettings):
         sub stream (a dot is never in a camera id, so the two cannot meet)."""
         return self.id if self.stream == MAIN else f"{self.id}.{self.stream}"
 
+    def footage_of(self, stream: str | None) -> str:
+        """The recordings folder of a stream (None: main); ValueError for a stream it does not have."""
+        name = stream or MAIN
+        if name not in self.streams:
+            raise ValueError(f"{self.id} has no stream {name!r} (streams: {', '.join(self.streams)})")
+        return self.id if name == MAIN else f"{self.id}.{name}"
+
     @property
     def has_sub(self) -> bool:
         return len(self.streams) > 1

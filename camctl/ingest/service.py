@@ -39,7 +39,14 @@ from camctl.media.live import LiveCamera, LiveFrame
 from camctl.media.live_stream import LiveStream
 from camctl.media.restream import Restreamer
 from camctl.media.session import CameraSession, Consumer
-from camctl.metrics import LatencyHistogram, bus_families, camera_families, exposition, latency_family
+from camctl.metrics import (
+    LatencyHistogram,
+    bus_families,
+    camera_families,
+    exposition,
+    latency_family,
+    stream_families,
+)
 from camctl.paths import default_data_dir
 from camctl.recording.recorder import CameraRecorder
 from camctl.recording.retention import RetentionRunner
@@ -351,7 +358,9 @@ class IngestService:
             await self.bus.nc.publish(msg.reply, body, headers=headers)
 
     def metrics(self) -> str:
-        families = [*camera_families(self.status_payloads(), self.config.node), latency_family(self.latency)]
+        statuses = self.status_payloads()
+        families = [*camera_families(statuses, self.config.node), *stream_families(statuses, self.config.node),
+                    latency_family(self.latency)]  # fmt: skip
         if self.bus is not None:
             families += bus_families(self.bus.connected, self.bus.published, self.bus.dropped)
         return exposition(families)

@@ -45,8 +45,18 @@ STREAM_QUEUE = 32  # chunks of a streamed range held for a slow client before re
 
 
 class FootageCamera(NamedTuple):
-    id: str
+    id: str  # its recordings folder: the camera's id, or cam_1.sub for a recorded sub stream
     slug: str
+    stream: str = "main"
+
+    @property
+    def camera_id(self) -> str:
+        return self.id.partition(".")[0]
+
+    @property
+    def query(self) -> str:
+        """What a URL of this footage adds to say its stream."""
+        return "" if self.stream == "main" else f"&stream={self.stream}"
 
 
 def cameras_on_disk(root: Path) -> set[str]:
@@ -70,15 +80,22 @@ class FootageRoutes:
             self._indexes[key] = FootageIndex(root, camera.id)
         return self._indexes[key]
 
-    def camera(self, name: str) -> FootageCamera:
+    def camera(self, request: web.Request) -> FootageCamera:
         """A configured camera by id or slug, or one removed from the config whose footage is still
-        on disk (by its id, the folder's name): footage stays reachable until retention prunes it."""
+        on disk (by its id, the folder's name): footage stays reachable until retention prunes it.
+        `?stream=sub`: that stream's recordings (default main)."""
+        name, stream = request.match_info["cam"], request.query.get("stream") or "main"
         config = self._config()
         for camera in config.cameras.values():
             if name in (camera.id, camera.slug):
-                return FootageCamera(camera.id, camera.slug)
-        if CAMERA_ID.fullmatch(name) and name in cameras_on_disk(config.storage.root):
-            return FootageCamera(name, name)
+                try:
+                    return FootageCamera(camera.footage_of(stream), camera.slug, stream)
+                except ValueError as exc:
+                    body = json.dumps({"error": str(exc)})
+                    raise web.HTTPNotFound(text=body, content_type="application/json") from None
+        folder = name if stream == "main" else f"{name}.{stream}"
+        if CAMERA_ID.fullmatch(name) and folder in cameras_on_disk(config.storage.root):
+            return FootageCamera(folder, name, stream)
         raise web.HTTPNotFound(text='{"error": "unknown camera"}', content_type="application/json")
 
     async def cameras(self, _request: web.Request) -> web.Response:
@@ -87,15 +104,17 @@ class FootageRoutes:
         config = self._config()
         on_disk = await asyncio.get_running_loop().run_in_executor(None, cameras_on_disk, config.storage.root)
         configured = {c.id: c for c in config.cameras.values()}
-        listed = [
-            {"camera_id": cam, "configured": cam in configured,
-             "recordings": f"/api/recordings/{configured[cam].slug if cam in configured else cam}"}
-            for cam in sorted(on_disk | set(configured))
-        ]  # fmt: skip
+        listed = []
+        for folder in sorted(on_disk | set(configured)):
+            cam, _, stream = folder.partition(".")  # cam_1.sub: the sub stream of cam_1
+            known = configured.get(cam)
+            link = f"/api/recordings/{known.slug if known else cam}" + (f"?stream={stream}" if stream else "")
+            listed.append({"camera_id": cam, "stream": stream or "main", "configured": known is not None,
+                           "recordings": link})  # fmt: skip
         return web.json_response({"cameras": listed})
 
     async def recordings(self, request: web.Request) -> web.Response:
-        camera = self.camera(request.match_info["cam"])
+        camera = self.camera(request)
         now = time.time()
         start = _time(request, "start", now - DEFAULT_LIST, now)
         end = _time(request, "end", now, now)
@@ -107,10 +126,11 @@ class FootageRoutes:
         for span in spans_of(window.segments):
             shown = dict(span.to_json())
             query = {"start": iso_time(span.start), "duration": f"{min(span.end - span.start, cap):.3f}"}
-            shown["url"] = f"/{camera.slug}/recording.mp4?{urlencode(query)}"
+            shown["url"] = f"/{camera.slug}/recording.mp4?{urlencode(query)}{camera.query}"
             spans.append(shown)
         body = {
-            "camera_id": camera.id,
+            "camera_id": camera.camera_id,
+            "stream": camera.stream,
             "start": iso_time(start),
             "end": iso_time(end),
             "spans": spans,
@@ -119,13 +139,13 @@ class FootageRoutes:
             # where something moved (camctl motion on this box), for the timeline
             "motion": [
                 {"start": iso_time(m["start"]), "end": iso_time(m["end"]), "score": m["score"]}
-                for m in read_motion(self._config().storage.root, camera.id, start, end)
+                for m in read_motion(self._config().storage.root, camera.camera_id, start, end)
             ],
         }
         return web.json_response(body)
 
     async def recording_mp4(self, request: web.Request) -> web.StreamResponse:
-        camera = self.camera(request.match_info["cam"])
+        camera = self.camera(request)
         now = time.time()
         if "start" not in request.query:
             _bad("start is required (RFC 3339, like 2026-12-01T03:12:00Z)")
