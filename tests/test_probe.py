@@ -127,8 +127,10 @@ def test_probe_demo_cameras_without_config(camctl: Callable[..., Result]) -> Non
     result = camctl("probe", "--json", "--seconds", "1")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [r["camera_id"] for r in rows] == ["cam_1", "cam_2", "cam_3", "cam_4"]
-    assert all(r["online"] and r["width"] == 1280 and r["height"] == 720 for r in rows)
+    # every stream of each camera: the demo's have a main and a sub, as real cameras
+    assert [r["camera_id"] for r in rows] == [f"cam_{i}{s}" for i in range(1, 5) for s in ("", "/sub")]
+    assert all(r["online"] and (r["width"], r["height"]) == (1280, 720) for r in rows[::2])
+    assert all(r["online"] and (r["width"], r["height"]) == (640, 360) for r in rows[1::2])
     assert all(r["fps"] == pytest.approx(15, rel=0.1) for r in rows)
 
 

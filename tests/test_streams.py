@@ -46,7 +46,7 @@ def stream_state(port: int, stream: str, key: str) -> Any:
 
 
 def test_two_streams_are_two_sessions_events_come_from_the_sub_and_the_main_is_decoded_only_for_a_still(
-    fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, tmp_path: Path
+    fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, camctl: Callable[..., Result], tmp_path: Path
 ) -> None:
     cams = fake_cameras(count=1, size=MAIN_SIZE, fps=15, sub=f"{SUB_SIZE}@10")
     port = free_port()
@@ -62,6 +62,8 @@ def test_two_streams_are_two_sessions_events_come_from_the_sub_and_the_main_is_d
         still = http_get(f"http://127.0.0.1:{port}/cam1/frame.jpg?stream=main")
         wrong = http_get(f"http://127.0.0.1:{port}/cam1/frame.jpg?stream=third")
         after = camera_status(port)
+        shot = camctl("--config", str(config), "snapshot", "cam_1", "-o", str(tmp_path / "shot.jpg"))
+        sub_shot = camctl("--config", str(config), "snapshot", "cam_1", "-s", "sub", "-o", str(tmp_path / "s.jpg"))
         sessions_after = cams.sessions()
     assert all(e["resolution"] == SUB_SIZE and e["stream"] == "sub" for e in events), events[-1]
     assert sessions == sessions_after == {"/cam1": 1, "/cam1/sub": 1}
@@ -75,6 +77,11 @@ def test_two_streams_are_two_sessions_events_come_from_the_sub_and_the_main_is_d
     assert still[0] == 200 and still[1]["X-Image-Size"] == MAIN_SIZE and still[1]["X-Camera-Stream"] == "main"
     assert wrong[0] == 404 and b"no stream 'third'" in wrong[2]
     assert after["streams"]["main"]["decoded_frames"] > 0 and after["streams"]["main"]["decode"] == "full"
+    assert shot.returncode == 0 and sub_shot.returncode == 0, shot.stderr + sub_shot.stderr
+    for path, size in ((tmp_path / "shot.jpg", MAIN_SIZE), (tmp_path / "s.jpg", SUB_SIZE)):
+        with av.open(str(path)) as jpeg:
+            picture = jpeg.streams.video[0].codec_context
+            assert f"{picture.width}x{picture.height}" == size, "a snapshot is the main stream's, full size"
 
 
 def test_analysis_at_the_keyframe_rate_decodes_keyframes_only(

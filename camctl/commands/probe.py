@@ -60,7 +60,7 @@ def _probe(camera: CameraConfig, timeout: float, seconds: float) -> ProbeResult:
         with open_source(camera, timeout) as source:
             packets = source.packets()
             decoder = open_decoder(source.info)
-            frame, used = first_frame(packets, decoder, camera.id, started + timeout)
+            frame, used = first_frame(packets, decoder, camera.label, started + timeout)
             first_ms = (time.monotonic() - started) * 1000
             meter = StreamMeter(source.info.time_base)
             for packet in used:
@@ -76,11 +76,11 @@ def _probe(camera: CameraConfig, timeout: float, seconds: float) -> ProbeResult:
                     break
             info = source.info
     except CameraError as exc:
-        return ProbeResult(camera.id, camera.display_url, False, exc.reason, exc.kind, transport=camera.transport)
+        return ProbeResult(camera.label, camera.display_url, False, exc.reason, exc.kind, transport=camera.transport)
     fps = meter.fps
     gop = meter.gop
     return ProbeResult(
-        camera_id=camera.id,
+        camera_id=camera.label,
         url=camera.display_url,
         online=True,
         codec=info.codec,
@@ -102,12 +102,13 @@ def _probe(camera: CameraConfig, timeout: float, seconds: float) -> ProbeResult:
 def probe_cameras(
     cameras: list[CameraConfig], timeout: float | None = None, seconds: float = DEFAULT_MEASURE_SECONDS
 ) -> list[ProbeResult]:
-    """All cameras at once, results in the order given."""
-    if not cameras:
+    """All cameras at once, every stream of each (cam_1, then cam_1/sub), results in the order given."""
+    views = [cam.stream_view(name) for cam in cameras for name in cam.streams]
+    if not views:
         return []
-    with ThreadPoolExecutor(max_workers=len(cameras), thread_name_prefix="probe") as pool:
+    with ThreadPoolExecutor(max_workers=len(views), thread_name_prefix="probe") as pool:
         futures = [
-            pool.submit(probe_camera, cam, cam.timeout if timeout is None else timeout, seconds) for cam in cameras
+            pool.submit(probe_camera, view, view.timeout if timeout is None else timeout, seconds) for view in views
         ]
         return [f.result() for f in futures]
 

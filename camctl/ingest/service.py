@@ -341,7 +341,7 @@ class IngestService:
         except (ValueError, UnknownStream) as exc:  # JSONDecodeError too; Infinity and 1e9 are answered
             await self._reply(msg, b"", {"Camctl-Error": f"bad request: {exc}"})
             return
-        live = await cam.still(STILL_WAIT)
+        live = await cam.still(STILL_WAIT, fresh=True)
         if live is None:
             await self._reply(msg, b"", {"Camctl-Error": f"camera offline: {cam.error or 'no picture in time'}"})
             return

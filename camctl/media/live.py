@@ -38,6 +38,7 @@ from camctl.media.source import Packet, StreamInfo
 log = logging.getLogger("camctl.ingest")
 
 WINDOW = 5.0  # seconds over which fps and bitrate are measured
+FRESH_SECONDS = 0.5  # a snapshot's picture older than this (keyframe-only analysis) is decoded anew
 DEMAND_SECONDS = 10.0  # a still asked for keeps the stream decoded this long (the next one is at hand)
 MAX_GOP_BYTES = 16 * 1024 * 1024  # pictures kept for a still on demand (a longer GOP waits for a keyframe)
 MAX_KEYFRAME_GAP = 60.0  # seconds; a longer one is a timestamp jump, not a GOP
@@ -155,11 +156,13 @@ class LiveCamera:
             return
         if mode == "keyframes" and not key:
             return
-        if self.mode == "full" and mode == "full":
-            self._decode([(packet, arrived)])
-        else:  # starting (or going from keyframes to every picture): from the GOP's keyframe on
+        if (self.mode == "full" and mode == "full") or key:
             self.mode = mode
-            self._decode(self._gop if mode == "full" and self._gop_bytes <= MAX_GOP_BYTES else [(packet, arrived)])
+            self._decode([(packet, arrived)])
+        elif self._gop_bytes <= MAX_GOP_BYTES:  # every picture from now on: from the GOP's keyframe
+            self.mode = mode
+            self._decode(self._gop)
+        # else: a GOP too long to keep; decoding starts at the next keyframe
 
     def wanted_mode(self) -> Mode:
         """What the pictures are decoded for now."""
@@ -227,18 +230,19 @@ class LiveCamera:
         finally:
             self.users -= 1
 
-    async def still(self, timeout: float) -> LiveFrame | None:
-        """The latest picture for a still (frame.jpg, snapshot): the one decoded for analysis when
-        the stream is being decoded, else one decoded on demand from the pictures kept since the
-        last keyframe, at full size (None when none comes within `timeout`)."""
+    async def still(self, timeout: float, fresh: bool = False) -> LiveFrame | None:
+        """The latest picture for a still: the one decoded for analysis while the stream is being
+        decoded (what the frame event named), else one decoded on demand from the pictures kept
+        since the last keyframe, at full size. fresh (a snapshot): a picture of now, even where
+        analysis decodes keyframes only. None when none comes within `timeout`."""
         latest = self.latest()
-        if latest is not None:
+        if latest is not None and not (fresh and time.time() - latest.timestamp > FRESH_SECONDS):
             return latest
         if not self.online:
             return None
         number = self._ring[-1].number if self._ring else 0
         self.demand()
-        return await self.newer(number, timeout)
+        return await self.newer(number, timeout) or latest
 
     def on_audio(self, packet: Packet, arrived: float) -> None:
         """Analysis looks at pictures only."""

@@ -80,7 +80,9 @@ def camera_routes(cameras: dict[str, CameraFeeds], cache: JpegCache) -> dict[str
     async def frame_jpg(request: web.Request) -> web.StreamResponse:
         cam = camera(request)
         quality, width = settings(request)
-        live = await cam.still(STILL_WAIT)  # decoded on demand when nothing decodes the stream
+        # A stream named (camctl snapshot asks so): a picture of now; none (an event's url): the
+        # analysed picture, which with keyframe-only analysis is the latest keyframe.
+        live = await cam.still(STILL_WAIT, fresh="stream" in request.query)
         if live is None:
             return offline(cam)
         jpeg = await cache.get(cam.camera.label, live, quality, width)
