@@ -110,7 +110,9 @@ async def connect_or_fail(url: str, timeout: float, credentials: NatsConfig | No
             return connecting.result()
         raise TimeoutError("timed out")
     except Exception as exc:  # noqa: BLE001 - nats-py raises several kinds; one for the caller
-        raise BusUnreachable(f"NATS at {redact(url)}: {errors[-1] if errors else nats_error_reason(exc)}") from None
+        # A refusal is the reason even when a later try saw only a reset (the server closes right after -ERR)
+        reason = AUTH_REFUSED if AUTH_REFUSED in errors else errors[-1] if errors else nats_error_reason(exc)
+        raise BusUnreachable(f"NATS at {redact(url)}: {reason}") from None
     finally:
         waiting.cancel()
         if connecting is not None and not connecting.done():

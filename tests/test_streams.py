@@ -192,4 +192,4 @@ def test_tiles_play_the_sub_stream_and_a_chosen_camera_plays_the_main(
 
 
 def _video_width(page: Any) -> int:
-    return int(page.evaluate("() => document.querySelector('video[data-camera=\"cam_1\"]').videoWidth"))
+    return int(page.evaluate("() => document.querySelector('video[data-camera=\"cam_1\"]')?.videoWidth ?? 0"))
