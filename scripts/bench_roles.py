@@ -172,8 +172,10 @@ def main() -> None:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         count = max(args.cameras, args.many)
-        cams = stack.enter_context(FakeCameras(count=count, size=args.size, fps=args.fps, bitrate=2048,
-                                               gop=args.fps, sub=args.sub))  # fmt: skip
+        cams = FakeCameras(count=count, size=args.size, fps=args.fps, bitrate=2048, gop=args.fps, sub=args.sub)
+        stack.callback(cams.stop)
+        print(f"== {count} fake cameras (their loops are encoded once, then cached)", file=sys.stderr, flush=True)
+        cams.start(timeout=900)
         nats = stack.enter_context(NatsServer())
         n = args.cameras
         mains = [cams.url(name) for name in list(cams.urls)[:n]]
