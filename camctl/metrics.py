@@ -25,7 +25,7 @@ CAMERA_METRICS = (
     ("transcode_bitrate_kbps", "camctl_transcode_bitrate_kbps", "gauge", None),  # transcoded cameras only
     ("transcode_fps", "camctl_transcode_fps", "gauge", "The frame rate recorded, on the encoder ladder's rung."),
     ("transcode_ladder_steps", "camctl_transcode_ladder_steps_total", "counter", "Encoder ladder steps."),
-    ("viewers", "camctl_live_viewers", "gauge", "Live viewers (live.ws, live.mp4) of the camera."),
+    ("viewers", "camctl_live_viewers", "gauge", "Live viewers (live.ws, live.mp4; HLS players as one) of the camera."),
 )
 
 

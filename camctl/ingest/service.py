@@ -258,8 +258,8 @@ class IngestService:
             payload = cam.status(now)
             payload["node"] = self.config.node
             hubs = {name: self.hubs.get((cam.camera.id, name)) for name in cam.pictures}
-            viewers = {name: len(hub.viewers) if hub is not None else 0 for name, hub in hubs.items()}
-            payload["viewers"] = sum(viewers.values())  # live.ws and live.mp4, every stream
+            viewers = {name: hub.watching if hub is not None else 0 for name, hub in hubs.items()}
+            payload["viewers"] = sum(viewers.values())  # live.ws, live.mp4 and HLS, every stream
             for name, count in viewers.items():
                 payload["streams"][name]["viewers"] = count
             if self.worker is not None:

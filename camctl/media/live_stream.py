@@ -46,6 +46,7 @@ class Fragment:
     key: bool
     sequence: int  # increasing per camera, across connections
     arrived: float  # wall clock when the camera's packet came
+    dts: int = 0  # on the live timeline, TIMESCALE ticks (HLS segments' durations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,7 @@ class LiveStream:
         dts, offset = self._times(picture)
         self._sequence += 1
         data = fragment(self._sequence, dts, self._step, offset, picture.key, length_prefixed(picture.data))
-        frag = Fragment(data, picture.key, self._sequence, picture.arrived)
+        frag = Fragment(data, picture.key, self._sequence, picture.arrived, dts)
         if picture.key:
             self._gop, self._gop_bytes = [], 0
         if self._gop and self._gop_bytes + len(frag.data) > MAX_GOP_BYTES:

@@ -24,7 +24,7 @@ from camctl.web.auth import gate_for
 from camctl.web.fleet import Fleet
 from camctl.web.footage import FootageRoutes
 from camctl.web.limits import ConnectionLimits
-from camctl.web.node import NodeView, build_app, camera_offline, send, unknown_camera
+from camctl.web.node import HLS_INIT, HLS_SEGMENT, NodeView, build_app, camera_offline, send, unknown_camera
 
 
 class Front:
@@ -59,7 +59,7 @@ class Front:
         worker = self.worker_for(request.match_info["cam"])
         if not worker.running:
             return camera_offline(worker.camera.id, f"worker restarting ({worker.exit_reason()})")
-        path = f"http://worker/{worker.camera.id}/{request.path.rsplit('/', 1)[1]}"
+        path = f"http://worker/{worker.camera.id}/{request.path.split('/', 2)[2]}"  # frame.jpg, hls/sub/7.mp4
         try:
             upstream = await worker.client().get(path, params=request.query, timeout=aiohttp.ClientTimeout(total=None))
         except (aiohttp.ClientError, OSError):
@@ -193,7 +193,8 @@ class Front:
             return self.bus.state() if self.bus is not None else None
 
         view = NodeView(self.status_payloads, health, metrics, nats, self._config, extra)
-        relayed = dict.fromkeys(("frame.jpg", "stream.mjpeg", "live.mp4"), self.proxy)
+        proxied = ("frame.jpg", "stream.mjpeg", "live.mp4", "live.m3u8", HLS_INIT, HLS_SEGMENT)
+        relayed = dict.fromkeys(proxied, self.proxy)
         http = self.config.http
         limits = ConnectionLimits(http.max_connections, http.max_connections_per_client)
         footage, more = FootageRoutes(self._config).routes()  # the front reads the recordings itself

@@ -21,7 +21,9 @@ from aiohttp import WSMsgType, web
 
 from camctl.media.live_stream import Event, Fragment, Header, LiveStream, Offline
 from camctl.secrets import redact
-from camctl.web.node import Handler, camera_offline, send, unknown_camera
+from camctl.web.hls import IDLE as HLS_IDLE
+from camctl.web.hls import HlsPackager
+from camctl.web.node import HLS_INIT, HLS_SEGMENT, Handler, camera_offline, send, unknown_camera
 
 log = logging.getLogger("camctl.live")
 
@@ -113,6 +115,31 @@ class LiveHub:
         self.loop = loop
         self.max_viewers = max_viewers
         self.viewers: set[Viewer] = set()
+        self.hls: HlsPackager | None = None  # while someone reads the stream's HLS playlist
+        self._hls_expiry: asyncio.Task[None] | None = None
+
+    @property
+    def watching(self) -> int:
+        """Viewers for the status: each live.ws/live.mp4 client, and the HLS players as one."""
+        return len(self.viewers) + (1 if self.hls is not None else 0)
+
+    def packager(self) -> HlsPackager:
+        """The stream's HLS segments, packaged from now on until nobody asks for IDLE seconds."""
+        if self.hls is None:
+            self.hls = HlsPackager(self.stream, self.loop)
+            self.hls.start()
+            self._hls_expiry = self.loop.create_task(self._expire_hls(self.hls))
+        self.hls.last_request = time.monotonic()
+        return self.hls
+
+    async def _expire_hls(self, packager: HlsPackager) -> None:
+        try:
+            while not packager.idle:
+                await asyncio.sleep(HLS_IDLE / 6)  # a sweep period, not a synchronisation
+        finally:
+            packager.stop()
+            if self.hls is packager:
+                self.hls = None
 
     def join(self) -> Viewer:
         if len(self.viewers) >= self.max_viewers:
@@ -153,7 +180,8 @@ def live_routes(hub_for: Callable[[str, str | None], LiveHub | None]) -> dict[st
 
     def hub(request: web.Request) -> LiveHub:
         try:
-            found = hub_for(request.match_info["cam"], request.query.get("stream") or None)
+            asked = request.match_info.get("stream") or request.query.get("stream") or None
+            found = hub_for(request.match_info["cam"], asked)
         except LookupError as exc:
             raise web.HTTPNotFound(text=json.dumps({"error": str(exc)}), content_type="application/json") from None
         if found is None:
@@ -198,7 +226,32 @@ def live_routes(hub_for: Callable[[str, str | None], LiveHub | None]) -> dict[st
             await _send_mp4(request, viewer, response, first)
             return response
 
-    return {"live.ws": live_ws, "live.mp4": live_mp4}
+    async def live_m3u8(request: web.Request) -> web.StreamResponse:
+        camera = hub(request)
+        packager = camera.packager()
+        if not await packager.first_segment():
+            return camera_offline(camera.stream.camera.id, packager.reason or "no picture yet")
+        body = packager.playlist(f"hls/{camera.stream.camera.stream}/")
+        return web.Response(text=body, content_type="application/vnd.apple.mpegurl",
+                            headers={"Cache-Control": "no-cache"})  # fmt: skip
+
+    def hls_part(request: web.Request) -> bytes | None:
+        camera = hub(request)
+        if camera.hls is None:
+            return None
+        camera.hls.last_request = time.monotonic()
+        part = request.match_info
+        return camera.hls.init(int(part["gen"])) if "gen" in part else camera.hls.segment(int(part["seq"]))
+
+    async def hls_file(request: web.Request) -> web.StreamResponse:
+        data = hls_part(request)
+        if data is None:  # gone off the playlist, or the packaging stopped: the player reloads it
+            raise web.HTTPNotFound(text='{"error": "no such segment (reload the playlist)"}',
+                                   content_type="application/json")  # fmt: skip
+        return web.Response(body=data, content_type="video/mp4", headers={"Cache-Control": "max-age=60"})
+
+    return {"live.ws": live_ws, "live.mp4": live_mp4, "live.m3u8": live_m3u8,
+            HLS_INIT: hls_file, HLS_SEGMENT: hls_file}  # fmt: skip
 
 
 def _runs(events: list[Event]) -> list[bytes | Header | Offline]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mimetypes
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from camctl.web.auth import Gate
 from camctl.web.limits import ConnectionLimits
 
 STATIC = Path(__file__).resolve().parent / "static"
+mimetypes.add_type("application/manifest+json", ".webmanifest")  # the page installs as an app
 EVENTS_PERIOD = 1.0  # seconds between status updates to the page
 STALLED_WRITE = 5.0  # a stream's write that waits longer: the client is gone or hopeless, let it go
 
@@ -40,6 +42,10 @@ async def send(request: web.Request, write: Awaitable[None]) -> None:
 
 CAM = r"{cam:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# HLS parts of a camera's stream (camctl.web.hls), the stream in the path: players pick a part's
+# format by its extension, which a query string would hide
+HLS_INIT = r"hls/{stream:[a-z][a-z0-9_]{0,15}}/init-{gen:[0-9]{1,9}}.mp4"
+HLS_SEGMENT = r"hls/{stream:[a-z][a-z0-9_]{0,15}}/{seq:[0-9]{1,12}}.mp4"
 
 
 @dataclass(frozen=True)

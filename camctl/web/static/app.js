@@ -1,10 +1,34 @@
 // camctl live view: one tile per camera, the camera's own H.264 through Media Source Extensions
 // (fragmented MP4 over a WebSocket, one fragment per frame), status from server-sent events.
+// Where MediaSource is missing (iPhone): ManagedMediaSource; where neither is, HLS from the same
+// fragments (live.m3u8); where that fails too, JPEG pictures fetched one after another (never an
+// endless MJPEG response: six of those hold all of a browser's connections to the box).
+// Only what is seen streams: a tile scrolled away, a hidden tab or a locked phone stops its stream
+// within HIDE_GRACE, and a tile seen again starts at the live edge.
 "use strict";
 
 const LAG_SEEK = 1.0;   // seconds behind the live edge before jumping to it
 const LAG_FAST = 0.1;   // seconds behind before playing a little faster to catch up
 const KEEP = 10;        // seconds of played video kept in the buffer
+const HIDE_GRACE = 2000;  // ms a tile may be out of sight (a scroll past it) before its stream stops
+const STILL_PERIOD = { tile: 400, chosen: 100 };  // ms between two JPEGs where nothing else plays
+const WAYS = {
+  mse: "MSE: the camera's own H.264 over a WebSocket",
+  mms: "ManagedMediaSource: the camera's own H.264 (Safari on iPhone and iPad)",
+  hls: "HLS: the camera's own H.264 in fMP4 segments (a few seconds behind)",
+  jpeg: "JPEG pictures: this browser plays none of the camera's video",
+};
+
+// What this browser can play the camera's stream with, best first.
+function mediaSource() {
+  if (window.MediaSource) return { kind: "mse", Source: window.MediaSource };
+  if (window.ManagedMediaSource) return { kind: "mms", Source: window.ManagedMediaSource };
+  return null;
+}
+
+function playsHls(video) {
+  return video.canPlayType("application/vnd.apple.mpegurl") !== "";
+}
 
 class LivePlayer {
   // tiles play the camera's live stream (its sub stream, where it has one); a chosen camera its
@@ -17,14 +41,62 @@ class LivePlayer {
     this.img = tile.querySelector("img.mjpeg");
     this.queue = [];
     this.sourceBuffer = null;
-    this.connect();
+    this.paused = false;     // footage plays in the tile meanwhile
+    this.seen = true;        // on screen (IntersectionObserver) and the page visible
+    this.running = false;
+    this.hideTimer = null;
+    this.way = null;         // mse, mms, hls or jpeg, once the stream has started
+    this.video.disableRemotePlayback = true;  // Safari: ManagedMediaSource plays only so
+    this.video.addEventListener("error", () => {  // HLS: the camera offline or camctl restarting
+      if (this.way === "hls" && this.running) {
+        setTimeout(() => this.way === "hls" && this.running && this.playHls(this.shownStream()), 2000);
+      }
+    });
+    this.play();
+  }
+
+  get query() {
+    return this.stream ? `?stream=${encodeURIComponent(this.stream)}` : "";
+  }
+
+  // The stream this tile shows now (also on the tile, for scripts and tests).
+  shownStream() {
+    return this.tile.dataset.stream = this.stream || this.tile.dataset.live || "";
+  }
+
+  // Starts the stream the best way this browser has (a WebSocket for MSE; HLS or JPEGs otherwise).
+  play() {
+    this.running = true;
+    this.tile.dataset.watching = "true";
+    const stream = this.shownStream();
+    if (mediaSource() && !this.forced) this.connect();
+    else if (playsHls(this.video) && this.forced !== "jpeg") this.playHls(stream);
+    else this.playJpeg(this.forced === "jpeg" ? this.forcedWhy : "");
+  }
+
+  // Stops whatever streams: the server sees the viewer go.
+  halt() {
+    this.running = false;
+    this.tile.dataset.watching = "false";
+    if (this.ws) {
+      this.ws.onclose = null;
+      this.ws.close();
+      this.ws = null;
+    }
+    this.reset();
+  }
+
+  // Seen or not (scrolled away, the page hidden): a tile out of sight stops after HIDE_GRACE.
+  setSeen(seen) {
+    this.seen = seen;
+    clearTimeout(this.hideTimer);
+    if (seen && !this.running && !this.paused) this.play();
+    else if (!seen && this.running) this.hideTimer = setTimeout(() => !this.seen && this.halt(), HIDE_GRACE);
   }
 
   connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const query = this.stream ? `?stream=${encodeURIComponent(this.stream)}` : "";
-    const ws = new WebSocket(`${scheme}://${location.host}/${encodeURIComponent(this.camera)}/live.ws${query}`);
-    this.tile.dataset.stream = this.stream || this.tile.dataset.live || "";
+    const ws = new WebSocket(`${scheme}://${location.host}/${encodeURIComponent(this.camera)}/live.ws${this.query}`);
     ws.binaryType = "arraybuffer";
     ws.onmessage = (event) => {
       if (typeof event.data === "string") this.control(JSON.parse(event.data));
@@ -32,7 +104,7 @@ class LivePlayer {
     };
     ws.onclose = () => {
       this.ws = null;
-      if (!this.paused) setTimeout(() => this.connect(), 1000);  // worker or camctl restarting: again
+      if (this.running) setTimeout(() => this.running && !this.ws && this.connect(), 1000);  // camctl restarting: again
     };
     this.ws = ws;
   }
@@ -41,31 +113,25 @@ class LivePlayer {
   setStream(stream) {
     if (stream === this.stream) return;
     this.stream = stream;
-    if (this.paused) return;
-    if (this.ws) {
-      this.ws.onclose = null;
-      this.ws.close();
-      this.ws = null;
-    }
-    this.reset();
-    this.connect();
+    this.forced = null;  // another stream may have another codec
+    if (this.paused || !this.running) return;
+    this.halt();
+    this.play();
   }
 
   // Recorded footage plays in this tile's video element meanwhile.
   pause() {
     this.paused = true;
-    if (this.ws) this.ws.close();
-    this.reset();
+    this.halt();
   }
 
   resume() {
     this.paused = false;
-    this.reset();
-    if (!this.ws) this.connect();
+    if (this.seen) this.play();
   }
 
   control(message) {
-    if (this.paused) return;
+    if (!this.running) return;
     if (message.type === "stream") this.start(message);
     else if (message.type === "offline") {
       this.reset();
@@ -76,52 +142,110 @@ class LivePlayer {
   start(stream) {
     this.reset();
     this.tile.dataset.codec = stream.codec;
-    if (!window.MediaSource || !MediaSource.isTypeSupported(stream.mime)) {
+    const found = mediaSource();
+    if (!found || !found.Source.isTypeSupported(stream.mime)) {
       this.fallback(stream);
       return;
     }
-    const source = new MediaSource();
-    this.video.src = URL.createObjectURL(source);
+    this.showWay(found.kind);
+    const source = new found.Source();
     source.addEventListener("sourceopen", () => {
-      URL.revokeObjectURL(this.video.src);
+      if (this.video.src.startsWith("blob:")) URL.revokeObjectURL(this.video.src);
       this.sourceBuffer = source.addSourceBuffer(stream.mime);
       this.sourceBuffer.mode = "segments";
       this.sourceBuffer.addEventListener("updateend", () => this.updated());
       this.pump();
     }, { once: true });
+    if (found.kind === "mms") {
+      try {
+        this.video.srcObject = source;  // as Safari expects a ManagedMediaSource
+      } catch {
+        this.video.src = URL.createObjectURL(source);
+      }
+    } else {
+      this.video.src = URL.createObjectURL(source);
+    }
   }
 
-  // H.265 where this browser cannot decode it: the server's MJPEG stream instead, and say so.
+  // A codec this browser's MediaSource cannot decode (H.265 mostly): HLS where the browser plays
+  // HLS and that codec (Safari decodes H.265 there), else JPEGs; the tile says why.
   fallback(stream) {
+    const why = `${stream.codec.startsWith("h") ? "H.265" : stream.codec}: this browser cannot play it`;
+    this.halt();
+    this.forced = playsHls(this.video) && this.video.canPlayType(stream.mime) !== "" ? "hls" : "jpeg";
+    this.forcedWhy = why;
+    this.play();
+    this.tile.querySelector(".note").textContent = this.forced === "hls" ? `${why} as MSE; HLS` : `${why}; shown as MJPEG`;
+  }
+
+  playHls(stream) {
+    this.showWay("hls");
+    const query = stream ? `?stream=${encodeURIComponent(stream)}` : "";
+    this.video.src = `/${encodeURIComponent(this.camera)}/live.m3u8${query}`;
+    this.video.play().catch(() => {});
+  }
+
+  // One JPEG after another from frame.jpg, at the size the tile is shown: one short request at a
+  // time per tile, so a page of sixteen leaves the browser connections for everything else.
+  playJpeg(why) {
+    this.showWay("jpeg");
     this.usingMjpeg = true;
     this.video.hidden = true;
     this.img.hidden = false;
-    const query = this.stream ? `?stream=${encodeURIComponent(this.stream)}` : "";
-    this.img.src = `/${encodeURIComponent(this.camera)}/stream.mjpeg${query}`;
-    this.tile.querySelector(".note").textContent =
-      `${stream.codec.startsWith("h") ? "H.265" : stream.codec}: shown as MJPEG (this browser cannot play it)`;
+    if (why) this.tile.querySelector(".note").textContent = `${why}; shown as MJPEG`;
+    const generation = this.jpegGeneration = (this.jpegGeneration || 0) + 1;
+    const next = async () => {
+      if (!this.running || this.jpegGeneration !== generation) return;
+      const started = performance.now();
+      const chosen = this.tile.classList.contains("chosen");
+      const width = Math.min(1920, Math.round(this.tile.clientWidth * (window.devicePixelRatio || 1)));
+      const query = new URLSearchParams({ stream: this.shownStream() || "main" });
+      if (width > 0 && !chosen) query.set("width", String(width));
+      try {
+        const response = await fetch(`/${encodeURIComponent(this.camera)}/frame.jpg?${query}`, { cache: "no-store" });
+        if (response.ok && this.jpegGeneration === generation) {
+          const url = URL.createObjectURL(await response.blob());
+          const old = this.img.src;
+          this.img.src = url;
+          if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+        }
+      } catch { /* camctl restarting: the next try */ }
+      const period = chosen ? STILL_PERIOD.chosen : STILL_PERIOD.tile;
+      setTimeout(next, Math.max(0, period - (performance.now() - started)));
+    };
+    next();
+  }
+
+  showWay(way) {
+    this.way = way;
+    this.tile.dataset.playback = way;
+    const label = this.tile.querySelector(".way");
+    label.textContent = way === "jpeg" ? "MJPEG" : way.toUpperCase();
+    label.title = WAYS[way];
   }
 
   reset() {
     this.queue = [];
     this.sourceBuffer = null;
     if (this.usingMjpeg) {
+      this.jpegGeneration = (this.jpegGeneration || 0) + 1;  // the loop ends at its next turn
+      if (this.img.src.startsWith("blob:")) URL.revokeObjectURL(this.img.src);
       this.img.removeAttribute("src");
       this.img.hidden = true;
       this.video.hidden = false;
       this.usingMjpeg = false;
-      this.tile.querySelector(".note").textContent = "";
     }
+    if (!this.forced) this.tile.querySelector(".note").textContent = "";
+    if (this.video.srcObject) this.video.srcObject = null;
     this.video.removeAttribute("src");
     this.video.load();
   }
 
   append(data) {
-    if (this.usingMjpeg || this.paused) return;
+    if (this.usingMjpeg || !this.running) return;
     this.queue.push(data);
     this.pump();
   }
-
   pump() {
     const buffer = this.sourceBuffer;
     if (!buffer || buffer.updating || this.queue.length === 0) return;
@@ -176,9 +300,30 @@ function formatRate(status) {
   return `${status.fps.toFixed(1)} fps · ${kbps}`;
 }
 
+// Columns for a laptop's screen; a phone's (CSS) takes one or two, and the page scrolls.
 function layout(count) {
   const cols = count <= 1 ? 1 : count <= 4 ? 2 : count <= 9 ? 3 : 4;
-  document.getElementById("grid").style.setProperty("--cols", cols);
+  const grid = document.getElementById("grid");
+  grid.style.setProperty("--cols", cols);
+  grid.style.setProperty("--rows", Math.ceil(count / cols));
+  grid.dataset.count = String(count);
+}
+
+// Streams only for what is seen: tiles on screen, on a page that is visible.
+function watchVisibility(tiles) {
+  const onScreen = new Map();
+  const update = (tile) => tile.live.setSeen(onScreen.get(tile) !== false && document.visibilityState !== "hidden");
+  const observer = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      onScreen.set(entry.target, entry.isIntersecting);
+      update(entry.target);
+    }
+  });
+  for (const tile of tiles) observer.observe(tile);
+  document.addEventListener("visibilitychange", () => tiles.forEach(update));
+  // a locked iPhone or a page put in the back-forward cache: pagehide, not always visibilitychange
+  window.addEventListener("pagehide", () => tiles.forEach((tile) => tile.live.setSeen(false)));
+  window.addEventListener("pageshow", () => tiles.forEach(update));
 }
 
 // One camera on the whole page, with its timeline; again (or Escape): back to all of them. Its
@@ -246,6 +391,7 @@ async function main() {
     tile.timeline = new Timeline(tile, camera.camera_id, camera.slug, tile.playback);
   }
   layout(cameras.length);
+  watchVisibility([...tiles.values()]);
   // /<camera>/ (id or slug), or the older #<camera>; ?t=<time>: that camera playing from then
   const named = decodeURIComponent(location.pathname.split("/")[1] || location.hash.slice(1));
   const chosen = [...tiles.values()].find((t) => named && (t.dataset.camera === named || t.dataset.slug === named));

@@ -203,7 +203,9 @@ class Timeline {
     }
     const head = document.createElement("div");
     head.className = "playhead";
-    this.place(head, this.playback.time ?? Date.now() / 1000, this.playback.time ?? Date.now() / 1000);
+    const moment = this.dragged ?? this.playback.time ?? Date.now() / 1000;
+    this.place(head, moment, moment);
+    track.dataset.moment = iso(moment);
     track.appendChild(head);
     const [start, end] = this.shown || this.range();
     track.dataset.start = iso(start);  // what the bar shows, end to end (for scripts and tests)
@@ -224,39 +226,114 @@ class Timeline {
     share.href = moment === null ? `/${this.slug}/` : `/${this.slug}/?t=${encodeURIComponent(iso(moment))}`;
   }
 
+  // The span shown (a pinch gives any between a minute and a day); the nearest button is pressed.
+  zoomTo(seconds) {
+    this.span = Math.min(ZOOMS["24h"], Math.max(ZOOMS["1m"], seconds));
+    const nearest = Object.entries(ZOOMS).reduce((best, entry) =>
+      Math.abs(Math.log(entry[1] / this.span)) < Math.abs(Math.log(best[1] / this.span)) ? entry : best);
+    for (const b of this.tile.querySelectorAll("button[data-zoom]")) {
+      b.setAttribute("aria-pressed", String(b.dataset.zoom === nearest[0]));
+    }
+    if (this.shown) {
+      const [start, end] = this.shown, center = this.span >= ZOOMS["24h"] ? null : (start + end) / 2;
+      const now = Date.now() / 1000, to = center === null ? now : Math.min(now, center + this.span / 2);
+      this.shown = [to - this.span, to];
+      this.draw();
+    }
+  }
+
+  // A finger's drag: the moment under the playhead moves the other way, as a map does.
+  draggedMoment(down, x, track) {
+    const [start, end] = down.shown;
+    const moved = (x - down.x) / track.getBoundingClientRect().width * (end - start);
+    return Math.min(Date.now() / 1000, down.moment - moved);
+  }
+
+  // A tap on a gap: its reason under the controls (a mouse reads it on hover).
+  tellGap(moment) {
+    const gap = this.listing.gaps.find((g) => Date.parse(g.from) / 1000 <= moment && moment <= Date.parse(g.to) / 1000);
+    if (gap) this.playback.note(`${gap.reason} (${shownTime(Date.parse(gap.from) / 1000)} – ${shownTime(Date.parse(gap.to) / 1000)})`);
+  }
+
   wire() {
     const panel = this.tile.querySelector(".footage");
     panel.addEventListener("click", (event) => event.stopPropagation());  // not the tile's zoom toggle
     const track = this.bar.querySelector(".track");
-    let down = null;
-    const fraction = (event) => {
+    const fraction = (x) => {
       const box = track.getBoundingClientRect();
-      return Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+      return Math.min(1, Math.max(0, (x - box.left) / box.width));
     };
+    // A mouse: click plays from there, a drag selects a range. Fingers: a tap plays from there
+    // (and tells a gap's reason, which a mouse gets on hover), a drag moves the moment as a map
+    // moves, two fingers pinch the span.
+    const fingers = new Map();
+    let down = null, pinch = null;
     track.addEventListener("pointerdown", (event) => {
-      down = { x: event.clientX, at: this.at(fraction(event)) };
       track.setPointerCapture(event.pointerId);
+      if (event.pointerType === "touch") {
+        fingers.set(event.pointerId, event.clientX);
+        if (fingers.size === 2) {
+          const [a, b] = [...fingers.values()];
+          pinch = { distance: Math.max(8, Math.abs(a - b)), span: this.span };
+          down = null;
+        } else if (fingers.size === 1) {
+          down = { x: event.clientX, at: this.at(fraction(event.clientX)), touch: true,
+                   moment: this.playback.time ?? Date.now() / 1000, shown: this.shown || this.range() };
+        }
+        return;
+      }
+      down = { x: event.clientX, at: this.at(fraction(event.clientX)), touch: false };
     });
     track.addEventListener("pointermove", (event) => {
+      if (fingers.has(event.pointerId)) fingers.set(event.pointerId, event.clientX);
+      if (pinch && fingers.size === 2) {
+        const [a, b] = [...fingers.values()];
+        this.zoomTo(pinch.span * pinch.distance / Math.max(8, Math.abs(a - b)));
+        return;
+      }
       if (!down || Math.abs(event.clientX - down.x) < 4) return;
-      const here = this.at(fraction(event));
+      if (down.touch) {
+        this.dragged = this.draggedMoment(down, event.clientX, track);
+        this.draw();
+        return;
+      }
+      const here = this.at(fraction(event.clientX));
       this.selection = [Math.min(down.at, here), Math.max(down.at, here)];
       this.draw();
     });
-    track.addEventListener("pointerup", (event) => {
-      if (!down) return;
-      const dragged = Math.abs(event.clientX - down.x) >= 4;
-      if (!dragged) this.selection = null;
-      const moment = dragged ? this.selection[0] : this.at(fraction(event));
-      down = null;
-      this.playback.playAt(moment).then(() => this.refresh());
-    });
-    for (const [name, seconds] of Object.entries(ZOOMS)) {
-      panel.querySelector(`button[data-zoom="${name}"]`).addEventListener("click", (event) => {
-        this.span = seconds;
-        for (const b of panel.querySelectorAll("button[data-zoom]")) b.setAttribute("aria-pressed", String(b === event.target));
+    const up = (event, cancelled) => {
+      fingers.delete(event.pointerId);
+      if (pinch) {
+        if (fingers.size === 0) pinch = null;
         this.refresh();
-      });
+        return;
+      }
+      if (!down || cancelled) {
+        down = null;
+        this.dragged = null;
+        return;
+      }
+      const dragged = Math.abs(event.clientX - down.x) >= 4;
+      let moment;
+      if (down.touch) {
+        moment = dragged ? this.draggedMoment(down, event.clientX, track) : this.at(fraction(event.clientX));
+        if (!dragged) this.tellGap(moment);
+      } else {
+        if (!dragged) this.selection = null;
+        moment = dragged ? this.selection[0] : this.at(fraction(event.clientX));
+      }
+      down = null;
+      this.dragged = null;
+      this.playback.playAt(moment).then(() => this.refresh());
+    };
+    track.addEventListener("pointerup", (event) => up(event, false));
+    track.addEventListener("pointercancel", (event) => up(event, true));
+    for (const seconds of Object.values(ZOOMS)) {
+      panel.querySelector(`button[data-zoom="${Object.keys(ZOOMS).find((k) => ZOOMS[k] === seconds)}"]`)
+        .addEventListener("click", () => {
+          this.zoomTo(seconds);
+          this.refresh();
+        });
     }
     panel.querySelector("button.live").addEventListener("click", () => {
       this.selection = null;
