@@ -7,11 +7,18 @@ each beside camctl's MJPEG stream in the same run.
    to a canvas at every presented frame and the stamp read back: now - capture time, p50/p95.
 2. First picture: a new page opens a camera with a 2 s GOP; from navigation start to the first
    frame presented (requestVideoFrameCallback), for the video and for the MJPEG <img>.
-3. CPU per viewer: run-all on 4 cameras 1080p30 served by VLC from a pre-encoded file (cheap: no
+3. WebKitGTK (Safari's engine): the same stamped camera's glass-to-screen from element screenshots
+   of the page's video (a canvas read of a video is unreliable there), beside an MJPEG <img>.
+4. HLS: how far behind the camera live.m3u8 plays, read by the ffmpeg CLI (raw pictures, stamps).
+5. The page with 4 and 16 cameras (1080p30 main + 640x360@15 sub each, and the stamped one):
+   kbit/s its WebSockets receive and the stamped tile's glass-to-screen, tiles playing their mains
+   (before streams and roles) and their subs.
+6. CPU per viewer: run-all on 4 cameras 1080p30 served by VLC from a pre-encoded file (cheap: no
    encoding in the load generator), with 0, 1 and 8 viewers per camera reading live.mp4, then
    stream.mjpeg; the run-all process tree's CPU over each window.
 
-    .venv/bin/python scripts/bench_live.py --seconds 60
+    .venv/bin/python scripts/bench_live.py --seconds 60            (every part)
+    .venv/bin/python scripts/bench_live.py --only hls --seconds 30  (one part)
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import argparse
 import json
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -273,20 +281,202 @@ def cpu_runs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "by_viewers": results}  # fmt: skip
 
 
+def webkit_runs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Glass-to-screen in WebKitGTK (Safari's engine): element screenshots of the stamp's rows of
+    the page's video (tests/webkit.py), beside the same camera's MJPEG <img> in the same run."""
+    from tests.webkit import WebKitBrowser, webkit_glass_to_screen
+
+    with ExitStack() as stack:
+        cams = stack.enter_context(FakeCameras(count=1, size="1280x720", fps=30, gop=60, bitrate=2000, stamp=True))
+        nats = stack.enter_context(NatsServer())
+        port = free_port()
+        config = write_config(work, [cams.url()], nats.url, port)
+        proc = stack.enter_context(CamctlProcess(config, work / "data-webkit", "run-all"))
+        base = f"http://127.0.0.1:{port}"
+        wait_online(base, 1)
+        browser = stack.enter_context(WebKitBrowser(compositing=False))
+        details: dict[str, Any] = {}
+        video = webkit_glass_to_screen(browser.driver, base + "/", "cam_1", args.webkit_samples, details=details)
+        mjpeg, misread = webkit_mjpeg(browser.driver, base, args.webkit_samples)
+        proc.terminate()
+    return {"browser": "WebKitGTK MiniBrowser on Xvfb (software rendering), element screenshots",
+            details["way"]: summary(video) | {"misread": details["misread"]},
+            "mjpeg": summary(mjpeg) | {"misread": misread}}  # fmt: skip
+
+
+def webkit_mjpeg(driver: Any, base: str, samples: int) -> tuple[list[float], int]:
+    """The baseline in the same browser: an <img> of stream.mjpeg at its own size, screenshots of
+    it (slower than the stamp band's, so each reads a little later)."""
+    from selenium.webdriver.common.by import By
+
+    from tests.webkit import png_rgb, stamp_in_screenshot
+
+    driver.get(base + "/static/style.css")  # the origin, without the page's players
+    driver.execute_script("""const img = document.createElement('img'); img.id = 'mjpeg';
+        img.src = '/cam_1/stream.mjpeg'; document.body.replaceChildren(img);""")
+    deadline = time.monotonic() + 30
+    while not driver.execute_script("return document.getElementById('mjpeg').naturalWidth"):
+        if time.monotonic() > deadline:
+            raise SystemExit("no MJPEG picture in WebKitGTK in 30 s")
+        time.sleep(0.1)
+    time.sleep(2)  # past the first pictures
+    element = driver.find_element(By.ID, "mjpeg")
+    found, misread = [], 0
+    for _ in range(samples):
+        before = time.time()
+        png = element.screenshot_as_png
+        after = time.time()
+        _number, captured = stamp_in_screenshot(png_rgb(png), 1280, 720, "fill")
+        latency = ((before + after) / 2 - captured) * 1000
+        if 0 <= latency < 10_000:
+            found.append(latency)
+        else:
+            misread += 1
+        time.sleep(0.05)  # pacing, as the video's screenshots
+    return found, misread
+
+
+def stamp_latency(row: bytes, width: int) -> float | None:
+    """now - the capture time in a frame's stamp row (luma), ms; None for an unreadable stamp."""
+    cell = width // 64
+    value = 0
+    for i in range(64):
+        value = value << 1 | (row[i * cell + cell // 2] > 128)
+    field, now = value & ((1 << 40) - 1), time.time_ns() // 1_000_000
+    return float(now - (now - (now - field) % (1 << 40)))
+
+
+def hls_runs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """How far behind the camera live.m3u8 plays: ffmpeg reads the playlist (as a player would,
+    from where the playlist starts it) and hands over raw pictures; the stamp of each is read."""
+    width, height, fps = 1280, 720, 30
+    with ExitStack() as stack:
+        cams = stack.enter_context(FakeCameras(count=1, size=f"{width}x{height}", fps=fps, gop=fps, bitrate=2000,
+                                               stamp=True))  # fmt: skip
+        nats = stack.enter_context(NatsServer())
+        port = free_port()
+        config = write_config(work, [cams.url()], nats.url, port)
+        proc = stack.enter_context(CamctlProcess(config, work / "data-hls", "run-all"))
+        base = f"http://127.0.0.1:{port}"
+        wait_online(base, 1)
+        ffmpeg = subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", f"{base}/cam_1/live.m3u8", "-an",
+             "-vf", f"crop={width}:2:0:{height - 8}", "-pix_fmt", "gray", "-f", "rawvideo", "-"],
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert ffmpeg.stdout is not None
+        latencies: list[float] = []
+        started = time.monotonic()
+        first: float | None = None
+        try:
+            while time.monotonic() - started < args.seconds:
+                row = ffmpeg.stdout.read(2 * width)[:width]  # two rows: yuv420p crops by twos
+                if len(row) < width:
+                    break
+                latency = stamp_latency(row, width)
+                if first is None:
+                    first = time.monotonic() - started
+                if latency is not None and 0 <= latency < 60_000:
+                    latencies.append(latency)
+        finally:
+            ffmpeg.terminate()
+            ffmpeg.wait(10)
+        proc.terminate()
+    steady = latencies[len(latencies) // 4 :]  # after the first segments, read as fast as they come
+    return {"camera": f"{width}x{height} {fps} fps, GOP 1 s (a segment per GOP)", "reader": "ffmpeg CLI",
+            "first_picture_s": round(first, 2) if first is not None else None,
+            "behind_live_ms": summary(steady)}  # fmt: skip
+
+
+PAGE_BYTES_JS = """
+() => { window.received = 0;
+  const count = (ws) => ws.addEventListener('message', (e) => {
+    window.received += typeof e.data === 'string' ? e.data.length : e.data.byteLength; });
+  const Original = window.WebSocket;
+  window.WebSocket = function (...a) { const ws = new Original(...a); count(ws); return ws; };
+  window.WebSocket.prototype = Original.prototype; }
+"""
+
+
+def page_runs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The page with 4 and 16 cameras on a laptop's screen: what it receives per second, and the
+    glass-to-screen of a stamped tile, with the tiles playing their mains (before streams and
+    roles) and their subs (now). Cameras besides the stamped one: 1080p30 main + 640x360@15 sub,
+    replayed loops; the stamped one (cam_1) 1280x720 has only a main."""
+    from playwright.sync_api import sync_playwright
+
+    results: dict[str, Any] = {}
+    with ExitStack() as stack:
+        stamped = stack.enter_context(FakeCameras(count=1, size="1280x720", fps=30, gop=30, bitrate=2000,
+                                                  stamp=True))  # fmt: skip
+        most = max(args.page_cameras)
+        others = FakeCameras(count=most - 1, size="1920x1080", fps=30, gop=30, bitrate=2048, sub="640x360@15")
+        stack.callback(others.stop)
+        others.start(timeout=900)  # the loops are encoded once, then cached
+        nats = stack.enter_context(NatsServer())
+        playwright = stack.enter_context(sync_playwright())
+        browser = playwright.chromium.launch(
+            executable_path=chromium_binary(), args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        )
+        for count in args.page_cameras:
+            for tiles in ("main", "sub"):
+                port = free_port()
+                config = page_config(work / f"page-{count}-{tiles}.yaml", stamped, others, count, tiles, nats.url, port)
+                with CamctlProcess(config, work / f"data-page-{count}-{tiles}", "run-all") as proc:
+                    wait_online(f"http://127.0.0.1:{port}", count, timeout=120)
+                    results[f"{count} cameras, tiles play {tiles}"] = measure_page(browser, port, args.page_seconds)
+                    proc.terminate(timeout=30)
+        browser.close()
+    return {"screen": "1600x900 Chromium", "seconds": args.page_seconds, "pages": results}
+
+
+def page_config(path: Path, stamped: FakeCameras, others: FakeCameras, count: int, tiles: str, nats: str,
+                port: int) -> Path:  # fmt: skip
+    """cam_1 the stamped camera (a main only); the others a main and a sub, tiles playing `tiles`."""
+    lines = [f"  cam_1: {{url: '{stamped.url()}'}}\n"]
+    for n, name in enumerate(list(others.urls)[: count - 1], start=2):
+        streams = f"{{main: '{others.url(name)}', sub: '{others.url(name, 'sub')}'}}"
+        lines.append(f"  cam_{n}: {{streams: {streams}, roles: {{live: {tiles}}}}}\n")
+    storage = f"storage: {{root: '{path.parent / 'rec-page'}', retention: {{min_free: null}}}}\n"
+    path.write_text(f"cameras:\n{''.join(lines)}{storage}nats: {{url: '{nats}'}}\n"
+                    f"http: {{listen: '127.0.0.1:{port}', max_viewers: 50}}\n")  # fmt: skip
+    return path
+
+
+def measure_page(browser: Any, port: int, seconds: float) -> dict[str, Any]:
+    """Kbit/s the page's WebSockets receive, and the stamped tile's glass-to-screen."""
+    page = browser.new_page(viewport={"width": 1600, "height": 900})
+    page.add_init_script(STAMP_JS)
+    page.add_init_script(f"({PAGE_BYTES_JS})()")
+    page.goto(f"http://127.0.0.1:{port}/")
+    page.wait_for_function("() => document.querySelector('video[data-camera=\"cam_1\"]')?.videoWidth > 0",
+                           timeout=60000)  # fmt: skip
+    time.sleep(5)  # every tile joined and at its live edge
+    before, started = page.evaluate("window.received"), time.monotonic()
+    samples = page.evaluate(VIDEO_LATENCY_JS, ["cam_1", seconds])
+    rate = (page.evaluate("window.received") - before) * 8 / 1000 / (time.monotonic() - started)
+    page.close()
+    kept = [v for v in samples if 0 <= v < 10_000]
+    return {"received_kbit_s": round(rate), "glass_to_screen_ms": summary(kept), "misread": len(samples) - len(kept)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="latency measurement")
     parser.add_argument("--joins", type=int, default=10, help="new pages opened for time to first picture")
     parser.add_argument("--cpu-seconds", type=float, default=20.0, help="each CPU window")
-    parser.add_argument("--only", choices=("browser", "cpu"), help="run one part")
+    parser.add_argument("--page-cameras", type=int, nargs="+", default=[4, 16], help="cameras on the page")
+    parser.add_argument("--page-seconds", type=float, default=20.0, help="each page's measurement")
+    parser.add_argument("--webkit-samples", type=int, default=100, help="screenshots in WebKitGTK")
+    parser.add_argument("--only", choices=("browser", "cpu", "hls", "page", "webkit"), help="run one part")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="camctl-bench-live-"))
     report: dict[str, Any] = {}
-    if args.only != "cpu":
-        report["browser"] = browser_runs(args, work)
-        print(json.dumps(report), file=sys.stderr)  # kept if the CPU part fails
-    if args.only != "browser":
-        report["server_cpu"] = cpu_runs(args, work)
+    parts = {"browser": browser_runs, "webkit": webkit_runs, "hls": hls_runs, "page": page_runs, "cpu": cpu_runs}
+    for name, run in parts.items():
+        if args.only in (None, name):
+            report[name] = run(args, work)
+            print(json.dumps(report), file=sys.stderr)  # kept if a later part fails
     print(json.dumps(report, indent=2))
     return 0
 
