@@ -29,6 +29,7 @@ from tests.harness import (
     looping_test_video,
     nats_server_binary,
 )
+from tests.webkit import WebKitBrowser, check_webkit
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _checked: dict[str, str | None] = {}
@@ -80,6 +81,24 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def webkit() -> Iterator[Callable[..., WebKitBrowser]]:
+    """Factory: webkit(hls=True) starts WebKitGTK (Safari's engine: Debian's MiniBrowser through
+    WebKitWebDriver, on an Xvfb display of its own; tests/webkit.py); .driver is its selenium
+    WebDriver. Everything it started is stopped after the test, by PID."""
+    require("WebKitGTK and WebKitWebDriver", check_webkit)
+    started: list[WebKitBrowser] = []
+
+    def start(**kwargs: Any) -> WebKitBrowser:
+        browser = WebKitBrowser(**kwargs)
+        started.append(browser)
+        return browser.start()
+
+    yield start
+    for browser in started:
+        browser.close()
 
 
 @pytest.fixture
