@@ -8,7 +8,8 @@
 "use strict";
 
 const LAG_SEEK = 1.0;   // seconds behind the live edge before jumping to it
-const LAG_FAST = 0.1;   // seconds behind before playing a little faster to catch up
+const LAG_FAST = 0.2;   // seconds behind before playing a little faster to catch up
+const LAG_CAUGHT = 0.16; // and back to normal speed (WebKit's MSE keeps ~0.13 s it will not give up)
 const KEEP = 10;        // seconds of played video kept in the buffer
 const HIDE_GRACE = 2000;  // ms a tile may be out of sight (a scroll past it) before its stream stops
 const STILL_PERIOD = { tile: 400, chosen: 100 };  // ms between two JPEGs where nothing else plays
@@ -272,7 +273,8 @@ class LivePlayer {
       if (lag > LAG_SEEK || video.currentTime < ranges.start(last)) {
         video.currentTime = Math.max(ranges.start(last), end - 0.05);  // a new viewer starts at the edge
       }
-      video.playbackRate = lag > LAG_FAST ? 1.25 : 1.0;
+      if (lag > LAG_FAST) video.playbackRate = 1.25;
+      else if (lag < LAG_CAUGHT) video.playbackRate = 1.0;
       if (video.paused) video.play().catch(() => {});
       if (video.currentTime - ranges.start(0) > 2 * KEEP && !this.sourceBuffer.updating) {
         this.sourceBuffer.remove(0, video.currentTime - KEEP);
