@@ -209,17 +209,33 @@ def probe(
         bool,
         typer.Option("--encoders", help="Instead of cameras: which encoders/decoders open on this box, and 1080p fps."),
     ] = False,
+    as_config: Annotated[
+        bool, typer.Option("--config", help="With onvif://: print a ready camctl.yaml entry (main and sub).")
+    ] = False,
 ) -> None:
     """Check cameras: reachable, credentials accepted, codec, resolution, and the fps, bitrate and
     keyframe interval measured over the stream (not just announced).
+
+    A camera not configured yet: `camctl probe onvif://user:pass@192.168.1.101` asks it over ONVIF
+    for its maker, model, firmware, profiles (codec, size, fps, bitrate, stream URI), snapshot URI
+    and clock; --config prints a camctl.yaml entry with its largest profile as main and smallest as sub.
 
     Exit 0 when all are online, 3 when any is unreachable or timed out, 4 when any refused its credentials.
     With --encoders: NVENC, V4L2 M2M, VAAPI and libx264 (and NVDEC/V4L2 decoders) are each opened
     for real at 1920x1080; the table says which work, why the others do not, and encode fps.
 
-    [dim]Examples: camctl probe cam_1 cam_2 --json;  camctl probe --encoders[/dim]
+    [dim]Examples: camctl probe cam_1 cam_2 --json;  camctl probe --encoders;
+    camctl probe onvif://admin:secret@192.168.1.101 --config[/dim]
     """
     from camctl.commands import probe as command
+
+    addresses = [c for c in cameras or [] if c.lower().startswith("onvif://")]
+    if addresses:
+        if len(addresses) != len(cameras or []):
+            raise UsageError("give camera names or onvif:// addresses, not both")
+        raise typer.Exit(_probe_onvif(addresses, timeout or 10.0, json_out, as_config))
+    if as_config:
+        raise UsageError("--config prints an entry for a camera given as onvif://user:pass@host")
 
     if encoders:
         with waiting("opening encoders and decoders…", quiet=json_out):
@@ -236,6 +252,108 @@ def probe(
             if not r.online:
                 error_line(f"{r.camera_id}: {r.error} ({r.url})")
     raise typer.Exit(command.probe_exit_status(results))
+
+
+def _probe_onvif(addresses: list[str], timeout: float, json_out: bool, as_config: bool) -> int:
+    """Each address's device and profiles; the worst exit status of them."""
+    from camctl.commands import onvif as command
+    from camctl.onvif.address import parse_onvif_url
+    from camctl.onvif.device import OnvifError
+
+    worst, shown = 0, []
+    for number, url in enumerate(addresses, start=1):
+        address = parse_onvif_url(url)
+        try:
+            with waiting(f"asking {address.shown} over ONVIF…", quiet=json_out):
+                device = command.probe_onvif(url, timeout)
+        except OnvifError as exc:
+            error_line(str(exc))
+            worst = max(worst, int(exc.exit_status))
+            continue
+        if as_config:
+            render.show_text(command.stanza(device, address, f"cam_{number}"))
+        elif json_out:
+            shown.append(device.to_json())
+        else:
+            render.console().print(render.onvif_table(device))
+        if device.clock_warning and not json_out:
+            error_line(f"warning: {device.clock_warning}")
+    if json_out and not as_config:
+        render.print_json(shown if len(addresses) > 1 else (shown[0] if shown else None))
+    return worst
+
+
+@app.command()
+def discover(
+    ctx: typer.Context,
+    hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host",
+            "-H",
+            metavar="ADDR",
+            help="Probe this address or subnet (192.168.1.0/24) by unicast; repeatable. Default: multicast on the LAN.",
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="WS-Discovery port.")] = 3702,
+    wait: Annotated[
+        float, typer.Option("--wait", "-w", metavar="S", min=0.2, help="Seconds to collect answers.")
+    ] = 3.0,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", envvar="CAMCTL_ONVIF_USER", help="Also read each one's profiles.")
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="CAMCTL_ONVIF_PASSWORD",
+            show_envvar=True,
+            help="With --user (better from the environment than the command line).",
+        ),
+    ] = None,
+    add: Annotated[
+        bool, typer.Option("--add", help="Append the ones not configured yet to the config file (a .bak is kept).")
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", "-t", metavar="S", min=0.1, help="Per device read.")] = 10.0,
+    json_out: JsonFlag = False,
+) -> None:
+    """Find ONVIF cameras: a WS-Discovery probe on the LAN (multicast), or to --host addresses;
+    a table of the devices that answered (address, maker, model from their scopes) and whether
+    the config already has them. With --user (and CAMCTL_ONVIF_PASSWORD) it reads their profiles
+    too; --add appends them to the config as `onvif:` cameras, the password as
+    ${CAMCTL_ONVIF_PASSWORD} (set it in the env file beside the config).
+
+    Exit 0 when at least one device answered, 3 when none did.
+
+    [dim]Examples: camctl discover;  camctl discover --host 192.168.1.0/24 --json;
+    CAMCTL_ONVIF_PASSWORD=... camctl discover --user admin --add[/dim]
+    """
+    from camctl.commands import onvif as command
+    from camctl.config import find_config_file
+
+    state = _state(ctx)
+    try:
+        config = state.config
+    except CamctlError:
+        config = None  # a broken config must not stop finding cameras; --add says so below
+    where = "by unicast to " + ", ".join(hosts) if hosts else "on the LAN (multicast)"
+    with waiting(f"probing for ONVIF cameras {where} for {wait:g} s…", quiet=json_out):
+        found = command.discover(hosts or [], port, wait, config, user, password, timeout)
+    render.show([f.to_json() for f in found], lambda: render.discover_table(found), json_out=json_out)
+    if add:
+        path = find_config_file(state.config_path) or Path("camctl.yaml")
+        added = command.add_to_config(path, found, user, password)
+        message = (
+            f"added {', '.join(added)} to {path} (the old one kept as {path.name}.bak)"
+            if added
+            else "nothing to add: every device found is in the config already"
+        )
+        render.note(message)
+        if added and user:
+            render.note(f"set {command.PASSWORD_ENV} where camctl runs (e.g. in the env file beside {path.name})")
+    if not found:
+        error_line(f"no ONVIF device answered {where} within {wait:g} s")
+        raise typer.Exit(ExitStatus.UNREACHABLE)
 
 
 @app.command()

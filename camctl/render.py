@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from camctl.analysis.motion import MotionEvent
     from camctl.commands.config import ConfigCheck
     from camctl.commands.grid import GridResult
+    from camctl.commands.onvif import Discovered
     from camctl.commands.probe import ProbeResult
     from camctl.commands.prune import CapacityPlan, PruneReport
     from camctl.commands.record import RecordResult
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from camctl.config import CameraConfig, Config
     from camctl.encoding.grid import GridStats
     from camctl.media.encoders import CodecCheck
+    from camctl.onvif.device import Device
     from camctl.recording.clip import ClipResult
     from camctl.recording.index import CameraIndex, SegmentRecord
 
@@ -139,6 +141,48 @@ def probe_table(results: Sequence[ProbeResult]) -> Any:
             f"{_num(r.first_frame_ms, '{:.0f}')} ms",
             r.transport or "",
         )
+    return table
+
+
+def onvif_table(device: Device) -> Any:
+    """A device's identity, clock and profiles (stream URIs carry no credentials)."""
+    from rich.table import Table
+
+    who = " ".join(filter(None, (device.manufacturer, device.model))) or "unknown maker and model"
+    table = Table(title=f"{device.address}: {who}", title_justify="left", header_style="bold",
+                  caption=_device_caption(device), caption_justify="left")  # fmt: skip
+    for name in ("profile", "codec", "size", "fps", "bitrate", "role", "stream URI"):
+        table.add_column(name, justify="right" if name in ("fps", "bitrate") else "left")
+    main, sub = device.main, device.sub
+    for p in device.profiles:
+        role = "main" if p is main else "sub" if p is sub else ""
+        size = f"{p.width}x{p.height}" if p.width else "?"
+        rate = f"{p.bitrate_kbps} kb/s" if p.bitrate_kbps else ""
+        table.add_row(p.token, p.codec or "?", size, _num(p.fps, "{:g}"), rate, role, p.stream_uri or "")
+    return table
+
+
+def _device_caption(device: Device) -> str:
+    parts = [f"firmware {device.firmware or '?'}", f"serial {device.serial or '?'}"]
+    if device.clock_drift_s is not None:
+        parts.append(f"clock {device.clock_drift_s:+.0f} s from this box's ({device.clock_source or '?'})")
+    if device.snapshot_uri:
+        parts.append(f"snapshot {device.snapshot_uri}")
+    return " · ".join(parts)
+
+
+def discover_table(found: Sequence[Discovered]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="camctl discover", title_justify="left", header_style="bold")
+    for name in ("address", "maker", "model", "name", "in the config", "profiles"):
+        table.add_column(name)
+    for item in found:
+        f, device = item.found, item.device
+        maker = (device.manufacturer if device else None) or f.maker or ""
+        model = (device.model if device else None) or f.model or ""
+        profiles = ", ".join(f"{p.width}x{p.height}" for p in device.profiles) if device else item.error or ""
+        table.add_row(f.onvif_url, maker, model, f.name or "", item.configured or "[yellow]no[/yellow]", profiles)
     return table
 
 

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("rules", ["camctl.rules"]),
     ("config", ["camctl.config"]),
     ("process", ["camctl.lifecycle", "camctl.storage", "camctl.bus", "camctl.metrics", "camctl.signing"]),
-    ("media", ["camctl.media", "camctl.analysis"]),
+    ("media", ["camctl.media", "camctl.analysis", "camctl.onvif"]),
     ("work", ["camctl.recording", "camctl.encoding"]),
     ("services", ["camctl.runtime", "camctl.web", "camctl.ingest", "camctl.client"]),
     ("run-all", ["camctl.runall"]),

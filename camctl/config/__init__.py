@@ -188,7 +188,9 @@ def config_schema() -> dict[str, Any]:
     schema["properties"]["cameras"]["additionalProperties"] = {"anyOf": [{"$ref": "#/$defs/CameraConfig"},
                                                                          {"type": "string"}]}  # fmt: skip
     camera.pop("required", None)
-    camera["oneOf"] = [{"required": ["url"]}, {"required": ["streams"]}]  # one stream, or several
+    camera["oneOf"] = [{"required": ["url"]}, {"required": ["streams"]}, {"required": ["onvif"]}]  # one, several, ONVIF
+    found_by_onvif = "onvif://user:password@host[:port]: its largest and smallest profile, found at each connection"
+    camera["properties"]["onvif"] = {"type": "string", "description": found_by_onvif}
     # `sub: rtsp://...` is short for `sub: {url: rtsp://...}`; a role left out takes its default.
     camera["properties"]["streams"]["additionalProperties"] = {"anyOf": [{"$ref": "#/$defs/StreamConfig"},
                                                                           {"type": "string"}]}  # fmt: skip

@@ -10,7 +10,16 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from pydantic import Field, field_validator, model_validator
 
 from camctl.config.base import Between, Bitrate, Bool, Duration, PathError, SecretText, Section, Text
-from camctl.config.streams import DECODE_MODES, MAIN, Decode, RolesConfig, StreamConfig, check_roles, prepare_streams
+from camctl.config.streams import (
+    DECODE_MODES,
+    MAIN,
+    SUB,
+    Decode,
+    RolesConfig,
+    StreamConfig,
+    check_roles,
+    prepare_streams,
+)
 from camctl.demo_spec import DemoSpec, parse_demo_url
 from camctl.rules.encoders import ENCODERS, X264_PRESETS
 from camctl.secrets import Secret, mask_url, redact
@@ -312,6 +321,17 @@ class CameraConfig(_CameraSettings):
         return urlunsplit((parts.scheme, f"{userinfo}@{parts.netloc}", parts.path, parts.query, ""))
 
 
+def _onvif_streams(data: dict[str, Any]) -> dict[str, Any]:
+    """`onvif: onvif://user:pass@host` is two streams found by ONVIF when connecting: main (the
+    largest profile) and sub (the smallest), onvif://host/main and onvif://host/sub."""
+    if "url" in data or "streams" in data:
+        raise PathError("onvif", "give one of url, streams or onvif")
+    base = str(data.pop("onvif")).strip().rstrip("/")
+    if not base.lower().startswith("onvif://") or "/" in base.split("://", 1)[1]:
+        raise PathError("onvif", f"{redact(mask_url(base))!r} is not an onvif://[user:password@]host[:port] URL")
+    return {**data, "streams": {MAIN: f"{base}/{MAIN}", SUB: f"{base}/{SUB}"}}
+
+
 def _streams_split(streams: Any, main_url: str) -> dict[str, Any]:
     """Each stream's URL validated, the credentials in it made that stream's own; main's URL is
     the camera's (its credentials were split out as the camera's)."""
@@ -345,8 +365,10 @@ def split_camera_url(url: str) -> tuple[str, str | None, Secret | None]:
         parse_demo_url(url)
         return url, None, None
     shown = redact(mask_url(url)) if "://" in url else url
-    if scheme not in ("rtsp", "rtsps"):
+    if scheme not in ("rtsp", "rtsps", "onvif"):
         raise ValueError(f"{shown!r} is not an rtsp://, rtsps:// or demo: URL")
+    if scheme == "onvif" and urlsplit(url).path.strip("/") not in (MAIN, SUB):
+        raise ValueError(f"{shown!r}: an ONVIF stream is onvif://host/main or onvif://host/sub")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -388,6 +410,8 @@ def with_defaults(cam_id: str, raw: Any, defaults: CameraDefaults | None) -> Any
     for key in CameraConfig.given:
         if key in raw:  # the id is the key the camera is listed under
             raise PathError(f"{cam_id}.{key}", "unknown key (a camera's id is the key it is listed under)")
+    if "onvif" in raw:  # its streams, found by ONVIF when connecting
+        raw = _onvif_streams(raw)
     merged = {**raw, "id": cam_id, "_own_credentials": "username" in raw or "password" in raw}
     if defaults is None:
         return merged

@@ -5,10 +5,14 @@ from __future__ import annotations
 from camctl.config import CameraConfig
 from camctl.media.demo import DemoSource
 from camctl.media.source import RtspSource, Source
+from camctl.onvif.resolve import is_onvif, resolved
 
 
 def open_source(camera: CameraConfig, timeout: float | None = None) -> Source:
     """Connect to the camera; raises AuthFailed, CameraTimeout or CameraUnreachable."""
     if camera.is_demo:
         return DemoSource(camera)
-    return RtspSource(camera, camera.timeout if timeout is None else timeout)
+    timeout = camera.timeout if timeout is None else timeout
+    if is_onvif(camera):  # its RTSP URL asked anew at each connection
+        camera = resolved(camera, timeout)
+    return RtspSource(camera, timeout)
