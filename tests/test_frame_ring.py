@@ -83,8 +83,9 @@ for v in values:
 writer = RingWriter("camctl-hammer", slot_bytes=1920 * 1080, slots=2, folder=Path(sys.argv[1]))
 print("ready", flush=True)
 end = time.monotonic() + float(sys.argv[2])
+stop = Path(sys.argv[1]) / "stop"  # the reader has read enough
 n = 0
-while time.monotonic() < end:
+while time.monotonic() < end and (n % 64 or not stop.exists()):
     n += 1
     writer.write(n, float(n), frames[n % 4])
 writer.close(remove=False)
@@ -95,14 +96,14 @@ print(n, flush=True)
 def test_a_reader_hammered_by_a_writer_in_another_process_never_gets_a_torn_picture(tmp_path: Path) -> None:
     """Two slots, a writer rewriting them as fast as it can (a 1080p picture each time) while this
     process reads: every picture returned is one write's whole, and the number it says."""
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HAMMER), str(tmp_path), "3"],
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HAMMER), str(tmp_path), "10"],
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         reader = RingReader("camctl-hammer", folder=tmp_path)
         whole = refused = 0
-        deadline = time.monotonic() + 2.5
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 9  # enough reads, even on a box busy with other tests
+        while time.monotonic() < deadline and whole <= 150:
             got = reader.read(attempts=1)
             if got is None:
                 refused += 1  # the writer was in that slot: a torn copy, not handed out
@@ -110,7 +111,8 @@ def test_a_reader_hammered_by_a_writer_in_another_process_never_gets_a_torn_pict
             values = np.unique(got.array)
             assert values.tolist() == [VALUES[got.number % 4]], f"write {got.number}: bytes of {values.tolist()}"
             whole += 1
-        written = int(proc.communicate(timeout=10)[0].strip())
+        (tmp_path / "stop").touch()
+        written = int(proc.communicate(timeout=15)[0].strip())
     finally:
         proc.kill()
         proc.wait()

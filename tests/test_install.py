@@ -234,7 +234,9 @@ def test_readme_install_lines_run_in_a_fresh_venv_whose_camctl_starts_the_demo(t
         proc = subprocess.Popen([str(fresh), "run-all"], cwd=empty, env=env, stderr=log, start_new_session=True)
         try:
             for i in range(1, 5):
-                wait_for(f"cam{i}", lambda i=i: http_get(f"http://127.0.0.1:8080/cam{i}/frame.jpg")[0] == 200, 60)
+                # a still of the main: its first keyframe came, so its recorder has footage
+                still = f"http://127.0.0.1:8080/cam{i}/frame.jpg?stream=main"
+                wait_for(f"cam{i}", lambda still=still: http_get(still, timeout=10)[0] == 200, 60)
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in its terminal: the whole process group
             assert proc.wait(20) in (0, 130)
         finally:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
 from tests.ingest_helpers import Ingest, http_get, write_ingest_config
 from tests.recording_helpers import wait_for
@@ -119,6 +121,7 @@ def test_hls_plays_where_there_is_no_media_source_and_ffprobe_reads_live_m3u8(
         assert proc.terminate()[0] == 0, proc.stderr
 
 
+@pytest.mark.serial  # many cameras and a browser: alone, so the box is not starved for others
 def test_with_neither_nine_cameras_show_jpegs_one_request_at_a_time_and_the_page_stays_usable(
     fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, browser: Any, tmp_path: Path
 ) -> None:
@@ -151,6 +154,7 @@ def test_with_neither_nine_cameras_show_jpegs_one_request_at_a_time_and_the_page
         context.close()
 
 
+@pytest.mark.serial  # many cameras and a browser: alone, so the box is not starved for others
 def test_only_what_is_seen_streams_tiles_scrolled_away_and_a_hidden_page_stop(
     fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, browser: Any, tmp_path: Path
 ) -> None:

@@ -137,9 +137,9 @@ def test_recorded_footage_and_hls_play_in_webkit(
                                      "application/vnd.apple.mpegurl"), "WebKitGTK plays HLS"  # fmt: skip
         driver.execute_script(TEST_VIDEOS_JS, ["/cam_1/live.m3u8", "/cam_1/live.m3u8?stream=main"])
         shown = wait_for("both HLS videos at their stream's size", lambda: (v := driver.execute_script(VIDEOS_JS))
-                         and [x["width"] for x in v] == [SUB[0], MAIN[0]] and v, timeout=20)  # fmt: skip
+                         and [x["width"] for x in v] == [SUB[0], MAIN[0]] and v, timeout=40)  # fmt: skip
         wait_for("both HLS videos playing", lambda: all(now["time"] > then["time"] + 0.5 for now, then in
-                 zip(driver.execute_script(VIDEOS_JS), shown, strict=True)), timeout=20)  # fmt: skip
+                 zip(driver.execute_script(VIDEOS_JS), shown, strict=True)), timeout=40)  # fmt: skip
 
         def recorded() -> bool:
             spans = json.loads(http_get(f"{base}/api/recordings/cam_1?start=-5m")[2]).get("spans", [])
