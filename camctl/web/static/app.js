@@ -8,8 +8,12 @@
 "use strict";
 
 const LAG_SEEK = 1.0;   // seconds behind the live edge before jumping to it
-const LAG_FAST = 0.2;   // seconds behind before playing a little faster to catch up
-const LAG_CAUGHT = 0.16; // and back to normal speed (WebKit's MSE keeps ~0.13 s it will not give up)
+// Behind the least lag this browser keeps (Chromium ~0.05 s, WebKit ~0.13 s it will not give up)
+// by more than LAG_FAST: play a little faster; within LAG_CAUGHT of it again: normal speed.
+const LAG_FAST = 0.05;
+const LAG_CAUGHT = 0.02;
+const FLOOR_RISE = 0.002;  // seconds per picture the least lag seen may rise (it follows a browser's floor)
+const FLOOR_MAX = 0.2;     // but no browser needs more: beyond it, catch up
 const KEEP = 10;        // seconds of played video kept in the buffer
 const HIDE_GRACE = 2000;  // ms a tile may be out of sight (a scroll past it) before its stream stops
 const STILL_PERIOD = { tile: 400, chosen: 100 };  // ms between two JPEGs where nothing else plays
@@ -228,6 +232,7 @@ class LivePlayer {
   reset() {
     this.queue = [];
     this.sourceBuffer = null;
+    this.lagFloor = null;
     if (this.usingMjpeg) {
       this.jpegGeneration = (this.jpegGeneration || 0) + 1;  // the loop ends at its next turn
       if (this.img.src.startsWith("blob:")) URL.revokeObjectURL(this.img.src);
@@ -273,8 +278,9 @@ class LivePlayer {
       if (lag > LAG_SEEK || video.currentTime < ranges.start(last)) {
         video.currentTime = Math.max(ranges.start(last), end - 0.05);  // a new viewer starts at the edge
       }
-      if (lag > LAG_FAST) video.playbackRate = 1.25;
-      else if (lag < LAG_CAUGHT) video.playbackRate = 1.0;
+      this.lagFloor = Math.min(lag, (this.lagFloor ?? lag) + FLOOR_RISE, FLOOR_MAX);
+      if (lag > this.lagFloor + LAG_FAST) video.playbackRate = 1.25;
+      else if (lag < this.lagFloor + LAG_CAUGHT) video.playbackRate = 1.0;
       if (video.paused) video.play().catch(() => {});
       if (video.currentTime - ranges.start(0) > 2 * KEEP && !this.sourceBuffer.updating) {
         this.sourceBuffer.remove(0, video.currentTime - KEEP);
