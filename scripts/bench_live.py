@@ -158,17 +158,23 @@ def wait_online(base: str, count: int, timeout: float = 60) -> None:
     raise SystemExit("cameras did not come online")
 
 
+def stamped_run_all(stack: ExitStack, work: Path, data: str) -> tuple[CamctlProcess, str]:
+    """run-all on one stamped camera (1280x720 @ 30 fps, GOP 2 s, encoded live), online; its base URL."""
+    cams = stack.enter_context(FakeCameras(count=1, size="1280x720", fps=30, gop=60, bitrate=2000, stamp=True))
+    nats = stack.enter_context(NatsServer())
+    port = free_port()
+    config = write_config(work, [cams.url()], nats.url, port)
+    proc = stack.enter_context(CamctlProcess(config, work / data, "run-all"))
+    base = f"http://127.0.0.1:{port}"
+    wait_online(base, 1)
+    return proc, base
+
+
 def browser_runs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     with ExitStack() as stack:
-        cams = stack.enter_context(FakeCameras(count=1, size="1280x720", fps=30, gop=60, bitrate=2000, stamp=True))
-        nats = stack.enter_context(NatsServer())
-        port = free_port()
-        config = write_config(work, [cams.url()], nats.url, port)
-        proc = stack.enter_context(CamctlProcess(config, work / "data", "run-all"))
-        base = f"http://127.0.0.1:{port}"
-        wait_online(base, 1)
+        proc, base = stamped_run_all(stack, work, "data")
         playwright = stack.enter_context(sync_playwright())
         browser = playwright.chromium.launch(
             executable_path=chromium_binary(), args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
@@ -287,13 +293,7 @@ def webkit_runs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from tests.webkit import WebKitBrowser, webkit_glass_to_screen
 
     with ExitStack() as stack:
-        cams = stack.enter_context(FakeCameras(count=1, size="1280x720", fps=30, gop=60, bitrate=2000, stamp=True))
-        nats = stack.enter_context(NatsServer())
-        port = free_port()
-        config = write_config(work, [cams.url()], nats.url, port)
-        proc = stack.enter_context(CamctlProcess(config, work / "data-webkit", "run-all"))
-        base = f"http://127.0.0.1:{port}"
-        wait_online(base, 1)
+        proc, base = stamped_run_all(stack, work, "data-webkit")
         browser = stack.enter_context(WebKitBrowser(compositing=False))
         details: dict[str, Any] = {}
         video = webkit_glass_to_screen(browser.driver, base + "/", "cam_1", args.webkit_samples, details=details)

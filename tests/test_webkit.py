@@ -14,6 +14,7 @@ from typing import Any
 from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
 from tests.ingest_helpers import http_get
 from tests.recording_helpers import wait_for
+from tests.test_live_view import _online
 from tests.webkit import WebKitBrowser
 
 MAIN, SUB = (640, 360), (320, 180)
@@ -54,12 +55,6 @@ def _config(tmp_path: Path, cams: FakeCameras, nats: NatsServer, port: int) -> P
         f"ingest: {{stall_seconds: {STALL_SECONDS}}}\n"
     )
     return config
-
-
-def _online(base: str, count: int) -> bool:
-    status, _headers, body = http_get(f"{base}/status")
-    cameras = json.loads(body)["cameras"] if status == 200 else []
-    return len(cameras) == count and all(c["online"] for c in cameras)
 
 
 def _tiles(browser: WebKitBrowser) -> dict[str, dict[str, Any]]:
