@@ -25,7 +25,7 @@ from tests.recording_helpers import wait_for
 USER, PASSWORD = "operator", "s3cret-operator-pw"
 ROUTES = ["/", "/cam1/", "/static/app.js", "/static/timeline.js", "/status", "/metrics", "/api/cameras",
           "/api/events", "/api/recordings/cam1", "/api/fleet", "/cam_1/frame.jpg", "/cam1/stream.mjpeg",
-          "/cam_1/live.mp4"]  # fmt: skip
+          "/cam_1/live.mp4", "/cam_1/live.m3u8", "/cam_1/hls/main/init-1.mp4", "/cam_1/hls/main/0.mp4"]  # fmt: skip
 
 
 def _config(tmp_path: Path, fake_cameras: Callable[..., FakeCameras], nats: NatsServer, port: int, users: str) -> Path:

@@ -28,7 +28,10 @@ log = logging.getLogger("camctl.http")
 MAX_FAILURES = 10  # failed logins from one address within FAILURE_WINDOW before it is refused
 FAILURE_WINDOW = 60.0
 MAX_TRACKED = 4096  # addresses whose failures are remembered, before quiet ones are forgotten
-OPEN_PATHS = frozenset({"/healthz"})  # for container health checks
+# container health checks; the app's manifest and icons (a home screen fetches them without the
+# password; they show no camera)
+OPEN_PATHS = frozenset({"/healthz", "/static/manifest.webmanifest", "/static/icon.svg", "/static/icon-180.png",
+                        "/static/icon-192.png", "/static/icon-512.png"})  # fmt: skip
 REALM = 'Basic realm="camctl", charset="UTF-8"'
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
