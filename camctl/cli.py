@@ -33,7 +33,7 @@ from camctl.lifecycle import exit_now, private_files, tune_malloc
 from camctl.render import console, error_line, waiting
 from camctl.secrets import redact
 from camctl.storage import Limits
-from camctl.units import parse_duration, parse_time
+from camctl.units import format_duration, parse_duration, parse_time
 
 
 class CamctlGroup(TyperGroup):
@@ -541,6 +541,40 @@ def recordings(
     nothing = f"no recordings in {cfg.storage.root}"
     render.show(result.to_json(), lambda: render.recordings_table(result.cameras) if result.cameras else nothing,
                 json_out=json_out)  # fmt: skip
+
+
+@app.command()
+def mark(
+    ctx: typer.Context,
+    camera: Annotated[str, typer.Argument(metavar="CAM", help="Camera id or slug, e.g. cam_1.")],
+    start: Annotated[str, typer.Option("--from", metavar="T", help="Start: ISO 8601 or relative (-2m).")],
+    end: Annotated[str, typer.Option("--to", metavar="T", help="End: ISO 8601, relative (-1m), or now.")] = "now",
+    label: Annotated[str, typer.Option("--label", "-l", metavar="TEXT", help="What happened (one line).")] = "",
+    json_out: JsonFlag = False,
+) -> None:
+    """Mark a span of a camera's footage as one that matters: retention keeps what a mark
+    overlaps for storage.retention.marked (beyond continuous and motion footage), and the
+    timeline shows it, a link to its moment. Analysis services mark the same way on NATS
+    (seguranca.camera.mark) or with POST /api/marks/<cam>.
+
+    Exit 2 for an unknown camera or a bad span.
+
+    [dim]Examples: camctl mark cam_1 --from -2m --label delivery;
+    camctl mark cam_2 --from 2026-12-04T03:10:00Z --to 2026-12-04T03:14:00Z --label "van at the gate"[/dim]
+    """
+    from camctl.storage import Limits
+    from camctl.web.marks import MarkIntake
+
+    config = _state(ctx).config
+    try:
+        shown = MarkIntake(lambda: config).add(camera, {"start": start, "end": end, "label": label}, "cli")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    kept = Limits.of(config.storage.retention).age_of("marked")
+    shown["kept_seconds"] = kept
+    how_long = f"kept {format_duration(kept)}" if kept is not None else "kept as long as the disk allows"
+    render.show(shown, lambda: f"{shown['camera_id']}: marked {shown['start']} – {shown['end']}"
+                f"{' ' + repr(label) if label else ''}, {how_long}: {shown['link']}", json_out=json_out)  # fmt: skip
 
 
 @app.command()

@@ -369,8 +369,9 @@ def prune_lines(report: PruneReport) -> list[str]:
 
 def plan_lines(plan: CapacityPlan) -> tuple[list[str], str | None]:
     """What `camctl prune --plan` says, and its warning when max_age will not be met."""
+    tiers = _tier_lines(plan)
     if not plan.cameras:
-        return [f"no recent recordings in {plan.root} to measure; run camctl record for a few minutes"], None
+        return [f"no recent recordings in {plan.root} to measure; run camctl record for a few minutes", *tiers], None
     lines = [
         f"{cam}: {r.bitrate_kbps:.0f} kbit/s, {format_size(r.bytes_per_hour)}/hour" for cam, r in plan.cameras.items()
     ]
@@ -379,6 +380,7 @@ def plan_lines(plan: CapacityPlan) -> tuple[list[str], str | None]:
         f"{format_size(plan.budget_bytes)} (recorded {format_size(plan.recordings_bytes)} "
         f"+ free {format_size(plan.free_bytes)} - min_free): {plan.hours_fit or 0:.1f} h"
     )
+    lines += tiers
     warning = None
     if plan.enough is False:
         warning = (
@@ -386,6 +388,17 @@ def plan_lines(plan: CapacityPlan) -> tuple[list[str], str | None]:
             "the oldest footage will go early (add disk, lower the bitrate, or record fewer cameras)"
         )
     return lines, warning
+
+
+def _tier_lines(plan: CapacityPlan) -> list[str]:
+    """Bytes per retention tier, how long it stays, what a prune would free of it now."""
+    lines = []
+    for tier, usage in plan.tiers.items():
+        keep = usage["keep_seconds"]
+        going = f", {format_size(usage['going_bytes'])} of it goes now" if usage["going_bytes"] else ""
+        kept = f"kept {format_duration(keep)}" if keep is not None else "kept while the disk allows"
+        lines.append(f"{tier}: {format_size(usage['bytes'])}, {kept}{going}")
+    return lines
 
 
 def grid_line(result: GridResult) -> str:

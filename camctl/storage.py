@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import json
 import logging
 import os
 import re
@@ -150,13 +151,36 @@ def _dirs(path: Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class Limits:
-    max_age: float | None = None  # seconds
+    max_age: float | None = None  # seconds: continuous footage
     max_bytes: int | None = None  # all cameras together
     min_free: int | None = None  # bytes that must stay free on the filesystem
+    motion_age: float | None = None  # footage overlapping motion (None: as max_age)
+    marked_age: float | None = None  # footage overlapping a mark (None: as motion)
 
     @classmethod
     def of(cls, retention: RetentionConfig) -> Limits:
-        return cls(retention.max_age, retention.max_bytes, retention.min_free)
+        return cls(retention.continuous_age, retention.max_bytes, retention.min_free, retention.motion,
+                   retention.marked)  # fmt: skip
+
+    @property
+    def tiered(self) -> bool:
+        return self.motion_age is not None or self.marked_age is not None
+
+    def age_of(self, tier: str) -> float | None:
+        """How long a tier's footage stays: the longest of its own age and the tiers below it
+        (None: for ever, as far as age goes)."""
+        ages = [self.max_age]
+        if tier in ("motion", "marked"):
+            ages.append(self.motion_age)
+        if tier == "marked":
+            ages.append(self.marked_age)
+        if self.max_age is None:
+            return None
+        return max(a for a in ages if a is not None)
+
+
+TIERS = ("continuous", "motion", "marked")  # freed in this order when space runs out
+Spans = dict[str, list[tuple[float, float]]]  # camera id -> (start, end), sorted
 
 
 @dataclass
@@ -164,6 +188,7 @@ class RetentionPlan:
     delete: list[Segment] = field(default_factory=list)
     reasons: dict[Path, str] = field(default_factory=dict)  # path -> max_age | max_bytes | min_free
     kept: int = 0  # segments that stay
+    tiers: dict[Path, str] = field(default_factory=dict)  # path -> continuous | motion | marked (each segment)
 
     @property
     def freed_bytes(self) -> int:
@@ -183,10 +208,12 @@ def reserve_bytes(segments: list[Segment], per_camera: int = RESERVE_SEGMENTS) -
 
 
 def plan_retention(
-    segments: list[Segment], limits: Limits, now: float, free_bytes: int | None, reserve: int = 0
-) -> RetentionPlan:
-    """Which whole segments to delete, oldest first, so that every limit holds again and `reserve`
-    bytes are free.
+    segments: list[Segment], limits: Limits, now: float, free_bytes: int | None, reserve: int = 0,
+    motion: Spans | None = None, marks: Spans | None = None,
+) -> RetentionPlan:  # fmt: skip
+    """Which whole segments to delete so that every limit holds again and `reserve` bytes are free:
+    by age, each segment by the longest tier it overlaps (marks, then motion, then continuous);
+    by size, the oldest continuous footage first, then motion, then marked.
 
     The newest segment of each camera is never chosen: it may be the one being written."""
     newest: dict[str, Segment] = {}
@@ -196,6 +223,8 @@ def plan_retention(
     ends = _segment_ends(segments)
     candidates = [s for s in segments if newest[s.camera_id] is not s]
     plan = RetentionPlan()
+    for seg in segments:
+        plan.tiers[seg.path] = _tier(seg, ends[seg.path], motion or {}, marks or {})
     total = sum(s.size for s in segments)
     freed = 0
 
@@ -207,11 +236,13 @@ def plan_retention(
 
     newer: list[Segment] = []
     for seg in candidates:
-        if limits.max_age is not None and ends[seg.path] <= now - limits.max_age:
-            take(seg, "max_age")
+        age = limits.age_of(plan.tiers[seg.path])
+        if age is not None and ends[seg.path] <= now - age:
+            take(seg, "max_age" if plan.tiers[seg.path] == "continuous" else f"{plan.tiers[seg.path]} age")
         else:
             newer.append(seg)
-    for seg in newer:  # oldest first, until the size limits hold
+    newer.sort(key=lambda s: TIERS.index(plan.tiers[s.path]))  # stable: oldest first within a tier
+    for seg in newer:  # until the size limits hold
         if limits.max_bytes is not None and total - freed > limits.max_bytes:
             take(seg, "max_bytes")
         elif floor is not None and free_bytes is not None and free_bytes + freed < floor:
@@ -220,6 +251,17 @@ def plan_retention(
             break
     plan.kept = len(segments) - len(plan.delete)
     return plan
+
+
+def _tier(seg: Segment, end: float, motion: Spans, marks: Spans) -> str:
+    """The longest-kept tier a segment overlaps; a sub stream's footage (cam_1.sub) goes by its
+    camera's motion and marks."""
+    camera = seg.camera_id.split(".", 1)[0]
+    until = seg.start + 3600 if end == float("inf") else end
+    for tier, spans in (("marked", marks), ("motion", motion)):
+        if any(s <= until and e >= seg.start for s, e in spans.get(camera, ())):
+            return tier
+    return "continuous"
 
 
 def _segment_ends(segments: Iterable[Segment]) -> dict[Path, float]:
@@ -309,10 +351,36 @@ def prune(
     segments = scan_segments(root)
     reserve = reserve_bytes(segments, reserve_segments) if reserve_segments else 0
     free = free_probe(root) if limits.min_free is not None or reserve else None
-    plan = plan_retention(segments, limits, now, free, reserve)
+    motion, marks = kept_spans(root, {s.camera_id.split(".", 1)[0] for s in segments}) if limits.tiered else ({}, {})
+    plan = plan_retention(segments, limits, now, free, reserve, motion, marks)
     if not dry_run:
         apply_plan(plan, root)
     return plan
+
+
+def kept_spans(root: Path, cameras: Iterable[str]) -> tuple[Spans, Spans]:
+    """Each camera's motion (motion.jsonl) and marks (marks.jsonl), as (start, end) spans."""
+    motion: Spans = {}
+    marks: Spans = {}
+    for camera in cameras:
+        for name, found in (("motion.jsonl", motion), ("marks.jsonl", marks)):
+            found[camera] = sorted(_spans_in(root / camera / name))
+    return motion, marks
+
+
+def _spans_in(path: Path) -> list[tuple[float, float]]:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    spans = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            spans.append((float(entry["start"]), float(entry["end"])))
+        except (ValueError, KeyError, TypeError):
+            continue  # a line torn by a crash
+    return spans
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -21,6 +21,7 @@ from camctl.config import CameraConfig, Config, NatsConfig
 from camctl.errors import BusUnreachable
 from camctl.lifecycle import stop_on_signals
 from camctl.recording.motion_log import append_motion
+from camctl.storage import Limits
 
 log = logging.getLogger("camctl.motion")
 
@@ -65,8 +66,9 @@ def run_motion(config: Config, cameras: list[CameraConfig], fps: float, printer:
         printer(event)
         if event.state == "end" and event.end is not None:
             try:
-                append_motion(storage.root, event.camera_id, event.start, event.end, event.score,
-                              storage.retention.max_age)  # fmt: skip
+                # kept as long as the footage it keeps (the motion tier)
+                keep = Limits.of(storage.retention).age_of("motion")
+                append_motion(storage.root, event.camera_id, event.start, event.end, event.score, keep)
             except OSError as exc:  # the events went out; only the timeline's marks are missing
                 log.warning("%s: motion not noted beside the footage: %s", event.camera_id, exc)
 

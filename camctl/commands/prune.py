@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,17 +10,19 @@ from typing import Any
 from camctl.config import RetentionConfig
 from camctl.errors import UsageError
 from camctl.recording.index import build_index
-from camctl.storage import Limits, free_space, prune
+from camctl.storage import TIERS, Limits, free_space, prune, scan_segments
 from camctl.units import format_size, parse_duration, parse_size
 
 
 def limits_from(retention: RetentionConfig, max_age: str | None, max_bytes: str | None, min_free: str | None) -> Limits:
     """The configured limits, with command-line overrides; bad values are usage errors (exit 2)."""
+    configured = Limits.of(retention)  # the motion and marked tiers included
     try:
-        return Limits(
-            max_age=parse_duration(max_age) if max_age is not None else retention.max_age,
-            max_bytes=parse_size(max_bytes) if max_bytes is not None else retention.max_bytes,
-            min_free=parse_size(min_free) if min_free is not None else retention.min_free,
+        return replace(
+            configured,
+            max_age=parse_duration(max_age) if max_age is not None else configured.max_age,
+            max_bytes=parse_size(max_bytes) if max_bytes is not None else configured.max_bytes,
+            min_free=parse_size(min_free) if min_free is not None else configured.min_free,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -88,6 +90,7 @@ class CapacityPlan:
     budget_bytes: int
     hours_fit: float | None
     target_hours: float | None
+    tiers: dict[str, dict[str, Any]] = field(default_factory=dict)  # continuous/motion/marked: bytes, keep, going
 
     @property
     def enough(self) -> bool | None:
@@ -113,6 +116,7 @@ class CapacityPlan:
             "hours_fit": self.hours_fit,
             "target_hours": self.target_hours,
             "enough": self.enough,
+            "tiers": self.tiers,
         }
 
 
@@ -139,4 +143,19 @@ def capacity_plan(
     return CapacityPlan(
         root, cameras, per_hour, used, free, budget,
         None if hours is None else round(hours, 1), (limits.max_age or 0) / 3600 or None,
+        tier_usage(root, limits, now, free),
     )  # fmt: skip
+
+
+def tier_usage(root: Path, limits: Limits, now: float, free: int) -> dict[str, dict[str, Any]]:
+    """Bytes per retention tier, how long each is kept, and what a prune would free of each now."""
+    plan = prune(root, limits, now, lambda _root: free, dry_run=True)
+    going = {seg.path for seg in plan.delete}
+    held = dict.fromkeys(TIERS, 0)
+    freed = dict.fromkeys(TIERS, 0)
+    for seg in scan_segments(root):
+        tier = plan.tiers.get(seg.path, "continuous")
+        held[tier] += seg.size
+        freed[tier] += seg.size if seg.path in going else 0
+    return {tier: {"bytes": held[tier], "keep_seconds": limits.age_of(tier), "going_bytes": freed[tier]}
+            for tier in TIERS}  # fmt: skip

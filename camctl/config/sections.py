@@ -19,9 +19,26 @@ from camctl.secrets import redact
 
 
 class RetentionConfig(Section):
+    """Tiers: footage where something moved, or that someone marked, may stay longer than the rest;
+    a segment stays for the longest tier it overlaps. max_bytes and min_free free the oldest
+    continuous footage first, then motion, then marked."""
+
     max_age: Duration | None = Field(86400.0, description="footage older than this goes (24h)")
+    continuous: Duration | None = Field(None, description="another name for max_age, beside motion and marked")
+    motion: Duration | None = Field(None, description="footage where something moved stays this long (e.g. 14d)")
+    marked: Duration | None = Field(None, description="footage someone marked stays this long (e.g. 30d)")
     max_bytes: Size | None = Field(None, description="all cameras together, e.g. 200GB")
     min_free: Size | None = Field(5 * 10**9, description="never fill the disk beyond this (5GB)")
+
+    @model_validator(mode="after")
+    def _one_name(self) -> RetentionConfig:
+        if {"max_age", "continuous"} <= self.model_fields_set:
+            raise PathError("continuous", "give max_age or continuous (the same age), not both")
+        return self
+
+    @property
+    def continuous_age(self) -> float | None:
+        return self.continuous if "continuous" in self.model_fields_set else self.max_age
 
 
 class StorageConfig(Section):

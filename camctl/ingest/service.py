@@ -59,6 +59,7 @@ from camctl.web.fleet import Fleet
 from camctl.web.footage import FootageRoutes
 from camctl.web.limits import ConnectionLimits
 from camctl.web.live import LiveHub, live_routes
+from camctl.web.marks import MARK_SUBJECT, MarkIntake
 from camctl.web.node import build_app
 
 log = logging.getLogger("camctl.ingest")
@@ -118,6 +119,7 @@ class IngestService:
         self._fps: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Queue[str] = asyncio.Queue()
+        self.marks = MarkIntake(lambda: self.config)
 
     # --- cameras come and go (start, SIGHUP) -------------------------------------------------------
 
@@ -381,13 +383,16 @@ class IngestService:
             limits = ConnectionLimits(http.max_connections, http.max_connections_per_client)
             footage, more = FootageRoutes(lambda: self.config).routes()
             more.append(("/api/fleet", Fleet(lambda: self.bus, lambda: self.config).handler))
-            return build_app(view, routes | footage, gate_for(http, default_data_dir()), limits, more)
+            marks = [("/api/marks/{cam}", self.marks.on_post)]
+            return build_app(view, routes | footage, gate_for(http, default_data_dir()), limits, more, marks)
 
         # The configured NATS's credentials; none for run-all's embedded server (loopback only).
         credentials = self.config.nats if self.config.nats.url else None
         async with bus_and_http(url, f"camctl@{self.config.node}", app, listen, credentials) as self.bus:
             await self.bus.respond(f"{SNAPSHOT_SUBJECT}.*", self._answer_snapshot)
             await self.bus.respond(STATUS_REQUEST_SUBJECT, self._answer_status)
+            if self.worker is None:  # under run-all the supervisor takes the marks
+                await self.bus.respond(MARK_SUBJECT, self.marks.on_message)
             try:
                 for cam in self.cameras:
                     self._add(cam)

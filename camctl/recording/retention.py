@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from camctl.errors import StorageError
@@ -33,7 +34,7 @@ class RetentionRunner:
         warning = unreachable_min_free(root, limits)
         if warning:  # it is ignored rather than deleting all but the newest segment, round after round
             log.warning("%s", warning)
-            limits = Limits(limits.max_age, limits.max_bytes, None)
+            limits = replace(limits, min_free=None)
         self.limits = limits
         self.interval = interval
         self.free_probe = free_probe

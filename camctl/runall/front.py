@@ -24,6 +24,7 @@ from camctl.web.auth import gate_for
 from camctl.web.fleet import Fleet
 from camctl.web.footage import FootageRoutes
 from camctl.web.limits import ConnectionLimits
+from camctl.web.marks import MarkIntake
 from camctl.web.node import HLS_INIT, HLS_SEGMENT, NodeView, build_app, camera_offline, send, unknown_camera
 
 
@@ -40,6 +41,7 @@ class Front:
         self._config = config
         self._bus = bus
         self._grid = grid
+        self.marks = MarkIntake(config)  # POST /api/marks/<cam>; the supervisor also takes them from NATS
 
     @property
     def config(self) -> Config:
@@ -200,7 +202,8 @@ class Front:
         footage, more = FootageRoutes(self._config).routes()  # the front reads the recordings itself
         more.append(("/api/fleet", Fleet(self._bus, self._config).handler))
         gate = gate_for(http, default_data_dir())
-        return build_app(view, relayed | {"live.ws": self.relay_ws} | footage, gate, limits, more)
+        marks = [("/api/marks/{cam}", self.marks.on_post)]
+        return build_app(view, relayed | {"live.ws": self.relay_ws} | footage, gate, limits, more, marks)
 
     async def answer_status_for_down_workers(self, msg: Any) -> None:
         """Running workers answer for their own camera; the supervisor for the ones being restarted."""

@@ -28,6 +28,7 @@ from camctl.runall.children import WORKER_ENV, Child, Worker, check_socket_folde
 from camctl.runall.front import Front
 from camctl.runtime import Listen, bus_and_http, run_until_signalled
 from camctl.storage import Limits
+from camctl.web.marks import MARK_SUBJECT
 
 log = logging.getLogger("camctl.runall")
 
@@ -144,6 +145,7 @@ class Supervisor:
                                 Listen(http.listen, http.host, http.port), self.config.nats) as self.bus:  # fmt: skip
             self.nats_url = self.bus.url  # the embedded server's, when none is configured
             await self.bus.respond(STATUS_REQUEST_SUBJECT, self.front.answer_status_for_down_workers)
+            await self.bus.respond(MARK_SUBJECT, self.front.marks.on_message)
             try:
                 for camera in self.config.select(None):
                     await self._start(self._add(camera))

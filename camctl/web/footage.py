@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import av.error
 from aiohttp import web
@@ -32,6 +32,7 @@ from camctl.errors import NoFootage, StorageError
 from camctl.recording.clip import ClipResult, export_clip, stream_clip
 from camctl.recording.footage import FootageIndex, spans_of
 from camctl.recording.journal import JOURNAL_NAME
+from camctl.recording.marks import read_marks
 from camctl.recording.motion_log import read_motion
 from camctl.units import iso_time, parse_duration, parse_time
 from camctl.web.node import Handler, send
@@ -140,6 +141,17 @@ class FootageRoutes:
             "motion": [
                 {"start": iso_time(m["start"]), "end": iso_time(m["end"]), "score": m["score"]}
                 for m in read_motion(self._config().storage.root, camera.camera_id, start, end)
+            ],
+            # what someone marked (NATS, camctl mark, POST /api/marks), each a link to its moment
+            "marks": [
+                {
+                    "start": iso_time(m["start"]),
+                    "end": iso_time(m["end"]),
+                    "label": m["label"],
+                    "source": m["source"],
+                    "link": f"/{camera.slug}/?t={quote(iso_time(m['start']))}",
+                }
+                for m in read_marks(self._config().storage.root, camera.camera_id, start, end)
             ],
         }
         return web.json_response(body)

@@ -73,11 +73,13 @@ def build_app(
     gate: Gate | None = None,
     limits: ConnectionLimits | None = None,
     routes: Sequence[tuple[str, Handler]] = (),
+    posts: Sequence[tuple[str, Handler]] = (),
 ) -> web.Application:
     """camera_routes: name -> handler, served at /<cam>/<name>; gate: who may use it (None: anyone,
     for loopback-only servers and run-all's workers behind their private sockets); limits: how
     many requests at once (None: unbounded, for workers, which only their front talks to);
-    routes: more (path, handler), `{cam}` in a path standing for a camera's id or slug."""
+    routes: more (path, handler), `{cam}` in a path standing for a camera's id or slug; posts: the
+    same for POST."""
     guards = [m.middleware for m in (limits, gate) if m is not None]  # limits first: they bound failed logins too
     app = web.Application(middlewares=guards)
 
@@ -129,6 +131,8 @@ def build_app(
     app.router.add_get("/metrics", metrics)
     for path, handler in routes:
         app.router.add_get(path.replace("{cam}", CAM), handler)
+    for path, handler in posts:  # behind the same gate and limits
+        app.router.add_post(path.replace("{cam}", CAM), handler)
     for name, handler in camera_routes.items():
         app.router.add_get(f"/{CAM}/{name}", handler)
     return app

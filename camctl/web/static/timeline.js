@@ -123,7 +123,7 @@ class Timeline {
     this.bar.dataset.camera = camera;
     this.span = ZOOMS["24h"];
     this.selection = null;
-    this.listing = { spans: [], gaps: [], motion: [] };
+    this.listing = { spans: [], gaps: [], motion: [], marks: [] };
     this.wire();
   }
 
@@ -192,6 +192,23 @@ class Timeline {
       part.title = `motion ${shownTime(from)} – ${shownTime(to)} (${(move.score * 100).toFixed(1)} % of the picture)`;
       part.dataset.start = move.start;
       part.dataset.end = move.end;
+      this.place(part, from, to);
+      track.appendChild(part);
+    }
+    for (const mark of this.listing.marks || []) {  // what someone marked: a link to its moment
+      const from = Date.parse(mark.start) / 1000, to = Date.parse(mark.end) / 1000;
+      const part = document.createElement("a");
+      part.className = "mark";
+      part.href = mark.link;
+      part.title = `${mark.label || "marked"} (${shownTime(from)} – ${shownTime(to)}, by ${mark.source})`;
+      part.dataset.label = mark.label;
+      part.dataset.start = mark.start;
+      part.addEventListener("pointerdown", (event) => event.stopPropagation());  // not the track's drag
+      part.addEventListener("click", (event) => {
+        event.preventDefault();
+        event.stopPropagation();
+        this.playback.playAt(from).then(() => this.refresh());
+      });
       this.place(part, from, to);
       track.appendChild(part);
     }
