@@ -1,6 +1,6 @@
 """Keep what matters: tiered retention (continuous, motion, marked) on compressed ages with real
-segment files, marks from `camctl mark`, from NATS and from an authenticated-like POST, and the
-mark on the page's timeline."""
+segment files, marks from `camctl mark`, from NATS and from a POST, the mark on the page's
+timeline, and motion found by run-all itself."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from camctl.storage import Limits, prune, scan_segments, segment_path
 from camctl.web.marks import MARK_SUBJECT
@@ -153,3 +155,31 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.serial  # frames analysed in real time while the scene moves
+def test_run_all_finds_motion_itself_for_the_motion_tier_and_the_timeline(
+    fake_cameras: Callable[..., FakeCameras], nats_server: NatsServer, tmp_path: Path
+) -> None:
+    cams = fake_cameras(count=1, size="640x360", fps=15, scene=True, sub="320x180@10")
+    port = free_port()
+    root = tmp_path / "rec"
+    config = tmp_path / "camctl.yaml"
+    config.write_text(
+        f"cameras:\n  cam_1: {{streams: {{main: '{cams.url('cam1')}', sub: '{cams.url('cam1', 'sub')}'}}}}\n"
+        f"defaults: {{motion: {{hold: 1s}}}}\n"
+        f"storage: {{root: '{root}', segment_seconds: 2, retention: {{motion: 7d, min_free: null}}}}\n"
+        f"nats: {{url: '{nats_server.url}'}}\nhttp: {{listen: '127.0.0.1:{port}'}}\nnode: test\n"
+    )
+    base = f"http://127.0.0.1:{port}"
+    with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
+        wait_for("recording", lambda: http_get(f"{base}/cam1/frame.jpg")[0] == 200, 30)
+        time.sleep(3)  # a still, noisy scene analysed for a while: nothing to note
+        assert not (root / "cam_1" / "motion.jsonl").exists() or not (root / "cam_1" / "motion.jsonl").read_text()
+        cams.move("cam1")
+        time.sleep(1.5)  # the scene moving for a while (the camera's time, nothing to await)
+        cams.still("cam1")
+        listing = f"{base}/api/recordings/cam1?start=-5m"
+        moved = wait_for("the movement journalled", lambda: json.loads(http_get(listing)[2])["motion"], 15)
+        assert len(moved) == 1 and moved[0]["score"] > 0, moved
+        assert proc.terminate()[0] == 0, proc.stderr

@@ -118,6 +118,19 @@ def boxes_of(moved: np.ndarray[Any, np.dtype[np.bool_]]) -> list[list[float]]:
     return boxes
 
 
+LUMA_FIRST = ("yuv420p", "yuvj420p", "nv12", "yuv422p", "yuvj422p", "yuv444p", "gray")  # plane 0 is luma
+
+
+def luma_plane(frame: Any) -> np.ndarray[Any, Any] | None:
+    """A decoded av.VideoFrame's luma as (h, w) uint8 without converting it; None for a format
+    whose first plane is not luma."""
+    if frame.format.name not in LUMA_FIRST:
+        return None
+    plane = frame.planes[0]
+    rows: np.ndarray[Any, Any] = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    return rows[: frame.height, : frame.width]
+
+
 def luma_of(array: np.ndarray[Any, Any], fmt: str) -> np.ndarray[Any, Any]:
     """The grey picture of a client frame, whatever its format."""
     if fmt == "yuv420p":

@@ -104,8 +104,12 @@ class AnalysisConfig(Section):
 
 
 class MotionConfig(Section):
-    """`camctl motion`'s sensitivity for the camera."""
+    """Motion on the camera's analysis stream: `camctl motion`'s sensitivity, and whether the
+    recorder finds it itself (for the retention's motion tier and the timeline)."""
 
+    detect: Literal["auto", "on", "off"] = Field(
+        "auto", description="found by the recording process itself; auto: when storage.retention.motion is set"
+    )
     threshold: Annotated[float, Between(1, 254)] = Field(25.0, description="grey levels a pixel must change by")
     min_area: Annotated[float, Between(0.0001, 1)] = Field(0.005, description="fraction of the picture changed")
     hold: Duration = Field(2.0, description="without motion this long, it ends")

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from camctl.analysis.motion import MotionDetector, Sensitivity, luma_plane
 from camctl.analysis.publisher import RingPublisher
 from camctl.bus import (
     FRAME_SUBJECT,
@@ -48,6 +49,7 @@ from camctl.metrics import (
     stream_families,
 )
 from camctl.paths import default_data_dir
+from camctl.recording.motion_log import append_motion
 from camctl.recording.recorder import CameraRecorder
 from camctl.recording.retention import RetentionRunner
 from camctl.runtime import Listen, bus_and_http, run_until_signalled
@@ -120,6 +122,7 @@ class IngestService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Queue[str] = asyncio.Queue()
         self.marks = MarkIntake(lambda: self.config)
+        self.motion: dict[str, MotionDetector] = {}  # cameras whose motion this process finds and journals
 
     # --- cameras come and go (start, SIGHUP) -------------------------------------------------------
 
@@ -144,6 +147,9 @@ class IngestService:
             if self._loop is not None:
                 self.hubs[cam.id, name] = LiveHub(stream, self._loop, self.config.http.max_viewers)
         self.rings[cam.id] = RingPublisher(cam.id, self.config.node, cam.analysis)
+        if self._detects_motion(cam):
+            m = cam.motion
+            self.motion[cam.id] = MotionDetector(cam.id, Sensitivity(m.threshold, m.min_area, m.hold))
         self.live[cam.id], self.sessions[cam.id] = feeds, sessions
         self.by_name[cam.id] = self.by_name[cam.slug] = feeds
         for session in sessions:
@@ -176,6 +182,7 @@ class IngestService:
         """Stops one camera and finishes its segment; blocking (run it off the loop)."""
         sessions = self.sessions.pop(camera_id)
         feeds = self.live.pop(camera_id)
+        self.motion.pop(camera_id, None)
         for name in (camera_id, feeds.camera.slug):
             self.by_name.pop(name, None)
         for stream in feeds.pictures:
@@ -223,14 +230,39 @@ class IngestService:
 
     # --- callbacks from camera threads ------------------------------------------------------------
 
+    def _detects_motion(self, cam: CameraConfig) -> bool:
+        """Where footage is recorded: when asked, or (auto) when the retention keeps motion longer."""
+        if not self.record or cam.motion.detect == "off":
+            return False
+        return cam.motion.detect == "on" or self.config.storage.retention.motion is not None
+
     def _on_frame(self, cam: LiveCamera, live: LiveFrame) -> None:
         """An analysis frame (the camera's thread): into shared memory while someone reads there,
         then the event, which names the ring's write for readers on this box."""
+        detector = self.motion.get(cam.camera.id)
+        if detector is not None:
+            self._find_motion(detector, live)
         ring = self.rings.get(cam.camera.id)
         written = ring.offer(live.number, live.timestamp, live.frame) if ring is not None else None
         if self._loop is not None:
             shm = (ring.name, written) if ring is not None and ring.marker is not None else None
             self._loop.call_soon_threadsafe(self._publish_frame, cam, live, shm)
+
+    def _find_motion(self, detector: MotionDetector, live: LiveFrame) -> None:
+        """The analysed picture's luma (no conversion: the decoder's first plane) into the camera's
+        detector; a movement that ended is journalled beside the footage for the motion tier."""
+        luma = luma_plane(live.frame)
+        if luma is None:
+            return
+        event = detector.push(luma, live.timestamp, live.number)
+        if event is None or event.end is None:
+            return
+        storage = self.config.storage
+        keep = Limits.of(storage.retention).age_of("motion")
+        try:
+            append_motion(storage.root, event.camera_id, event.start, event.end, event.score, keep)
+        except OSError as exc:
+            log.warning("%s: motion not noted beside the footage: %s", event.camera_id, exc)
 
     def _on_change(self, cam: LiveCamera) -> None:
         if self._loop is not None:
