@@ -27,7 +27,7 @@ from camctl.media.audio import AudioSample, AudioTrack
 from camctl.media.decode import picture_size
 from camctl.media.session import DEFAULT_BACKOFF, Backoff, CameraSession, Consumer
 from camctl.media.source import Packet, StreamInfo
-from camctl.recording.index import measure_segment
+from camctl.recording.index import GAP_TOLERANCE, measure_segment
 from camctl.recording.journal import Gap, Journal
 from camctl.recording.lock import RecorderLock
 from camctl.recording.repair import repair_segment
@@ -339,8 +339,10 @@ class CameraRecorder:
             return
         gap = Gap(self.camera.id, self._gap_from, until, self._gap_reason)
         self._gap_from = None
-        if gap.end - gap.start < 0.5:
-            return  # connecting takes a moment; that is not footage anyone lost
+        # Connecting takes a moment (longer on a busy box), and reconnecting too: not footage anyone
+        # lost. At start, as much as the index lets pass between two segments.
+        if gap.end - gap.start < (GAP_TOLERANCE if gap.reason == "recording started" else 0.5):
+            return
         self.status.gaps.append(gap)
         try:
             self.journal.gap(gap)
