@@ -317,8 +317,9 @@ def discover(
     timeout: Annotated[float, typer.Option("--timeout", "-t", metavar="S", min=0.1, help="Per device read.")] = 10.0,
     json_out: JsonFlag = False,
 ) -> None:
-    """Find ONVIF cameras: a WS-Discovery probe on the LAN (multicast), or to --host addresses;
-    a table of the devices that answered (address, maker, model from their scopes) and whether
+    """Find ONVIF cameras on the LAN (WS-Discovery), or at --host addresses and subnets.
+
+    A table of the devices that answered (address, maker, model from their scopes) and whether
     the config already has them. With --user (and CAMCTL_ONVIF_PASSWORD) it reads their profiles
     too; --add appends them to the config as `onvif:` cameras, the password as
     ${CAMCTL_ONVIF_PASSWORD} (set it in the env file beside the config).
@@ -552,9 +553,10 @@ def mark(
     label: Annotated[str, typer.Option("--label", "-l", metavar="TEXT", help="What happened (one line).")] = "",
     json_out: JsonFlag = False,
 ) -> None:
-    """Mark a span of a camera's footage as one that matters: retention keeps what a mark
-    overlaps for storage.retention.marked (beyond continuous and motion footage), and the
-    timeline shows it, a link to its moment. Analysis services mark the same way on NATS
+    """Mark a span of a camera's footage as one that matters (kept longer, shown on the timeline).
+
+    Retention keeps what a mark overlaps for storage.retention.marked (beyond continuous and
+    motion footage), and the timeline shows it, a link to its moment. Analysis services mark the same way on NATS
     (seguranca.camera.mark) or with POST /api/marks/<cam>.
 
     Exit 2 for an unknown camera or a bad span.
