@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
 from tests.ingest_helpers import http_get
 from tests.recording_helpers import wait_for
@@ -81,6 +83,7 @@ def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+@pytest.mark.serial  # WebKit renders in software: alone, so that it starves no other test
 def test_tiles_play_in_webkit_and_a_camera_gone_says_why(
     webkit: Callable[..., WebKitBrowser],  # first: a missing WebKitGTK skips (fails under CI) before anything starts
     fake_cameras: Callable[..., FakeCameras],
@@ -111,6 +114,7 @@ def test_tiles_play_in_webkit_and_a_camera_gone_says_why(
         assert proc.terminate()[0] == 0, proc.stderr
 
 
+@pytest.mark.serial  # WebKit renders in software: alone, so that it starves no other test
 def test_recorded_footage_and_hls_play_in_webkit(
     webkit: Callable[..., WebKitBrowser],  # first: a missing WebKitGTK skips (fails under CI) before anything starts
     fake_cameras: Callable[..., FakeCameras],
