@@ -25,6 +25,7 @@ def config(tmp_path: Path, url: str, extra: str = "") -> Path:
     return path
 
 
+@pytest.mark.serial  # sync measured to 0.1 s on cameras encoding live: a starved box moves their clocks
 @pytest.mark.parametrize(
     ("audio", "h265"), [("aac", False), ("pcma", False), ("pcmu", False), ("pcma", True), ("opus", False)]
 )
