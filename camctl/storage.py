@@ -369,6 +369,12 @@ def kept_spans(root: Path, cameras: Iterable[str]) -> tuple[Spans, Spans]:
 
 
 def _spans_in(path: Path) -> list[tuple[float, float]]:
+    return [(entry["start"], entry["end"]) for entry in read_spans(path)]
+
+
+def read_spans(path: Path) -> list[dict[str, Any]]:
+    """The lines of a span log beside the footage (motion.jsonl, marks.jsonl), each with float
+    start and end, oldest first; lines torn by a crash are skipped, a missing file is none."""
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
@@ -377,10 +383,10 @@ def _spans_in(path: Path) -> list[tuple[float, float]]:
     for line in lines:
         try:
             entry = json.loads(line)
-            spans.append((float(entry["start"]), float(entry["end"])))
+            spans.append({**entry, "start": float(entry["start"]), "end": float(entry["end"])})
         except (ValueError, KeyError, TypeError):
             continue  # a line torn by a crash
-    return spans
+    return sorted(spans, key=lambda e: e["start"])
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -110,10 +110,23 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
             proc.wait(grace)
 
 
+def _stop_by_stdin(proc: subprocess.Popen[bytes]) -> None:
+    """A child that ends when its stdin does (fake cameras' --control, the sink, the ONVIF
+    camera): stdin closed first, so it stops cleanly; then by PID if it lingers."""
+    if proc.stdin is not None and not proc.stdin.closed:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+    _stop(proc)
+
+
 class ManagedChild:
     """A child process with a log file, used as `with X(...) as x:` (start, then stop by PID)."""
 
     _log: IO[bytes]
+
+    def log(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
 
     def start(self) -> Self:
         raise NotImplementedError
@@ -244,16 +257,9 @@ class FakeCameras(ManagedChild):
     def still(self, *names: str) -> None:
         self.command("still " + " ".join(names))
 
-    def log(self) -> str:
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
-
     def stop(self) -> None:
         if self.proc is not None:
-            if self.proc.stdin is not None and not self.proc.stdin.closed:
-                with contextlib.suppress(BrokenPipeError):
-                    self.proc.stdin.close()  # --control: end of stdin stops it cleanly
-            _stop(self.proc)
+            _stop_by_stdin(self.proc)  # --control: the end of stdin stops it cleanly
             self.proc = None
 
 
@@ -284,10 +290,7 @@ class RtspSink(ManagedChild):
 
     def stop(self) -> None:
         if self.proc is not None:
-            if self.proc.stdin is not None and not self.proc.stdin.closed:
-                with contextlib.suppress(BrokenPipeError):
-                    self.proc.stdin.close()  # the end of stdin stops it
-            _stop(self.proc)
+            _stop_by_stdin(self.proc)
             self.proc = None
 
 

@@ -26,7 +26,6 @@ The child is stopped by closing its stdin, then by PID (terminate, kill), never 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import urllib.request
 from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
-from tests.harness import REPO, ComponentMissing, LineReader, ManagedChild, _stop
+from tests.harness import REPO, ComponentMissing, LineReader, ManagedChild, _stop_by_stdin
 
 ONVIF_INSTALL_HINT = "pip install ipycam onvif-zeep-async (ipycam pulls numpy and opencv-python)"
 
@@ -198,16 +197,9 @@ class OnvifCamera(ManagedChild):
                     raise TimeoutError("the ONVIF camera does not answer") from None
                 time.sleep(0.1)
 
-    def log(self) -> str:
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
-
     def stop(self) -> None:
         if self.proc is not None:
-            if self.proc.stdin is not None and not self.proc.stdin.closed:
-                with contextlib.suppress(BrokenPipeError):
-                    self.proc.stdin.close()  # the end of stdin stops it
-            _stop(self.proc)
+            _stop_by_stdin(self.proc)
             self.proc = None
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from camctl.storage import append_fd
+from camctl.storage import append_fd, read_spans
 
 MARKS_LOG = "marks.jsonl"
 MAX_LABEL = 120
@@ -59,18 +59,5 @@ def read_marks(
     root: Path, camera_id: str, start: float = float("-inf"), end: float = float("inf")
 ) -> list[dict[str, Any]]:
     """Marks overlapping [start, end], oldest first."""
-    try:
-        lines = marks_path(root, camera_id).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    found = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            s, e = float(entry["start"]), float(entry["end"])
-            if e >= start and s <= end:
-                found.append({"start": s, "end": e, "label": str(entry.get("label", "")),
-                              "source": str(entry.get("source", ""))})  # fmt: skip
-        except (ValueError, KeyError, TypeError):
-            continue  # a line torn by a crash
-    return sorted(found, key=lambda m: m["start"])
+    return [{"start": m["start"], "end": m["end"], "label": str(m.get("label", "")), "source": str(m.get("source", ""))}
+            for m in read_spans(marks_path(root, camera_id)) if m["end"] >= start and m["start"] <= end]  # fmt: skip

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from camctl.storage import append_fd
+from camctl.storage import append_fd, read_spans
 
 MOTION_LOG = "motion.jsonl"
 COMPACT_BYTES = 1 << 20  # about 15,000 movements
@@ -39,19 +39,9 @@ def append_motion(root: Path, camera_id: str, start: float, end: float, score: f
 
 def read_motion(root: Path, camera_id: str, start: float, end: float) -> list[dict[str, Any]]:
     """Movements overlapping [start, end], oldest first."""
-    try:
-        lines = motion_path(root, camera_id).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    found = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            if float(entry["end"]) >= start and float(entry["start"]) <= end:
-                found.append({"start": float(entry["start"]), "end": float(entry["end"]), "score": entry["score"]})
-        except (ValueError, KeyError, TypeError):
-            continue  # a line torn by a crash
-    return sorted(found, key=lambda e: e["start"])
+    return [{"start": m["start"], "end": m["end"], "score": m["score"]}
+            for m in read_spans(motion_path(root, camera_id))
+            if "score" in m and m["end"] >= start and m["start"] <= end]  # fmt: skip
 
 
 def _compact(path: Path, keep_after: float) -> None:
