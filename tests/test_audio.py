@@ -46,10 +46,13 @@ def test_a_camera_with_audio_records_video_and_audio_in_sync(
         # the boundaries between segments it hands over within an audio frame or so.
         packets = audio_packets(path)
         video = segment_frames(path)
-        assert packets, f"{path.name}: no audio"
-        if n > 0:
+        last = n == len(files) - 1
+        # The segment cut by the stop may be shorter than one AAC frame (128 ms of G.711 at 8 kHz)
+        # whose audio had not arrived yet; every other segment carries audio.
+        assert packets or (last and video[-1][0] < 0.3), f"{path.name}: no audio"
+        if n > 0 and packets:
             assert abs(packets[0][0]) < 0.15, f"{path.name}: audio starts at {packets[0][0]:.3f}s"
-        if n < len(files) - 1:
+        if not last:
             audio_end, video_end = packets[-1][0] + packets[-1][1], video[-1][0] + 1 / 15
             assert abs(audio_end - video_end) < 0.15, (
                 f"{path.name}: audio ends at {audio_end:.3f}s, video {video_end:.3f}s"
