@@ -224,7 +224,7 @@ def plan_retention(
     candidates = [s for s in segments if newest[s.camera_id] is not s]
     plan = RetentionPlan()
     for seg in segments:
-        plan.tiers[seg.path] = _tier(seg, ends[seg.path], motion or {}, marks or {})
+        plan.tiers[seg.path] = tier_of(seg, ends[seg.path], motion or {}, marks or {})
     total = sum(s.size for s in segments)
     freed = 0
 
@@ -253,7 +253,7 @@ def plan_retention(
     return plan
 
 
-def _tier(seg: Segment, end: float, motion: Spans, marks: Spans) -> str:
+def tier_of(seg: Segment, end: float, motion: Spans, marks: Spans) -> str:
     """The longest-kept tier a segment overlaps; a sub stream's footage (cam_1.sub) goes by its
     camera's motion and marks."""
     camera = seg.camera_id.split(".", 1)[0]

@@ -28,7 +28,7 @@ from camctl.config.camera import (
 )
 from camctl.config.http import HttpConfig
 from camctl.config.model import BUILTIN_DEMO, Config
-from camctl.config.sections import GridConfig, IngestConfig, NatsConfig, RetentionConfig, StorageConfig
+from camctl.config.sections import CopyConfig, GridConfig, IngestConfig, NatsConfig, RetentionConfig, StorageConfig
 from camctl.envfile import EnvFile
 from camctl.errors import ConfigError
 from camctl.secrets import redact
@@ -43,6 +43,7 @@ __all__ = [
     "CameraConfig",
     "CameraDefaults",
     "Config",
+    "CopyConfig",
     "GridConfig",
     "HttpConfig",
     "IngestConfig",
@@ -183,6 +184,7 @@ def config_schema() -> dict[str, Any]:
     schema = Config.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "camctl.yaml"
+    schema["properties"]["copy"] = {"anyOf": [CopyConfig.model_json_schema(mode="validation"), {"type": "null"}]}
     camera = schema["$defs"]["CameraConfig"]
     # `cam_1: rtsp://...` is short for `cam_1: {url: rtsp://...}`.
     schema["properties"]["cameras"]["additionalProperties"] = {"anyOf": [{"$ref": "#/$defs/CameraConfig"},

@@ -209,4 +209,6 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
         message = "unknown key"
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
         message = f"expected a mapping, got {type_name(error.get('input'))}"
+    if loc and loc[0] == "offsite":  # the config's `copy:` (see Config.offsite)
+        loc[0] = "copy"
     return ".".join(loc), message

@@ -10,7 +10,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from camctl.config.base import PathError, Section, Text, type_name
 from camctl.config.camera import CameraConfig, CameraDefaults, check_encoder, check_preset, with_defaults
 from camctl.config.http import HttpConfig
-from camctl.config.sections import GridConfig, IngestConfig, NatsConfig, StorageConfig
+from camctl.config.sections import CopyConfig, GridConfig, IngestConfig, NatsConfig, StorageConfig
 from camctl.errors import ConfigError
 from camctl.rules.layout import MAX_TILES
 
@@ -20,8 +20,8 @@ BUILTIN_DEMO = "<built-in demo config>"
 class Config(Section):
     """A camctl.yaml. Cameras inherit `defaults:`; everything else has a default of its own."""
 
-    hidden = ("source",)
-    given = ("source",)
+    hidden = ("source", "offsite")
+    given = ("source", "copy")
 
     source: Text = BUILTIN_DEMO  # the file it came from
     defaults: CameraDefaults = Field(CameraDefaults(), description="for every camera that does not say otherwise")
@@ -33,11 +33,15 @@ class Config(Section):
     encoder: Text = Field("auto", description="auto: the best that opens (camctl probe --encoders), or a name")
     node: Text = Field(default_factory=socket.gethostname, description="this box's name in events (default: host)")
     grid: GridConfig | None = Field(None, description="the grid run-all keeps running")
+    # `copy:` in YAML (a field named copy would shadow BaseModel.copy)
+    offsite: CopyConfig | None = Field(None, description="a copy of the footage elsewhere (rclone)")
 
     @classmethod
     def prepare(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if not (k in ("node", "grid", "defaults") and not v)}
+            data = {k: v for k, v in data.items() if not (k in ("node", "grid", "defaults", "copy") and not v)}
+            if "copy" in data:
+                data["offsite"] = data.pop("copy")
             data.setdefault("cameras", None)  # none at all: said as such, not as a missing key
         return data
 

