@@ -443,6 +443,31 @@ def prune(
 
 
 @app.command()
+def copy(
+    ctx: typer.Context,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="TARGET", help="Copy there instead of copy.to (a remote or a folder).")
+    ] = None,
+    what: Annotated[str | None, typer.Option(metavar="WHAT", help="all, motion or marked (default copy.what).")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Copy the closed segments not yet copied to copy.to (or --to), oldest first, each checked there
+    (size and MD5) before it counts; run-all does this continuously. Remotes are rclone's: its config
+    file or RCLONE_CONFIG_<NAME>_* variables.
+
+    Exit 0 when all was copied, 3 when the target cannot be reached, 2 without a copy configured.
+
+    [dim]Examples: camctl copy;  camctl copy --to /media/usb/camctl --what marked;  camctl copy --json[/dim]
+    """
+    from camctl.commands import copy as command
+
+    cfg = _state(ctx).config
+    target = command.copy_target(cfg, to, what)
+    result = command.copy_now(cfg.storage.root, target, cfg.storage.segment_seconds)
+    render.show(result.to_json(), lambda: [result.line()], json_out=json_out)
+
+
+@app.command()
 def record(
     ctx: typer.Context,
     cameras: CameraArgs = None,
@@ -538,7 +563,7 @@ def recordings(
 
     cfg = _state(ctx).config
     ids = [_footage_of(cfg.camera(camera), stream)] if camera is not None else None
-    result = list_recordings(cfg.storage.root, ids, *_time_window(start, end))
+    result = list_recordings(cfg.storage.root, ids, *_time_window(start, end), cfg.offsite)
     nothing = f"no recordings in {cfg.storage.root}"
     render.show(result.to_json(), lambda: render.recordings_table(result.cameras) if result.cameras else nothing,
                 json_out=json_out)  # fmt: skip
@@ -605,7 +630,7 @@ def clip(
     low, high = _time_window(start, end)
     if low is None or high is None:
         raise UsageError("--from and --to are both needed")
-    result = export(cfg.storage.root, _footage_of(cam, stream), low, high, output)
+    result = export(cfg.storage.root, _footage_of(cam, stream), low, high, output, cfg.offsite)
     if json_out:
         render.print_json(result.to_json())
         return
@@ -689,15 +714,17 @@ def status(
                 while True:
                     try:
                         fleet = gather_status(cfg)
-                        live.update(status_table(fleet.cameras, fleet.source), refresh=True)
+                        live.update(status_table(fleet.cameras, fleet.source, fleet.copy), refresh=True)
                     except NoService as exc:
                         live.update(status_table([], str(exc)), refresh=True)
                     time.sleep(1.0)  # the refresh period of the view, not a synchronisation
         except KeyboardInterrupt:
             raise typer.Exit(ExitStatus.OK) from None
     fleet = gather_status(cfg)
-    data = {"source": fleet.source, "cameras": fleet.cameras}
-    render.show(data, lambda: status_table(fleet.cameras, fleet.source), json_out=json_out)
+    data: dict[str, Any] = {"source": fleet.source, "cameras": fleet.cameras}
+    if fleet.copy is not None:
+        data["copy"] = fleet.copy
+    render.show(data, lambda: status_table(fleet.cameras, fleet.source, fleet.copy), json_out=json_out)
     raise typer.Exit(ExitStatus.OK if fleet.all_online else ExitStatus.UNREACHABLE)
 
 

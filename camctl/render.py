@@ -209,8 +209,8 @@ def recordings_table(indexes: Sequence[CameraIndex]) -> Any:
         rows: list[tuple[float, tuple[str, ...]]] = []
         span: list[SegmentRecord] = []
         spans: list[list[SegmentRecord]] = []
-        for seg in index.segments:
-            if span and seg.start - span[-1].end > GAP_TOLERANCE:
+        for seg in index.segments:  # a span is on this disk or only in the copy, not both
+            if span and (seg.start - span[-1].end > GAP_TOLERANCE or (seg.remote is None) != (span[-1].remote is None)):
                 spans.append(span)
                 span = []
             span.append(seg)
@@ -218,6 +218,7 @@ def recordings_table(indexes: Sequence[CameraIndex]) -> Any:
         for run in spans:
             first, last = run[0], run[-1]
             note = "" if all(s.journalled for s in run) else "[yellow]being written or cut short[/yellow]"
+            note = "[cyan]in the copy only (copy.to)[/cyan]" if first.remote is not None else note
             frames, size = str(sum(s.frames for s in run)), format_size(sum(s.bytes for s in run))
             span_row = (when(first.start), when(last.end), length(last.end - first.start), str(len(run)), frames)
             rows.append((first.start, (*span_row, size, note)))
@@ -243,10 +244,11 @@ def recordings_table(indexes: Sequence[CameraIndex]) -> Any:
     return table
 
 
-def status_table(cameras: Sequence[dict[str, Any]], source: str) -> Any:
+def status_table(cameras: Sequence[dict[str, Any]], source: str, copy: dict[str, Any] | None = None) -> Any:
     from rich.table import Table
 
-    table = Table(title=f"camctl status ({source})", title_justify="left", header_style="bold")
+    table = Table(title=f"camctl status ({source})", title_justify="left", header_style="bold",
+                  caption=copy_line(copy) if copy else None, caption_justify="left")  # fmt: skip
     for name in ("node", "camera", "online", "fps", "bitrate", "dropped", "uptime", "last frame", "reconnects",
                  "decoder", "streams (decoded)", "recording", "error"):  # fmt: skip
         table.add_column(name, justify="right" if name in ("fps", "bitrate", "dropped", "uptime", "last frame",
@@ -271,6 +273,22 @@ def status_table(cameras: Sequence[dict[str, Any]], source: str) -> Any:
             f"[red]{c['error']}[/red]" if c.get("error") else "",
         )
     return table
+
+
+def copy_line(copy: dict[str, Any]) -> str:
+    """The copy elsewhere in one line: its state, what waits, the last error."""
+    backlog = copy.get("backlog") or {}
+    line = f"copy to {copy.get('to')}: {copy.get('state')}"
+    if backlog:
+        line += f", {backlog.get('segments', 0)} segment(s) / {format_size(backlog.get('bytes') or 0)} waiting"
+        if backlog.get("oldest_seconds") is not None:
+            line += f" (oldest {format_duration(float(backlog['oldest_seconds']))})"
+    lag = copy.get("lag_seconds")
+    if lag:
+        line += f", copied {lag['p50']:.0f}s after close (p95 {lag['p95']:.0f}s)"
+    if copy.get("last_error"):
+        return f"[red]{line}; {copy['last_error']}[/red]"
+    return line
 
 
 def _uptime(seconds: float) -> str:

@@ -27,7 +27,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     # Pure rules that the config validates against; no I/O, import only the foundation.
     ("rules", ["camctl.rules"]),
     ("config", ["camctl.config"]),
-    ("process", ["camctl.lifecycle", "camctl.storage", "camctl.bus", "camctl.metrics", "camctl.signing"]),
+    ("process", ["camctl.lifecycle", "camctl.storage", "camctl.bus", "camctl.metrics", "camctl.signing",
+                 "camctl.offsite"]),
     ("media", ["camctl.media", "camctl.analysis", "camctl.onvif"]),
     ("work", ["camctl.recording", "camctl.encoding"]),
     ("services", ["camctl.runtime", "camctl.web", "camctl.ingest", "camctl.client"]),

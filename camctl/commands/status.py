@@ -33,6 +33,7 @@ class NoService(CamctlError):
 class FleetStatus:
     source: str  # where the answers came from
     cameras: list[dict[str, Any]]  # one per camera and node
+    copy: dict[str, Any] | None = None  # this node's copy elsewhere (copy.to), when run-all says it
 
     @property
     def all_online(self) -> bool:
@@ -55,7 +56,9 @@ def gather_status(config: Config, wait: float = 0.5) -> FleetStatus:
         if cam.enabled and cam.id not in reported and not any(c["camera_id"] == cam.id for c in cameras):
             cameras.append({"camera_id": cam.id, "node": config.node, "online": False, "error": "not ingested"})
     cameras.sort(key=lambda c: (str(c.get("node")), str(c["camera_id"])))
-    return FleetStatus(source, cameras)
+    local = _local_status(config) if config.offsite is not None else None
+    copy = local.get("copy") if isinstance(local, dict) else None
+    return FleetStatus(source, cameras, copy if isinstance(copy, dict) else None)
 
 
 async def _ask_nats(url: str, wait: float, credentials: NatsConfig | None) -> list[dict[str, Any]] | None:
@@ -92,14 +95,19 @@ async def _ask_nats(url: str, wait: float, credentials: NatsConfig | None) -> li
     return [dict(c, node=r.get("node")) for r in replies for c in r.get("cameras", [])]
 
 
-def _ask_http(config: Config) -> list[dict[str, Any]] | None:
+def _local_status(config: Config) -> Any:
+    """The local service's /status, or None."""
     url = local_url(config.http, default_data_dir(), "/status")
     if url is None:
         return None
     try:
         with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310
-            data = json.loads(response.read())
+            return json.loads(response.read())
     except (OSError, ValueError):
         return None
+
+
+def _ask_http(config: Config) -> list[dict[str, Any]] | None:
+    data = _local_status(config)
     cameras = data.get("cameras") if isinstance(data, dict) else None
     return cameras if isinstance(cameras, list) else None

@@ -142,7 +142,7 @@ def parse_config(
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections (cameras:, storage: ...)")
     data = _interpolated(data, "", source, env, env_hint)
-    for key in Config.given:  # what the loader fills in is no key of the file
+    for key in Config.filled:  # what the loader fills in is no key of the file
         if key in data:
             raise ConfigError(f"{source}: {key}: unknown key")
     try:
@@ -222,5 +222,6 @@ def effective_config(config: Config) -> dict[str, Any]:
     data["http"]["users"] = data["http"]["users"] or "none"
     if data["grid"] is not None:
         del data["grid"]["width"], data["grid"]["height"]  # in its size
+    data["copy"] = data.pop("offsite")  # as written in the file
     shown_data: dict[str, Any] = redact.data(data)  # URL passwords (nats.url, grid.output)
     return shown_data

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -22,6 +22,7 @@ class Config(Section):
 
     hidden = ("source", "offsite")
     given = ("source", "copy")
+    filled: ClassVar[tuple[str, ...]] = ("source",)  # given by the loader, never by the file
 
     source: Text = BUILTIN_DEMO  # the file it came from
     defaults: CameraDefaults = Field(CameraDefaults(), description="for every camera that does not say otherwise")

@@ -26,6 +26,7 @@ from camctl.secrets import redact
 COMMON = ["--retries", "1", "--low-level-retries", "2", "--contimeout", "5s", "--timeout", "30s",
           "--log-level", "ERROR", "--stats", "0"]  # fmt: skip
 _SECRET_VAR = re.compile(r"^RCLONE_CONFIG_\w+_\w*(PASS|SECRET|KEY|TOKEN)\w*$")
+_ATTEMPT = re.compile(r"^Attempt \d+/\d+ failed with \d+ errors? and: ")
 _LOG_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (ERROR|NOTICE|INFO|DEBUG|CRITICAL) ?: ?")
 
 
@@ -170,6 +171,9 @@ def explain(stderr: str, command: str) -> str:
     lines = [_LOG_PREFIX.sub("", line).strip() for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if "Config file" not in line or "not found" not in line]
     reason = errors[-1] if errors else f"rclone {command} failed"
+    reason = _ATTEMPT.sub("", reason)
+    if "dial tcp " in reason:  # an SDK's wrapping around "connection refused": the address and why
+        reason = "cannot connect: " + reason[reason.index("dial tcp ") + 9 :]
     return redact(reason)[:400]
 
 

@@ -13,6 +13,7 @@ import calendar
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -22,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from camctl.config import CopyConfig
-from camctl.errors import StorageError
+from camctl.errors import StorageError, UsageError
 from camctl.offsite.rclone import CopyTargetError, Rclone, find_rclone, hide_environment_secrets, target_path
 from camctl.recording.index import GAP_TOLERANCE, CameraIndex, SegmentRecord, unexplained_gaps
 from camctl.storage import append_fd, folders_inside
+
+log = logging.getLogger("camctl.copy")
 
 COPY_FOLDER = ".copy"  # under the storage root (dot folders are skipped by footage scans)
 REMOTE_INDEX = ".copy/index"  # under the target
@@ -123,6 +126,21 @@ def copied_files(root: Path, hours: Iterable[str]) -> set[str]:
 def pull_index(root: Path, copy: CopyConfig, rclone: Rclone | None = None) -> None:
     """The copy's index fetched onto this disk (a new box lists the old box's footage)."""
     (rclone or rclone_for(copy)).pull(target_path(copy.to, REMOTE_INDEX), index_folder(root, copy))
+
+
+def footage_copy(root: Path, copy: CopyConfig | None) -> FootageCopy | None:
+    """The copy as footage, when one is configured; its index is fetched first on a box that has
+    none of it yet (a new box pointed at the old one's copy). A target away: only this disk."""
+    if copy is None:
+        return None
+    found = FootageCopy(root, copy)
+    if not index_folder(root, copy).is_dir():
+        try:
+            pull_index(root, copy, found.rclone)
+        except (CopyTargetError, UsageError) as exc:
+            log.warning("copy: %s: its footage is not listed (%s)", copy.shown, exc)
+            return None
+    return found
 
 
 class FootageCopy:

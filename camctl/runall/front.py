@@ -18,6 +18,7 @@ from camctl.config import Config
 from camctl.metrics import Family, counter_family, exposition, merge_metrics
 from camctl.paths import default_data_dir
 from camctl.runall.children import Child, Worker
+from camctl.runall.copying import CopyRunner
 from camctl.runall.grid_state import grid_families, read_state
 from camctl.secrets import redact
 from camctl.web.auth import gate_for
@@ -35,12 +36,14 @@ class Front:
         config: Callable[[], Config],
         bus: Callable[[], Bus | None],
         grid: Callable[[], Child | None] = lambda: None,
+        copying: CopyRunner | None = None,
     ) -> None:
         """workers: the supervisor's, as they come and go; config, bus and grid: the current ones."""
         self.workers = workers
         self._config = config
         self._bus = bus
         self._grid = grid
+        self.copying = copying or CopyRunner()
         self.marks = MarkIntake(config)  # POST /api/marks/<cam>; the supervisor also takes them from NATS
 
     @property
@@ -171,19 +174,20 @@ class Front:
                 )
                 state = read_state(grid.socket.parent) if grid.running else None
                 families += grid_families(state) if state is not None else []
+            families += self.copying.families()
             return merge_metrics(texts) + exposition(families)
 
         def extra() -> dict[str, Any]:
             grid = self._grid()
             if grid is None:
-                return {}
+                return self.copying.status()
             pid = grid.proc.pid if grid.proc is not None and grid.running else None
             shown: dict[str, Any] = {"running": grid.running, "pid": pid, "restarts": grid.restarts,
                                      "last_exit": grid.exit_reason()}  # fmt: skip
             state = read_state(grid.socket.parent) if grid.running else None
             if state is not None:  # what it encodes now: frames, the ladder's rung and its steps
                 shown |= {k: v for k, v in state.items() if k != "updated"}
-            return {"grid": shown}
+            return {"grid": shown} | self.copying.status()
 
         def health() -> dict[str, Any]:
             running = sum(1 for w in self.workers.values() if w.running)

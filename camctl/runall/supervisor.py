@@ -25,6 +25,7 @@ from camctl.config import CameraConfig, Config
 from camctl.lifecycle import reread_config
 from camctl.recording.retention import RetentionRunner
 from camctl.runall.children import WORKER_ENV, Child, Worker, check_socket_folder, worker_socket
+from camctl.runall.copying import CopyRunner
 from camctl.runall.front import Front
 from camctl.runtime import Listen, bus_and_http, run_until_signalled
 from camctl.storage import Limits
@@ -48,7 +49,8 @@ class Supervisor:
         self.bus: Bus | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="camctl-run-all-"))
         check_socket_folder(self._dir)
-        self.front = Front(self.workers, lambda: self.config, lambda: self.bus, lambda: self.grid)
+        self.copying = CopyRunner()
+        self.front = Front(self.workers, lambda: self.config, lambda: self.bus, lambda: self.grid, self.copying)
         self.retention = RetentionRunner(
             config.storage.root, Limits.of(config.storage.retention), interval=config.storage.segment_seconds / 2
         )
@@ -129,6 +131,7 @@ class Supervisor:
         added = [cam for cam_id, cam in wanted.items() if cam_id not in self.workers]
         regrid = new.grid != self.config.grid or bool(changed or added)
         self.config = new
+        self.copying.restart_if_changed(new)
         for cam in added:
             await self._start(self._add(cam))
         if regrid:  # its tiles, names or output changed
@@ -150,6 +153,7 @@ class Supervisor:
                 for camera in self.config.select(None):
                     await self._start(self._add(camera))
                 await self._start_grid()
+                self.copying.start(self.config)
                 next_prune = 0.0
                 while not stop.is_set():
                     await self._watch()
@@ -162,6 +166,7 @@ class Supervisor:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.25)
             finally:
+                await asyncio.get_running_loop().run_in_executor(None, self.copying.stop)
                 await asyncio.gather(*(self._stop(w) for w in self._children()))
                 for worker in self.workers.values():
                     worker.socket.unlink(missing_ok=True)
