@@ -210,10 +210,12 @@ def reserve_bytes(segments: list[Segment], per_camera: int = RESERVE_SEGMENTS) -
 def plan_retention(
     segments: list[Segment], limits: Limits, now: float, free_bytes: int | None, reserve: int = 0,
     motion: Spans | None = None, marks: Spans | None = None,
+    copied: Callable[[list[Segment]], set[Path]] | None = None,
 ) -> RetentionPlan:  # fmt: skip
     """Which whole segments to delete so that every limit holds again and `reserve` bytes are free:
     by age, each segment by the longest tier it overlaps (marks, then motion, then continuous);
-    by size, the oldest continuous footage first, then motion, then marked.
+    by size, the oldest continuous footage first, then motion, then marked; within a tier what
+    `copied` says the copy elsewhere holds first.
 
     The newest segment of each camera is never chosen: it may be the one being written."""
     newest: dict[str, Segment] = {}
@@ -242,6 +244,12 @@ def plan_retention(
         else:
             newer.append(seg)
     newer.sort(key=lambda s: TIERS.index(plan.tiers[s.path]))  # stable: oldest first within a tier
+    over = limits.max_bytes is not None and total - freed > limits.max_bytes
+    short = floor is not None and free_bytes is not None and free_bytes + freed < floor
+    if copied is not None and (over or short):
+        # What the copy elsewhere already holds goes first, within a tier: what is only here stays.
+        done = copied(newer)
+        newer.sort(key=lambda s: (TIERS.index(plan.tiers[s.path]), s.path not in done))
     for seg in newer:  # until the size limits hold
         if limits.max_bytes is not None and total - freed > limits.max_bytes:
             take(seg, "max_bytes")
@@ -352,10 +360,37 @@ def prune(
     reserve = reserve_bytes(segments, reserve_segments) if reserve_segments else 0
     free = free_probe(root) if limits.min_free is not None or reserve else None
     motion, marks = kept_spans(root, {s.camera_id.split(".", 1)[0] for s in segments}) if limits.tiered else ({}, {})
-    plan = plan_retention(segments, limits, now, free, reserve, motion, marks)
+    plan = plan_retention(segments, limits, now, free, reserve, motion, marks, lambda some: copied_segments(root, some))
     if not dry_run:
         apply_plan(plan, root)
     return plan
+
+
+COPY_FOLDER = ".copy"  # under the root: the copy elsewhere's index (camctl.recording.copies)
+
+
+def copied_segments(root: Path, segments: list[Segment]) -> set[Path]:
+    """Those of the segments that a copy elsewhere holds, checked (its index, hour by hour)."""
+    hours = {p.relative_to(root).parent for p in (s.path for s in segments) if p.is_relative_to(root)}
+    files: set[str] = set()
+    for hour in hours:
+        for index in (root / COPY_FOLDER).glob(f"*/index/{hour.as_posix()}.jsonl"):
+            files |= {str(e.get("file")) for e in _json_lines(index)}
+    return {s.path for s in segments if s.path.is_relative_to(root) and s.path.relative_to(root).as_posix() in files}
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                found.append(entry)
+    return found
 
 
 def kept_spans(root: Path, cameras: Iterable[str]) -> tuple[Spans, Spans]:

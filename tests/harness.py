@@ -370,8 +370,12 @@ class CamctlProcess:
     """A long-running camctl command (record, ingest, run-all) as a child process, with its data
     directory and a log file; the test stops it with SIGTERM, and SIGKILL on the way out if needed."""
 
-    def __init__(self, config: Path, data_dir: Path, *args: str, name: str | None = None) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"}
+    def __init__(
+        self, config: Path, data_dir: Path, *args: str, name: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        """env: more environment variables (an rclone remote's RCLONE_CONFIG_*)."""
+        extra = env or {}
+        env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"} | extra
         env["CAMCTL_DATA_DIR"] = str(data_dir)
         self.log = data_dir.parent / f"{name or (args[0] if args else 'camctl')}.log"
         self._log_file = self.log.open("wb")

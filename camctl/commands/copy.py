@@ -9,6 +9,7 @@ from typing import Any
 
 from camctl.config import Config, CopyConfig
 from camctl.errors import UsageError
+from camctl.offsite.rclone import CopyTargetError
 from camctl.recording.copier import Copier
 from camctl.units import format_size
 
@@ -51,7 +52,10 @@ def copy_now(root: Path, copy: CopyConfig, segment_seconds: float) -> CopyResult
     """Everything closed and wanted, oldest first; CopyTargetError (exit 3) when the target fails."""
     copier = Copier(root, copy, segment_seconds)
     started = time.monotonic()
-    copier.round()
+    try:
+        copier.round()
+    except CopyTargetError as exc:
+        raise CopyTargetError(f"copy to {copy.shown}: {exc}") from None
     status = copier.status
     return CopyResult(copy.shown, status.copied_segments, status.copied_bytes, status.backlog_segments,
                       time.monotonic() - started)  # fmt: skip

@@ -99,42 +99,51 @@ class Copier:
         self._copied: dict[str, Copied] | None = None  # loaded at the first round, after the pull
         self._indexes: dict[str, FootageIndex] = {}
         self._since: dict[str, float] = {}
+        self._pending: dict[str, SegmentRecord] = {}  # waiting, by file
         self._last_full = float("-inf")
         self._last_retention = float("-inf")
-        self._resend: set[str] = set()  # there, but not equal: sent again over it
 
     # --- the loop -------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Rounds until stopped; a target away is retried with backoff, and said once."""
-        backoff = 0.0
+        """Rounds until stopped; a target away is retried with backoff, and said once; meanwhile
+        the backlog said in status stays current (this disk is read, not the target)."""
+        backoff, next_round = 0.0, 0.0
         while not stop.is_set():
-            try:
-                self.round(stop)
-                self._retention()
-                if self.status.last_error is not None:
-                    log.info("copy: %s answers again", self.status.to)
-                self.status.last_error, backoff = None, 0.0
-            except (CopyTargetError, StorageError, OSError) as exc:
-                reason = str(exc)
-                if stop.is_set():
-                    break
-                if reason != self.status.last_error:
-                    log.warning("copy to %s: %s (%d segment(s) waiting; retrying)", self.status.to, reason,
-                                self.status.backlog_segments)  # fmt: skip
-                self.status.state, self.status.last_error = "target unreachable", reason
-                self.status.errors += 1
-                self._last_full = float("-inf")  # what that round left is looked for again
-                backoff = min(BACKOFF_MAX, max(2.0, backoff * 2))
-            stop.wait(backoff or self.tick)
+            if time.monotonic() < next_round:
+                self.waiting()
+            else:
+                try:
+                    self.round(stop)
+                    self._retention()
+                    if self.status.last_error is not None:
+                        log.info("copy: %s answers again", self.status.to)
+                    self.status.last_error, backoff = None, 0.0
+                except (CopyTargetError, StorageError, OSError) as exc:
+                    if stop.is_set():
+                        break
+                    self._failed(str(exc))
+                    backoff = min(BACKOFF_MAX, max(2.0, backoff * 2))
+                next_round = time.monotonic() + (backoff or self.tick)
+            stop.wait(min(self.tick, max(0.05, next_round - time.monotonic())))
         self.status.state = "stopped"
+
+    def _failed(self, reason: str) -> None:
+        if reason != self.status.last_error:
+            log.warning("copy to %s: %s (%d segment(s) waiting; retrying)", self.status.to, reason,
+                        self.status.backlog_segments)  # fmt: skip
+        self.status.state, self.status.last_error = "target unreachable", reason
+        self.status.errors += 1
+        self._last_full = float("-inf")  # what that round left is looked for again
 
     def stop(self) -> None:
         self.rclone.stop()
 
     def round(self, stop: threading.Event | None = None) -> int:
-        """Copies everything waiting now, a batch at a time; returns the segments copied."""
+        """Copies everything waiting now, a batch at a time, then what closed meanwhile; returns
+        the segments copied. A segment is tried once per round."""
         done = 0
+        tried: set[str] = set()
         waiting = self.waiting()
         while waiting and not (stop is not None and stop.is_set()):
             self.status.state = "copying"
@@ -145,9 +154,17 @@ class Copier:
                     break
                 batch.append(record)
                 size += record.bytes
+            tried |= {self._relative(r) for r in batch}
             done += self._send(batch)
-            waiting = self.waiting(full=False)
-        self.status.state = "up to date" if not waiting else self.status.state
+            waiting = waiting[len(batch) :]
+            self._waiting_now(sorted(self._pending.values(), key=lambda r: r.start))
+            if len(waiting) > 0:
+                log.info("copy: %d segment(s) copied, %d waiting (%s)", done, len(waiting),
+                         format_size(self.status.backlog_bytes))  # fmt: skip
+            else:  # what closed meanwhile
+                waiting = [r for r in self.waiting() if self._relative(r) not in tried]
+        if not waiting:
+            self.status.state = "up to date"
         return done
 
     @property
@@ -163,15 +180,16 @@ class Copier:
 
     def waiting(self, full: bool | None = None) -> list[SegmentRecord]:
         """Closed segments wanted there and not yet copied, oldest first (every camera, every
-        recorded stream)."""
+        recorded stream). A full look reads every camera's whole index (a mark may make old
+        footage wanted); in between only what closed since the last look is added."""
         copied = self.copied
         now = time.monotonic()
         if full is None:
             full = now - self._last_full >= FULL_SCAN_EVERY
         if full:
             self._last_full = now
+            self._pending = {}
         wanted = WANTED_TIERS[self.copy.what]
-        found: list[SegmentRecord] = []
         for camera in self._camera_folders():
             index = self._indexes.setdefault(camera, FootageIndex(self.root, camera))
             window = index.window(None if full else self._since.get(camera), None)
@@ -181,12 +199,15 @@ class Copier:
             if records and self.copy.what != "all":
                 motion, marks = kept_spans(self.root, [camera.split(".", 1)[0]])
                 records = [r for r in records if tier_of(_segment(r), r.end, motion, marks) in wanted]
-            found += records
-        found.sort(key=lambda r: r.start)
-        self.status.backlog_segments = len(found)
-        self.status.backlog_bytes = sum(r.bytes for r in found)
-        self.status.oldest_waiting = time.time() - found[0].end if found else None
+            self._pending |= {self._relative(r): r for r in records}
+        found = sorted(self._pending.values(), key=lambda r: r.start)
+        self._waiting_now(found)
         return found
+
+    def _waiting_now(self, waiting: list[SegmentRecord]) -> None:
+        self.status.backlog_segments = len(waiting)
+        self.status.backlog_bytes = sum(r.bytes for r in waiting)
+        self.status.oldest_waiting = time.time() - waiting[0].end if waiting else None
 
     def _camera_folders(self) -> list[str]:
         try:
@@ -201,50 +222,67 @@ class Copier:
     # --- one batch ------------------------------------------------------------------------------
 
     def _send(self, batch: list[SegmentRecord]) -> int:
+        """Sends a batch, checks it there, and records what arrived equal; a file that arrived
+        unequal (or was there already, unequal) is sent once more over it, then left for a later
+        round and said."""
         digests: dict[str, tuple[SegmentRecord, str]] = {}
         for record in batch:
             try:
                 digests[self._relative(record)] = (record, _md5(record.path))
             except FileNotFoundError:
-                continue  # pruned meanwhile
-        if not digests:
-            return 0
+                self._pending.pop(self._relative(record), None)  # pruned meanwhile
+                continue
         files = sorted(digests)
         logs = sorted({f"{f.split('/')[0]}/{name}" for f in files for name in SPAN_LOGS
                        if (self.root / f.split("/")[0] / name).is_file()})  # fmt: skip
-        resend = [f for f in files if f in self._resend]
-        if resend:
-            self.rclone.copy(self.root, resend, self.copy.to, force=True)
-        self.rclone.copy(self.root, [f for f in files if f not in self._resend] + logs, self.copy.to)
-        there = self.rclone.listing(self.copy.to, files)
-        unhashed = [f for f in files if f in there and there[f][1] is None]
-        read_back = self.rclone.md5_by_reading(self.copy.to, unhashed) if unhashed else {}
-        now = time.time()
         checked: list[Copied] = []
-        for name in files:
-            record, digest = digests[name]
-            size, md5 = there.get(name, (-1, None))
-            md5 = md5 or read_back.get(name)
-            if size != record.bytes or md5 != digest:
-                self._resend.add(name)
-                why = "missing" if size < 0 else f"{size} bytes, MD5 {md5}" if md5 else f"{size} bytes"
-                log.warning("copy: %s arrived unequal (%s; here %d bytes, MD5 %s): sent again", name, why,
-                            record.bytes, digest)  # fmt: skip
-                continue
-            self._resend.discard(name)
-            checked.append(Copied(name, record.start, record.end, record.frames, record.bytes, digest, now))
-            self.status.lags.append(now - record.end)
+        unequal: dict[str, str] = {}
+        for attempt in (1, 2):
+            sending = files if attempt == 1 else sorted(unequal)
+            if not sending:
+                break
+            self.rclone.copy(self.root, sending + (logs if attempt == 1 else []), self.copy.to, force=attempt > 1)
+            arrived, unequal = self._check(sending, digests)
+            checked += arrived
+        now = time.time()
+        for name, why in unequal.items():
+            log.warning("copy: %s arrived unequal twice (%s): sent again in a later round", name, why)
+            self.status.last_error = f"{name} arrived unequal ({why})"
+            self._last_full = float("-inf")
         if checked:
             touched = append_index(self.folder, checked)
             self.rclone.copy(self.folder, touched, target_path(self.copy.to, REMOTE_INDEX))
             for entry in checked:
                 self.copied[entry.file] = entry
+                self._pending.pop(entry.file, None)
+                self.status.lags.append(entry.copied - entry.end)
             self.status.copied_segments += len(checked)
             self.status.copied_bytes += sum(e.bytes for e in checked)
             self.status.last_copied = now
-        if len(checked) < len(files):
-            self._last_full = float("-inf")
         return len(checked)
+
+    def _check(
+        self, files: list[str], digests: dict[str, tuple[SegmentRecord, str]]
+    ) -> tuple[list[Copied], dict[str, str]]:
+        """(what is there with this size and MD5, {file: how it differs}); a target that keeps no
+        hash has its files read back."""
+        there = self.rclone.listing(self.copy.to, files)
+        unhashed = [f for f in files if f in there and there[f][1] is None]
+        read_back = self.rclone.md5_by_reading(self.copy.to, unhashed) if unhashed else {}
+        now = time.time()
+        arrived: list[Copied] = []
+        unequal: dict[str, str] = {}
+        for name in files:
+            record, digest = digests[name]
+            size, md5 = there.get(name, (-1, None))
+            md5 = md5 or read_back.get(name)
+            if size == record.bytes and md5 == digest:
+                arrived.append(Copied(name, record.start, record.end, record.frames, record.bytes, digest, now))
+            else:
+                unequal[name] = (
+                    "missing there" if size < 0 else f"{size} bytes, MD5 {md5}; here {record.bytes}, {digest}"
+                )
+        return arrived, unequal
 
     # --- the copy's own retention ---------------------------------------------------------------
 

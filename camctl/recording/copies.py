@@ -26,11 +26,10 @@ from camctl.config import CopyConfig
 from camctl.errors import StorageError, UsageError
 from camctl.offsite.rclone import CopyTargetError, Rclone, find_rclone, hide_environment_secrets, target_path
 from camctl.recording.index import GAP_TOLERANCE, CameraIndex, SegmentRecord, unexplained_gaps
-from camctl.storage import append_fd, folders_inside
+from camctl.storage import COPY_FOLDER, append_fd, folders_inside
 
 log = logging.getLogger("camctl.copy")
 
-COPY_FOLDER = ".copy"  # under the storage root (dot folders are skipped by footage scans)
 REMOTE_INDEX = ".copy/index"  # under the target
 CACHE_BYTES = 2 * 10**9  # footage fetched from the copy for playback, kept at most
 
@@ -114,33 +113,14 @@ def append_index(folder: Path, entries: Iterable[Copied]) -> list[str]:
     return sorted(by_hour)
 
 
-def copied_files(root: Path, hours: Iterable[str]) -> set[str]:
-    """The files copied (to any target this box copied to) among those hours' (`cam/day/hour`)."""
-    found: set[str] = set()
-    for hour in set(hours):
-        for path in (root / COPY_FOLDER).glob(f"*/index/{hour}.jsonl"):
-            found |= {e.file for e in read_hour(path)}
-    return found
-
-
 def pull_index(root: Path, copy: CopyConfig, rclone: Rclone | None = None) -> None:
     """The copy's index fetched onto this disk (a new box lists the old box's footage)."""
     (rclone or rclone_for(copy)).pull(target_path(copy.to, REMOTE_INDEX), index_folder(root, copy))
 
 
 def footage_copy(root: Path, copy: CopyConfig | None) -> FootageCopy | None:
-    """The copy as footage, when one is configured; its index is fetched first on a box that has
-    none of it yet (a new box pointed at the old one's copy). A target away: only this disk."""
-    if copy is None:
-        return None
-    found = FootageCopy(root, copy)
-    if not index_folder(root, copy).is_dir():
-        try:
-            pull_index(root, copy, found.rclone)
-        except (CopyTargetError, UsageError) as exc:
-            log.warning("copy: %s: its footage is not listed (%s)", copy.shown, exc)
-            return None
-    return found
+    """The copy as footage, when one is configured."""
+    return FootageCopy(root, copy) if copy is not None else None
 
 
 class FootageCopy:
@@ -154,6 +134,7 @@ class FootageCopy:
         self._folder = index_folder(root, copy)
         self._hours: dict[Path, tuple[float, list[Copied]]] = {}  # hour file -> (mtime, lines)
         self._lock = threading.Lock()
+        self._pulled = False
 
     @property
     def rclone(self) -> Rclone:
@@ -161,7 +142,19 @@ class FootageCopy:
             self._rclone = rclone_for(self.copy)
         return self._rclone
 
+    def _ensure_index(self) -> None:
+        """A box with none of the copy's index yet (a new box pointed at the old one's copy)
+        fetches it once; a target away: only this disk's footage is listed."""
+        if self._pulled or self._folder.is_dir():
+            return
+        self._pulled = True
+        try:
+            pull_index(self.root, self.copy, self.rclone)
+        except (CopyTargetError, UsageError) as exc:
+            log.warning("copy: %s: its footage is not listed (%s)", self.copy.shown, exc)
+
     def cameras(self) -> set[str]:
+        self._ensure_index()
         try:
             return {d.name for d in self._folder.iterdir() if d.is_dir()}
         except OSError:
@@ -169,6 +162,7 @@ class FootageCopy:
 
     def records(self, camera_id: str, start: float | None, end: float | None) -> list[SegmentRecord]:
         """The camera's copies overlapping [start, end] whose file is not on this disk."""
+        self._ensure_index()
         found = []
         for entry in self._entries(camera_id, start, end):
             local = self.root / entry.file

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from camctl.errors import StorageError
+from camctl.recording.copies import FootageCopy, with_copies
 from camctl.recording.index import GAP_TOLERANCE, CameraIndex, SegmentRecord, measure_segment, unexplained_gaps
 from camctl.recording.journal import Gap, journal_path
 from camctl.storage import Segment, scan_camera_segments, segment_folder, write_atomically
@@ -71,9 +72,11 @@ def spans_of(segments: list[SegmentRecord]) -> list[Span]:
 class FootageIndex:
     """Thread-safe; `window()` refreshes from the journal's tail, then answers from memory."""
 
-    def __init__(self, root: Path, camera_id: str) -> None:
+    def __init__(self, root: Path, camera_id: str, copies: FootageCopy | None = None) -> None:
+        """copies: the copy elsewhere, whose segments fill in what this disk no longer has."""
         self.root = root
         self.camera_id = camera_id
+        self.copies = copies
         self._lock = threading.Lock()
         self._journal = journal_path(root, camera_id)
         self._journal_id: tuple[int, int] | None = None  # (device, inode) of the journal read
@@ -102,7 +105,10 @@ class FootageIndex:
             gaps = [g for g in self._gaps if (start is None or g.end > start) and (end is None or g.start < end)]
         gaps += unexplained_gaps(self.camera_id, segments, gaps)
         gaps.sort(key=lambda g: g.start)
-        return CameraIndex(self.camera_id, segments, gaps)
+        index = CameraIndex(self.camera_id, segments, gaps)
+        if self.copies is None:
+            return index
+        return with_copies(index, self.copies.records(self.camera_id, start, end)).window(start, end)
 
     def nearest(self, moment: float, count: int = 2) -> list[Span]:
         """The spans closest to a moment with no footage (for a 404 that helps)."""

@@ -30,6 +30,7 @@ from camctl.config import Config
 from camctl.config.camera import CAMERA_ID
 from camctl.errors import NoFootage, StorageError
 from camctl.recording.clip import ClipResult, export_clip, stream_clip
+from camctl.recording.copies import footage_copy
 from camctl.recording.footage import FootageIndex, spans_of
 from camctl.recording.journal import JOURNAL_NAME
 from camctl.recording.marks import read_marks
@@ -78,7 +79,7 @@ class FootageRoutes:
         root = self._config().storage.root
         key = (root, camera.id)
         if key not in self._indexes:
-            self._indexes[key] = FootageIndex(root, camera.id)
+            self._indexes[key] = FootageIndex(root, camera.id, footage_copy(root, self._config().offsite))
         return self._indexes[key]
 
     def camera(self, request: web.Request) -> FootageCamera:
