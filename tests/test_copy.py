@@ -9,18 +9,22 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import av
 import pytest
 
+from camctl.recording.copies import Copied, append_index
+from camctl.storage import Limits, prune, scan_segments
 from camctl.units import iso_time
 from tests.conftest import Result, require
 from tests.harness import CamctlProcess, FakeCameras, free_port
 from tests.ingest_helpers import http_get
 from tests.rclone_server import SECRET_KEY, WEBDAV_PASSWORD, RcloneServer, rclone_binary
 from tests.recording_helpers import wait_for
+from tests.test_tiers import minute_segments
 
 
 @pytest.fixture
@@ -155,6 +159,7 @@ def test_run_all_copies_to_s3_through_an_outage_once_and_plays_from_the_copy_wha
         url = f"http://127.0.0.1:{port}/api/recordings/cam_1?start={iso_time(start - 1)}&end={iso_time(end + 1)}"
         spans = wait_for("the footage API", lambda: (r := http_get(url))[0] == 200 and json.loads(r[2])["spans"], 30)
         assert spans[0]["start"] <= iso_time(start + 0.5) and spans[-1]["end"] >= iso_time(end - 0.5), spans
+        assert [s["start"] for s in spans if s.get("copy")] == [iso_time(lost[0]["start"])], spans  # drawn as such
         code, _headers, body = http_get(f"http://127.0.0.1:{port}/cam_1/recording.mp4?start={iso_time(start)}"
                                        f"&duration={end - start:.3f}", timeout=30)  # fmt: skip
         assert code == 200, body[:200]
@@ -233,3 +238,19 @@ def test_a_target_that_refuses_is_one_line_exit_3_without_its_secret(
     assert bad.returncode == 2 and "copy.to" in bad.stderr and SECRET_KEY not in bad.stderr + bad.text, bad.stderr
     none = camctl("copy", config=tmp_path / "camctl.yaml", RCLONE_CONFIG=os.devnull)
     assert none.returncode == 3  # no such remote defined: the target cannot be reached
+
+
+def test_when_space_runs_out_what_the_copy_holds_goes_before_what_is_only_here(tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    minute_segments(root, "cam_1", 10, now)
+    segments = scan_segments(root)
+    held = segments[5:8]  # newer than the oldest: age alone would free segments[0:3]
+    append_index(root / ".copy" / "target" / "index", [
+        Copied(s.path.relative_to(root).as_posix(), s.start, s.start + 60, 1, s.size, "0" * 32, time.time())
+        for s in held
+    ])  # fmt: skip
+    plan = prune(root, Limits(max_bytes=7 * 1000), now.timestamp(), dry_run=True, reserve_segments=0)
+    assert sorted(s.path for s in plan.delete) == sorted(s.path for s in held)
+    nothing_copied = prune(tmp_path / "other", Limits(max_bytes=7 * 1000), now.timestamp(), dry_run=True)
+    assert not nothing_copied.delete

@@ -39,33 +39,37 @@ SNAPSHOT_EVERY = 600.0  # seconds between rewrites of the kept index, at most (a
 
 @dataclass(frozen=True)
 class Span:
-    """Continuous footage: consecutive segments with no hole between them."""
+    """Continuous footage: consecutive segments with no hole between them, all on this disk or
+    all only in the copy elsewhere."""
 
     start: float
     end: float
     frames: int
     complete: bool  # False: a segment in it was cut short (a crash) and holds less than its time
+    copy: bool = False  # only in the copy elsewhere (copy.to): fetched from there to play
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        shown = {
             "start": iso_time(self.start),
             "end": iso_time(self.end),
             "duration": round(self.end - self.start, 3),
             "frames": self.frames,
             "complete": self.complete,
         }
+        return shown | ({"copy": True} if self.copy else {})
 
 
 def spans_of(segments: list[SegmentRecord]) -> list[Span]:
     spans: list[Span] = []
     for seg in segments:
         last = spans[-1] if spans else None
-        if last is not None and seg.start - last.end <= GAP_TOLERANCE:
+        copy = seg.remote is not None
+        if last is not None and seg.start - last.end <= GAP_TOLERANCE and last.copy == copy:
             spans[-1] = Span(
-                last.start, max(last.end, seg.end), last.frames + seg.frames, last.complete and seg.journalled
+                last.start, max(last.end, seg.end), last.frames + seg.frames, last.complete and seg.journalled, copy
             )
         else:
-            spans.append(Span(seg.start, seg.end, seg.frames, seg.journalled))
+            spans.append(Span(seg.start, seg.end, seg.frames, seg.journalled, copy))
     return spans
 
 

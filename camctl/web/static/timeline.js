@@ -169,8 +169,9 @@ class Timeline {
     for (const span of this.listing.spans) {
       const from = Date.parse(span.start) / 1000, to = Date.parse(span.end) / 1000;
       const part = document.createElement("div");
-      part.className = span.complete ? "span" : "span incomplete";
-      part.title = `recorded ${shownTime(from)} – ${shownTime(to)}${span.complete ? "" : " (a segment was cut short)"}`;
+      part.className = (span.complete ? "span" : "span incomplete") + (span.copy ? " copy" : "");
+      const how = span.copy ? " (only in the copy elsewhere: fetched from there)" : span.complete ? "" : " (a segment was cut short)";
+      part.title = `recorded ${shownTime(from)} – ${shownTime(to)}${how}`;
       part.dataset.start = span.start;
       part.dataset.end = span.end;
       this.place(part, from, to);
