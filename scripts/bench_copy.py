@@ -16,6 +16,7 @@ In this one run, against a real S3 server on loopback (`rclone serve s3` on a te
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -29,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_runall import tree
 
 from camctl.offsite.rclone import find_rclone
 from camctl.storage import segment_path
@@ -40,9 +44,21 @@ WARM = 10.0  # seconds before measuring: connections made, first segments closed
 
 
 def supervisor_cpu(pid: int) -> float:
-    """CPU seconds of run-all's own process and of its children that ended (the rclone runs)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of run-all's own process (the copier's thread), of its children that ended, and
+    of the rclone daemons it runs (the cameras' workers are not counted)."""
+    total = 0.0
+    for one in [pid] + [p for p in tree(pid) if p != pid and _comm(p) == "rclone"]:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{one}/stat").read_text().rpartition(")")[2].split()
+            total += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def run_all(cams: FakeCameras, count: int, nats: str, seconds: float, segment: float, tmp: Path,

@@ -4,27 +4,33 @@ variables). Credentials stay in that file or the environment: never in argv, log
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import http.client
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from camctl.errors import CamctlError, ExitStatus, UsageError
+from camctl.lifecycle import die_with_parent
 from camctl.secrets import redact
 
 # Bounded so that a target that hangs fails a round instead of holding it for ever; rclone's own
 # retries are few: camctl retries the round with backoff and says why meanwhile.
 COMMON = ["--retries", "1", "--low-level-retries", "2", "--contimeout", "5s", "--timeout", "30s",
           "--log-level", "ERROR", "--stats", "0"]  # fmt: skip
+START_TIMEOUT = 10.0  # seconds for rclone's daemon to serve
 _SECRET_VAR = re.compile(r"^RCLONE_CONFIG_\w+_\w*(PASS|SECRET|KEY|TOKEN)\w*$")
 _ATTEMPT = re.compile(r"^Attempt \d+/\d+ failed with \d+ errors? and: ")
 _LOG_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (ERROR|NOTICE|INFO|DEBUG|CRITICAL) ?: ?")
@@ -67,87 +73,154 @@ def hide_environment_secrets() -> None:
             redact.register(value)
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP to rclone's remote control on a unix socket (only this user can reach it)."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("rclone", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(str(self.path))
+
+
 @dataclass
 class Rclone:
-    """Runs rclone commands, one at a time per instance; `stop()` ends the one running."""
+    """rclone's daemon (`rclone rcd`) as camctl's child, started at the first call and asked over
+    its remote control on a unix socket in a private folder: one process for every copy, check and
+    fetch, instead of a process (and a new connection to the target) per file. It ends with
+    camctl (`stop()`, and the kernel's parent-death signal when camctl is killed)."""
 
     binary: Path
     config: Path | None = None
     bandwidth: str | None = None
-    _running: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _folder: Path | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stopped: bool = False
+    _atexit: bool = False
 
-    def run(self, args: list[str], timeout: float = 600.0) -> str:
-        """rclone's stdout; CopyTargetError with rclone's last error line when it fails."""
-        env = dict(os.environ)
-        if self.config is not None:
-            env["RCLONE_CONFIG"] = str(self.config)
-        argv = [str(self.binary), *args, *COMMON]
+    def call(self, method: str, params: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
+        """One remote-control call; CopyTargetError with rclone's error when it fails."""
+        for attempt in (1, 2):
+            socket_path = self._ensure()
+            connection = _UnixConnection(socket_path, timeout)
+            try:
+                connection.request("POST", f"/{method}", json.dumps(params), {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                body = response.read()
+            except (ConnectionError, FileNotFoundError) as exc:
+                if attempt == 2 or self._stopped:
+                    raise CopyTargetError(f"rclone is not running ({exc.strerror or exc})") from None
+                continue  # it died (its starting thread ended): started again
+            except TimeoutError:
+                raise CopyTargetError(f"rclone {method} took over {timeout:g}s") from None
+            finally:
+                connection.close()
+            try:
+                answer = json.loads(body or b"{}")
+            except ValueError:
+                answer = {"error": body.decode(errors="replace")[:200]}
+            if response.status != 200:
+                raise CopyTargetError(explain(str(answer.get("error") or f"HTTP {response.status}"), method))
+            return dict(answer) if isinstance(answer, dict) else {}
+        raise CopyTargetError("rclone is not running")  # not reached
+
+    def _ensure(self) -> Path:
         with self._lock:
             if self._stopped:
                 raise CopyTargetError("stopped")
-            proc = self._running = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-            )
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise CopyTargetError(f"rclone {args[0]} took over {timeout:g}s: stopped") from None
-        finally:
-            self._running = None
-        if proc.returncode != 0:
-            raise CopyTargetError(explain(err.decode(errors="replace"), args[0]))
-        return out.decode(errors="replace")
+            if self._proc is not None and self._proc.poll() is None and self._folder is not None:
+                return self._folder / "rc.sock"
+            self._close()
+            self._folder = Path(tempfile.mkdtemp(prefix="camctl-rclone-"))  # 0700: only this user connects
+            socket_path = self._folder / "rc.sock"
+            env = dict(os.environ, RCLONE_RC_NO_AUTH="true")
+            if self.config is not None:
+                env["RCLONE_CONFIG"] = str(self.config)
+            extra = ["--bwlimit", self.bandwidth] if self.bandwidth else []
+            self._proc = subprocess.Popen(
+                [str(self.binary), "rcd", "--rc-addr", f"unix://{socket_path}", *COMMON, *extra],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl, before exec
+            )  # fmt: skip
+            if not self._atexit:
+                atexit.register(self.stop)  # its socket's folder goes with camctl
+                self._atexit = True
+            deadline = time.monotonic() + START_TIMEOUT
+            while not socket_path.exists():  # serving once its socket is there
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    err = self._proc.communicate()[1].decode(errors="replace") if self._proc.poll() is not None else ""
+                    self._close()
+                    raise CopyTargetError(explain(err, "rcd") if err else "rclone did not start")
+                time.sleep(0.02)  # a child's socket appearing: no event to wait on
+            assert self._proc.stderr is not None  # noqa: S101 - set above
+            threading.Thread(target=_drain, args=(self._proc.stderr,), daemon=True).start()
+            return socket_path
 
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
-            proc = self._running
+            self._close()
+
+    def _close(self) -> None:
+        proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
 
     # --- what camctl asks of it ---------------------------------------------------------------
 
-    def copy(self, source: Path, files: Iterable[str], to: str, force: bool = False, timeout: float = 600.0) -> None:
-        """Copies files (relative to source) to the same relative paths under `to`; one already
-        there with the same size and time is skipped (a round cut short is never sent twice)
-        unless forced (one there differs)."""
-        with _file_list(files) as listing:
-            extra = ["--bwlimit", self.bandwidth] if self.bandwidth else []
-            extra += ["--ignore-times"] if force else []
-            self.run(["copy", str(source), to, "--files-from-raw", listing, "--no-traverse", *extra], timeout)
+    def copy(self, source: Path, files: Iterable[str], to: str, force: bool = False) -> None:
+        """Copies files (relative to source) to the same relative paths under `to`, several at a
+        time; one already there, equal by size and time or hash, is skipped (a round cut short is
+        never sent twice) unless forced (one there differs)."""
+        config: dict[str, Any] = {"NoTraverse": True} | ({"IgnoreTimes": True} if force else {})
+        with tempfile.NamedTemporaryFile("w", prefix="camctl-copy-", suffix=".txt") as listing:
+            listing.write("".join(f"{name}\n" for name in files))
+            listing.flush()
+            self.call("sync/copy", {"srcFs": str(source), "dstFs": to, "_config": config,
+                                    "_filter": {"FilesFromRaw": [listing.name]}})  # fmt: skip
 
     def listing(self, to: str, files: Iterable[str]) -> dict[str, tuple[int, str | None]]:
-        """{relative path: (size, MD5 or None where the target keeps no hash)} of those files there."""
-        with _file_list(files) as listing:
-            out = self.run(["lsjson", to, "--files-from-raw", listing, "--files-only", "-R", "--no-mimetype",
-                            "--hash", "--hash-type", "md5"], 120.0)  # fmt: skip
+        """{relative path: (size, MD5 or None where the target keeps no hash)} of those there."""
         found: dict[str, tuple[int, str | None]] = {}
-        for item in _json_list(out):
-            found[str(item["Path"])] = (int(item["Size"]), (item.get("Hashes") or {}).get("md5"))
+        for name in files:
+            answer = self.call("operations/stat", {"fs": to, "remote": name,
+                                                   "opt": {"showHash": True, "hashTypes": ["md5"]}}, 120.0)  # fmt: skip
+            item = answer.get("item")
+            if isinstance(item, dict) and not item.get("IsDir"):
+                found[name] = (int(item["Size"]), (item.get("Hashes") or {}).get("md5"))
         return found
 
     def md5_by_reading(self, to: str, files: Iterable[str]) -> dict[str, str]:
         """MD5 of each file computed by reading it back (for targets that keep no hash)."""
-        with _file_list(files) as listing:
-            out = self.run(["md5sum", to, "--files-from-raw", listing, "--download"])
         found: dict[str, str] = {}
-        for line in out.splitlines():
-            digest, _, name = line.partition("  ")
-            if name and re.fullmatch(r"[0-9a-f]{32}", digest):
-                found[name] = digest
+        for name in files:
+            answer = self.call("operations/hashsum", {"fs": target_path(to, name), "hashType": "md5",
+                                                      "download": True})  # fmt: skip
+            for line in answer.get("hashsum") or []:
+                digest = str(line).partition(" ")[0]
+                if re.fullmatch(r"[0-9a-f]{32}", digest):
+                    found[name] = digest
         return found
 
-    def fetch(self, source: str, local: Path, timeout: float = 600.0) -> None:
+    def fetch(self, to: str, name: str, local: Path) -> None:
         """One file from the target to a local path (written beside it, then renamed)."""
         local.parent.mkdir(parents=True, exist_ok=True)
-        part = local.with_name(f".{local.name}.{os.getpid()}.part")
+        part = local.with_name(f".{local.name}.{os.getpid()}.{threading.get_ident()}.part")
         try:
-            self.run(["copyto", source, str(part)], timeout)
+            self.call("operations/copyfile", {"srcFs": to, "srcRemote": name, "dstFs": str(part.parent),
+                                              "dstRemote": part.name})  # fmt: skip
             part.replace(local)
         finally:
             part.unlink(missing_ok=True)
@@ -156,14 +229,22 @@ class Rclone:
         """Files from the target into a local folder, keeping newer local ones."""
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            self.run(["copy", source, str(folder), "--update"])
+            self.call("sync/copy", {"srcFs": source, "dstFs": str(folder), "_config": {"UpdateOlder": True}})
         except CopyTargetError as exc:
             if "directory not found" not in str(exc):  # nothing copied there yet
                 raise
 
     def delete_older(self, to: str, seconds: float) -> None:
-        """Everything under `to` last written more than `seconds` ago (and folders left empty)."""
-        self.run(["delete", to, "--min-age", f"{int(seconds)}s", "--rmdirs"])
+        """Everything under `to` last written more than `seconds` ago, and folders left empty."""
+        self.call("operations/delete", {"fs": to, "_filter": {"MinAge": f"{int(seconds)}s"}})
+        self.call("operations/rmdirs", {"fs": to, "remote": "", "leaveRoot": True})
+
+
+def _drain(stream: IO[bytes]) -> None:
+    """rclone's own log (errors only) is read and dropped: each call's answer carries its error."""
+    with contextlib.suppress(OSError, ValueError):
+        for _line in stream:
+            pass
 
 
 def explain(stderr: str, command: str) -> str:
@@ -175,19 +256,3 @@ def explain(stderr: str, command: str) -> str:
     if "dial tcp " in reason:  # an SDK's wrapping around "connection refused": the address and why
         reason = "cannot connect: " + reason[reason.index("dial tcp ") + 9 :]
     return redact(reason)[:400]
-
-
-@contextlib.contextmanager
-def _file_list(files: Iterable[str]) -> Iterator[str]:
-    with tempfile.NamedTemporaryFile("w", prefix="camctl-copy-", suffix=".txt", delete=True) as handle:
-        handle.write("".join(f"{name}\n" for name in files))
-        handle.flush()
-        yield handle.name
-
-
-def _json_list(text: str) -> list[dict[str, Any]]:
-    try:
-        items = json.loads(text or "[]")
-    except ValueError:
-        raise CopyTargetError("rclone lsjson: not a listing") from None
-    return [item for item in items if isinstance(item, dict)]

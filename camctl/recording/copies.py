@@ -118,9 +118,18 @@ def pull_index(root: Path, copy: CopyConfig, rclone: Rclone | None = None) -> No
     (rclone or rclone_for(copy)).pull(target_path(copy.to, REMOTE_INDEX), index_folder(root, copy))
 
 
+_FOOTAGE_COPIES: dict[tuple[Path, CopyConfig], FootageCopy] = {}
+
+
 def footage_copy(root: Path, copy: CopyConfig | None) -> FootageCopy | None:
-    """The copy as footage, when one is configured."""
-    return FootageCopy(root, copy) if copy is not None else None
+    """The copy as footage, when one is configured: one per storage root and target in a process
+    (every camera's index shares its rclone)."""
+    if copy is None:
+        return None
+    key = (root, copy)
+    if key not in _FOOTAGE_COPIES:
+        _FOOTAGE_COPIES[key] = FootageCopy(root, copy)
+    return _FOOTAGE_COPIES[key]
 
 
 class FootageCopy:
@@ -138,8 +147,9 @@ class FootageCopy:
 
     @property
     def rclone(self) -> Rclone:
+        """Its own rclone, unthrottled: copy.bandwidth limits uploads, not a playback's fetch."""
         if self._rclone is None:
-            self._rclone = rclone_for(self.copy)
+            self._rclone = rclone_for(self.copy.model_copy(update={"bandwidth": None}))
         return self._rclone
 
     def _ensure_index(self) -> None:
@@ -203,7 +213,7 @@ class FootageCopy:
                 return cache
             _trim_cache(self.root / COPY_FOLDER / "cache", CACHE_BYTES - entry.bytes)
             try:
-                self.rclone.fetch(target_path(self.copy.to, entry.file), cache)
+                self.rclone.fetch(self.copy.to, entry.file, cache)
             except CopyTargetError as exc:
                 raise StorageError(f"{entry.file}: not on this disk, and the copy cannot be read: {exc}") from None
             return cache
