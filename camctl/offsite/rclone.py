@@ -31,6 +31,7 @@ from camctl.secrets import redact
 COMMON = ["--retries", "1", "--low-level-retries", "2", "--contimeout", "5s", "--timeout", "30s",
           "--log-level", "ERROR", "--stats", "0"]  # fmt: skip
 START_TIMEOUT = 10.0  # seconds for rclone's daemon to serve
+IS_A_FILE = "is a file not a directory"
 _SECRET_VAR = re.compile(r"^RCLONE_CONFIG_\w+_\w*(PASS|SECRET|KEY|TOKEN)\w*$")
 _ATTEMPT = re.compile(r"^Attempt \d+/\d+ failed with \d+ errors? and: ")
 _LOG_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (ERROR|NOTICE|INFO|DEBUG|CRITICAL) ?: ?")
@@ -102,7 +103,9 @@ class Rclone:
     _stopped: bool = False
     _atexit: bool = False
 
-    def call(self, method: str, params: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any], timeout: float = 600.0, diagnose: bool = True
+    ) -> dict[str, Any]:
         """One remote-control call; CopyTargetError with rclone's error when it fails."""
         for attempt in (1, 2):
             socket_path = self._ensure()
@@ -124,9 +127,25 @@ class Rclone:
             except ValueError:
                 answer = {"error": body.decode(errors="replace")[:200]}
             if response.status != 200:
-                raise CopyTargetError(explain(str(answer.get("error") or f"HTTP {response.status}"), method))
+                error = str(answer.get("error") or f"HTTP {response.status}")
+                if error == IS_A_FILE and diagnose:
+                    error = self._why_not_a_folder(params) or error
+                raise CopyTargetError(explain(error, method))
             return dict(answer) if isinstance(answer, dict) else {}
         raise CopyTargetError("rclone is not running")  # not reached
+
+    def _why_not_a_folder(self, params: dict[str, Any]) -> str | None:
+        """rclone says "is a file" of a folder on a target it cannot reach (its check for a file
+        there failed): the folder asked of the remote's root tells the real reason."""
+        for key in ("dstFs", "srcFs", "fs"):
+            name, colon, rest = str(params.get(key) or "").partition(":")
+            if not colon or not name or "/" in name or not rest.strip("/"):
+                continue  # a local folder, or a remote's root
+            try:
+                self.call("operations/stat", {"fs": f"{name}:", "remote": rest.strip("/"), "opt": {}}, 60.0, False)
+            except CopyTargetError as exc:
+                return str(exc)
+        return None
 
     def _ensure(self) -> Path:
         with self._lock:

@@ -55,13 +55,18 @@ class CopyStatus:
     state: str = "starting"  # copying | up to date | target unreachable | stopped
     backlog_segments: int = 0
     backlog_bytes: int = 0
-    oldest_waiting: float | None = None  # seconds since the oldest segment waiting was closed
+    oldest_end: float | None = None  # when the oldest segment waiting was closed (epoch)
     copied_segments: int = 0  # since start
     copied_bytes: int = 0
     last_copied: float | None = None
     last_error: str | None = None
     errors: int = 0
     lags: deque[float] = field(default_factory=lambda: deque(maxlen=500))  # close -> checked there
+
+    @property
+    def oldest_waiting(self) -> float | None:
+        """Seconds since the oldest segment waiting was closed."""
+        return None if self.oldest_end is None else max(0.0, time.time() - self.oldest_end)
 
     def to_json(self) -> dict[str, Any]:
         lags = sorted(self.lags)
@@ -207,7 +212,7 @@ class Copier:
     def _waiting_now(self, waiting: list[SegmentRecord]) -> None:
         self.status.backlog_segments = len(waiting)
         self.status.backlog_bytes = sum(r.bytes for r in waiting)
-        self.status.oldest_waiting = time.time() - waiting[0].end if waiting else None
+        self.status.oldest_end = waiting[0].end if waiting else None
 
     def _camera_folders(self) -> list[str]:
         try:
