@@ -451,9 +451,10 @@ def copy(
     what: Annotated[str | None, typer.Option(metavar="WHAT", help="all, motion or marked (default copy.what).")] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Copy the closed segments not yet copied to copy.to (or --to), oldest first, each checked there
-    (size and MD5) before it counts; run-all does this continuously. Remotes are rclone's: its config
-    file or RCLONE_CONFIG_<NAME>_* variables.
+    """Copy the footage off the box now: closed segments not yet at copy.to (or --to).
+
+    Oldest first, each checked there (size and MD5) before it counts; run-all does this as it
+    records. Remotes are rclone's: its config file or RCLONE_CONFIG_<NAME>_* variables.
 
     Exit 0 when all was copied, 3 when the target cannot be reached, 2 without a copy configured.
 
