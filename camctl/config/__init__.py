@@ -91,6 +91,11 @@ def load_config(explicit: Path | None = None, environ: Mapping[str, str] | None 
     secrets = EnvFile.beside(path)
     if secrets is None:
         return parse_config(text, str(path), env)
+    # rclone (the copy's child) reads its remotes from RCLONE_CONFIG_* variables: those of the file
+    # reach it as they would under systemd's EnvironmentFile= (the process environment still wins).
+    for name, value in secrets.values.items():
+        if name.startswith("RCLONE_"):
+            os.environ.setdefault(name, value)
     # The process environment wins over the file, as a variable given on the command line should.
     unreadable = f"{secrets.path} is not readable: {secrets.problem}" if secrets.problem else None
     return parse_config(text, str(path), {**secrets.values, **env}, unreadable)
