@@ -375,11 +375,13 @@ def copied_segments(root: Path, segments: list[Segment]) -> set[Path]:
     files: set[str] = set()
     for hour in hours:
         for index in (root / COPY_FOLDER).glob(f"*/index/{hour.as_posix()}.jsonl"):
-            files |= {str(e.get("file")) for e in _json_lines(index)}
+            files |= {str(e.get("file")) for e in json_lines(index)}
     return {s.path for s in segments if s.path.is_relative_to(root) and s.path.relative_to(root).as_posix() in files}
 
 
-def _json_lines(path: Path) -> list[dict[str, Any]]:
+def json_lines(path: Path) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines file beside the footage; lines torn by a crash are skipped, a
+    missing file is none."""
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
@@ -410,17 +412,10 @@ def _spans_in(path: Path) -> list[tuple[float, float]]:
 def read_spans(path: Path) -> list[dict[str, Any]]:
     """The lines of a span log beside the footage (motion.jsonl, marks.jsonl), each with float
     start and end, oldest first; lines torn by a crash are skipped, a missing file is none."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
     spans = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
+    for entry in json_lines(path):
+        with contextlib.suppress(ValueError, KeyError, TypeError):
             spans.append({**entry, "start": float(entry["start"]), "end": float(entry["end"])})
-        except (ValueError, KeyError, TypeError):
-            continue  # a line torn by a crash
     return sorted(spans, key=lambda e: e["start"])
 
 

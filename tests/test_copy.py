@@ -84,6 +84,7 @@ def test_run_all_copies_to_s3_through_an_outage_once_and_plays_from_the_copy_wha
     fake_cameras: Callable[..., FakeCameras],
     rclone_server: Callable[[str], RcloneServer],
     camctl: Callable[..., Result],
+    browser: Any,
     tmp_path: Path,
 ) -> None:
     cams = fake_cameras(size="320x240", fps=15, gop=15, bitrate=300)
@@ -166,6 +167,15 @@ def test_run_all_copies_to_s3_through_an_outage_once_and_plays_from_the_copy_wha
         played = tmp_path / "played.mp4"
         played.write_bytes(body)
         assert frames_in(played) >= sum(e["frames"] for e in lost) - 2
+        # The page: a link to a moment the disk lost plays it, and the timeline draws that span as the copy's.
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"http://127.0.0.1:{port}/cam1/?t={iso_time(start + 1)}")
+        video = 'video[data-camera="cam_1"]'
+        wait_for("the lost moment playing", lambda: page.get_attribute(video, "data-time"), timeout=30)
+        assert abs(datetime.fromisoformat(page.get_attribute(video, "data-time")).timestamp() - (start + 1)) < 3
+        wait_for("the copy's span drawn", lambda: page.locator('.timeline[data-camera="cam_1"] .span.copy').count(),
+                 timeout=10)  # fmt: skip
+        page.close()
 
     # A new box pointed at the same copy lists the old box's footage.
     new_root = tmp_path / "new-box"

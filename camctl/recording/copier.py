@@ -283,6 +283,8 @@ class Copier:
             md5 = md5 or read_back.get(name)
             if size == record.bytes and md5 == digest:
                 arrived.append(Copied(name, record.start, record.end, record.frames, record.bytes, digest, now))
+            elif not record.path.exists():  # pruned here meanwhile: nothing to send any more
+                self._pending.pop(name, None)
             else:
                 unequal[name] = (
                     "missing there" if size < 0 else f"{size} bytes, MD5 {md5}; here {record.bytes}, {digest}"

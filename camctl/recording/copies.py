@@ -26,7 +26,7 @@ from camctl.config import CopyConfig
 from camctl.errors import StorageError, UsageError
 from camctl.offsite.rclone import CopyTargetError, Rclone, find_rclone, hide_environment_secrets, target_path
 from camctl.recording.index import GAP_TOLERANCE, CameraIndex, SegmentRecord, unexplained_gaps
-from camctl.storage import COPY_FOLDER, append_fd, folders_inside
+from camctl.storage import COPY_FOLDER, append_fd, folders_inside, json_lines
 
 log = logging.getLogger("camctl.copy")
 
@@ -73,18 +73,11 @@ class Copied:
 
 def read_hour(path: Path) -> list[Copied]:
     """The lines of an hour's index (lines torn by a crash skipped)."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
     found = []
-    for line in lines:
-        try:
-            e = json.loads(line)
+    for e in json_lines(path):
+        with contextlib.suppress(ValueError, KeyError, TypeError):
             found.append(Copied(str(e["file"]), float(e["start"]), float(e["end"]), int(e["frames"]),
                                 int(e["bytes"]), str(e["md5"]), float(e.get("copied", 0))))  # fmt: skip
-        except (ValueError, KeyError, TypeError):
-            continue
     return found
 
 
