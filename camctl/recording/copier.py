@@ -8,6 +8,7 @@ only reads their closed files."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import statistics
@@ -19,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from camctl.config import CopyConfig
-from camctl.errors import StorageError
-from camctl.offsite.rclone import CopyTargetError, Rclone, target_path
+from camctl.errors import CamctlError
+from camctl.offsite.rclone import Rclone, target_path
 from camctl.recording.copies import (
     REMOTE_INDEX,
     Copied,
@@ -116,7 +117,9 @@ class Copier:
         backoff, next_round = 0.0, 0.0
         while not stop.is_set():
             if time.monotonic() < next_round:
-                self.waiting()
+                if self._copied is not None:  # known once the copy's index was read
+                    with contextlib.suppress(CamctlError, OSError):
+                        self.waiting()
             else:
                 try:
                     self.round(stop)
@@ -124,11 +127,15 @@ class Copier:
                     if self.status.last_error is not None:
                         log.info("copy: %s answers again", self.status.to)
                     self.status.last_error, backoff = None, 0.0
-                except (CopyTargetError, StorageError, OSError) as exc:
+                except (CamctlError, OSError) as exc:
                     if stop.is_set():
                         break
                     self._failed(str(exc))
                     backoff = min(BACKOFF_MAX, max(2.0, backoff * 2))
+                except Exception:  # a bug must not end the copying unnoticed
+                    log.exception("copy: a round failed")
+                    self._failed("a round failed (see the log)")
+                    backoff = BACKOFF_MAX
                 next_round = time.monotonic() + (backoff or self.tick)
             stop.wait(min(self.tick, max(0.05, next_round - time.monotonic())))
         self.status.state = "stopped"
