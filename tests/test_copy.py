@@ -16,7 +16,9 @@ from typing import Any
 import av
 import pytest
 
-from camctl.recording.copies import Copied, append_index
+from camctl.config import CopyConfig
+from camctl.recording.copier import Copier
+from camctl.recording.copies import Copied, append_index, read_index
 from camctl.storage import Limits, prune, scan_segments
 from camctl.units import iso_time
 from tests.conftest import Result, require
@@ -264,3 +266,34 @@ def test_when_space_runs_out_what_the_copy_holds_goes_before_what_is_only_here(t
     assert sorted(s.path for s in plan.delete) == sorted(s.path for s in held)
     nothing_copied = prune(tmp_path / "other", Limits(max_bytes=7 * 1000), now.timestamp(), dry_run=True)
     assert not nothing_copied.delete
+
+
+def test_a_folder_target_keeps_copies_for_copy_retention_and_forgets_the_older_ones(tmp_path: Path) -> None:
+    """A NAS mounted as a folder; copies older than copy.retention are deleted there and from
+    this box's index of them, newer ones stay."""
+    require("rclone", rclone_binary)
+    root, nas = tmp_path / "rec", tmp_path / "nas"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    minute_segments(root, "cam_1", 3, now)
+    (root / "cam_1" / "recordings.jsonl").write_text("".join(
+        json.dumps({"type": "segment", "file": s.path.relative_to(root / "cam_1").as_posix(), "start": s.start,
+                    "end": s.start + 60, "frames": 60, "bytes": s.size}) + "\n"
+        for s in scan_segments(root)
+    ))  # fmt: skip
+    copier = Copier(root, CopyConfig(to=str(nas), retention=3600), 60)
+    try:
+        assert copier.round() == 3  # each closed (journalled)
+        old = nas / "cam_1" / "2020-01-01" / "00" / "cam_1_20200101T000000Z.mp4"
+        old.parent.mkdir(parents=True)
+        old.write_bytes(b"old")
+        os.utime(old, (1577836860, 1577836860))
+        old_index = [Copied(old.relative_to(nas).as_posix(), 1577836800, 1577836860, 1, 3, "0" * 32, 1577836900)]
+        append_index(copier.folder, old_index)
+        assert "cam_1/2020-01-01/00/cam_1_20200101T000000Z.mp4" in read_index(copier.folder)
+        copier._retention()
+    finally:
+        copier.stop()
+    assert not old.exists() and not old.parent.exists()
+    assert "cam_1/2020-01-01/00/cam_1_20200101T000000Z.mp4" not in read_index(copier.folder)
+    kept = sorted(p.name for p in nas.rglob("cam_1_*.mp4"))
+    assert len(kept) == 3, kept
