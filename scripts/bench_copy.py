@@ -150,7 +150,8 @@ def main() -> None:
                 results["live"] = {
                     "lag_p50_s": with_copy["lag_p50_s"], "lag_p95_s": with_copy["lag_p95_s"],
                     "copied": with_copy["copied"],
-                    "copy_cpu_percent": round(with_copy["supervisor_cpu_percent"] - without["supervisor_cpu_percent"], 2),
+                    "copy_cpu_percent": round(with_copy["supervisor_cpu_percent"]
+                                              - without["supervisor_cpu_percent"], 2),
                     "supervisor_cpu_percent": {"without copy": without["supervisor_cpu_percent"],
                                                "with copy": with_copy["supervisor_cpu_percent"]},
                 }  # fmt: skip
