@@ -250,6 +250,9 @@ def test_a_target_that_refuses_is_one_line_exit_3_without_its_secret(
     assert bad.returncode == 2 and "copy.to" in bad.stderr and SECRET_KEY not in bad.stderr + bad.text, bad.stderr
     none = camctl("copy", config=tmp_path / "camctl.yaml", RCLONE_CONFIG=os.devnull)
     assert none.returncode == 3  # no such remote defined: the target cannot be reached
+    check = camctl("config", "check", config=tmp_path / "camctl.yaml", RCLONE_CONFIG=os.devnull)
+    assert check.returncode == 0 and "no rclone remote named 'offsite'" in check.stderr, check.stderr
+    assert "no rclone remote" not in camctl("config", "check", config=tmp_path / "camctl.yaml", **s3.env()).stderr
 
 
 def test_when_space_runs_out_what_the_copy_holds_goes_before_what_is_only_here(tmp_path: Path) -> None:

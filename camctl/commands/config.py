@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from camctl.config import Config, effective_config
+from camctl.offsite.rclone import remote_problem
 from camctl.runall.children import memory_warning
 from camctl.secrets import redact
 from camctl.storage import Limits, unreachable_min_free
@@ -23,9 +24,11 @@ class ConfigCheck:
 
 def check_config(config: Config) -> ConfigCheck:
     """The config parsed already (errors are exit 2 there); what is left is what only the box can tell."""
+    copy = config.offsite
     found = [
         unreachable_min_free(config.storage.root, Limits.of(config.storage.retention)),
         memory_warning(len(config.select(None))),
+        remote_problem(copy.to, copy.rclone, copy.config) if copy is not None else None,
     ]
     return ConfigCheck(config.source, tuple(config.cameras), tuple(w for w in found if w))
 

@@ -66,6 +66,30 @@ def find_rclone(configured: Path | None = None) -> Path:
     return Path(found)
 
 
+def remote_problem(to: str, binary: Path | None, config: Path | None) -> str | None:
+    """Why copying to `to` cannot work as configured (no rclone, a remote nobody defined), or None.
+    A folder or a connection string (`:s3,...:bucket`) needs no definition."""
+    try:
+        found = find_rclone(binary)
+    except UsageError as exc:
+        return str(exc)
+    name, colon, _rest = to.partition(":")
+    if not colon or not name or "/" in name or to.startswith((".", "/")):
+        return None
+    if f"RCLONE_CONFIG_{name.upper().replace('-', '_')}_TYPE" in os.environ:
+        return None
+    env = dict(os.environ) | ({"RCLONE_CONFIG": str(config)} if config else {})
+    try:
+        listed = subprocess.run([str(found), "listremotes"], capture_output=True, text=True, timeout=20, env=env,
+                                check=False).stdout.split()  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # rclone says why at the first copy
+    if f"{name}:" in listed:
+        return None
+    return (f"copy.to: no rclone remote named {name!r}: define it in rclone's config file (rclone config) or "
+            f"as RCLONE_CONFIG_{name.upper()}_TYPE=... (and its other settings) in camctl.env")  # fmt: skip
+
+
 def hide_environment_secrets() -> None:
     """Registers the secrets of RCLONE_CONFIG_* variables with the redactor: whatever rclone says
     about a remote, its password or key never reaches a log line or a status."""

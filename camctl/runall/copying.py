@@ -11,6 +11,7 @@ from typing import Any
 from camctl.config import Config, CopyConfig
 from camctl.errors import CamctlError
 from camctl.metrics import Family
+from camctl.offsite.rclone import remote_problem
 from camctl.recording.copier import Copier
 
 log = logging.getLogger("camctl.copy")
@@ -34,6 +35,9 @@ class CopyRunner:
             self.error = str(exc)
             log.error("%s; footage is recorded but not copied", exc)
             return
+        problem = remote_problem(config.offsite.to, config.offsite.rclone, config.offsite.config)
+        if problem:  # said at start; the rounds then say rclone's own words
+            log.warning("%s", problem)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.copier.run, args=(self._stop,), name="copy", daemon=True)
         self._thread.start()
