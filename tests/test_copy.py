@@ -163,9 +163,9 @@ def test_run_all_copies_to_s3_through_an_outage_once_and_plays_from_the_copy_wha
         spans = wait_for("the footage API", lambda: (r := http_get(url))[0] == 200 and json.loads(r[2])["spans"], 30)
         assert spans[0]["start"] <= iso_time(start + 0.5) and spans[-1]["end"] >= iso_time(end - 0.5), spans
         assert [s["start"] for s in spans if s.get("copy")] == [iso_time(lost[0]["start"])], spans  # drawn as such
-        code, _headers, body = http_get(f"http://127.0.0.1:{port}/cam_1/recording.mp4?start={iso_time(start)}"
+        code, headers, body = http_get(f"http://127.0.0.1:{port}/cam_1/recording.mp4?start={iso_time(start)}"
                                        f"&duration={end - start:.3f}", timeout=30)  # fmt: skip
-        assert code == 200, body[:200]
+        assert code == 200 and headers["X-Footage-From"] == "copy", body[:200]
         played = tmp_path / "played.mp4"
         played.write_bytes(body)
         assert frames_in(played) >= sum(e["frames"] for e in lost) - 2
@@ -177,6 +177,7 @@ def test_run_all_copies_to_s3_through_an_outage_once_and_plays_from_the_copy_wha
         assert abs(datetime.fromisoformat(page.get_attribute(video, "data-time")).timestamp() - (start + 1)) < 3
         wait_for("the copy's span drawn", lambda: page.locator('.timeline[data-camera="cam_1"] .span.copy').count(),
                  timeout=10)  # fmt: skip
+        assert page.get_attribute('.tile[data-camera="cam_1"] .badge', "data-source") == "copy"
         page.close()
 
     # A new box pointed at the same copy lists the old box's footage.

@@ -185,7 +185,10 @@ class FootageRoutes:
             raise _cannot_cut(exc) from None
         name = f"{camera.id}_{_stamp(clip.start)}.mp4"
         disposition = "attachment" if request.query.get("download") else "inline"
+        window = await loop.run_in_executor(None, index.window, clip.start, clip.end)
+        copied = any(s.remote is not None for s in window.segments)
         headers = {
+            "X-Footage-From": "copy" if copied else "disk",  # copy: this disk lost it, fetched from copy.to
             "X-Footage-Start": iso_time(clip.start),  # the first frame's capture time: a keyframe at or before start
             "X-Footage-End": iso_time(clip.end),
             "X-Footage-Frames": str(clip.frames),

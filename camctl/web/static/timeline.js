@@ -68,6 +68,9 @@ class Playback {
       return;
     }
     this.note("");
+    const fromCopy = head.headers.get("X-Footage-From") === "copy";  // this box lost it: played from copy.to
+    this.tile.querySelector(".badge").textContent = fromCopy ? "from the copy" : "recorded";
+    this.tile.querySelector(".badge").dataset.source = fromCopy ? "copy" : "disk";
     this.first = Date.parse(head.headers.get("X-Footage-Start")) / 1000;
     this.end = Date.parse(head.headers.get("X-Footage-End")) / 1000;
     this.loaded = false;
