@@ -19,11 +19,15 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tests.harness import CamctlProcess, FakeCameras, NatsServer, chromium_binary, free_port
+from screenshot_footage import photograph
+
+from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
 from tests.ingest_helpers import http_get
 from tests.rclone_server import RcloneServer
 
@@ -32,8 +36,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs/footage-from-copy.png"))
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     work = Path(tempfile.mkdtemp(prefix="camctl-shot-"))
     try:
         with (
@@ -71,20 +73,13 @@ def main() -> int:
                     time.sleep(0.2)
                 moment = lost[2]["start"] + 1
                 stamp = datetime.fromtimestamp(moment).astimezone().isoformat(timespec="seconds")
-                with sync_playwright() as playwright:
-                    browser = playwright.chromium.launch(
-                        executable_path=chromium_binary(),
-                        args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"],
-                    )
-                    page = browser.new_page(viewport={"width": 1280, "height": 820})
-                    page.goto(f"{base}/cam2/?t={quote(stamp)}")
+
+                def play_the_lost_moment(page: Any) -> None:
                     page.click('button[data-zoom="1m"]')
                     page.wait_for_selector("video[data-time]", timeout=30000)
                     page.wait_for_selector(".tile.chosen .span.copy", timeout=10000)
-                    time.sleep(1.5)  # let it play a little, as a person would look at it
-                    args.out.parent.mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=str(args.out))
-                    browser.close()
+
+                photograph(f"{base}/cam2/?t={quote(stamp)}", args.out, play_the_lost_moment)
         print(args.out)
         return 0
     finally:

@@ -16,8 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,12 +32,29 @@ def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+def photograph(url: str, out: Path, prepare: Callable[[Any], None]) -> None:
+    """The page at url in Chromium (1280x820), made ready by prepare(page), saved as a PNG."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_binary(), args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 820})
+            page.goto(url)
+            prepare(page)
+            time.sleep(1.5)  # let it play a little, as a person would look at it
+            out.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(out))
+        finally:
+            browser.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs/footage-view.png"))
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     work = Path(tempfile.mkdtemp(prefix="camctl-shot-"))
     try:
         with (
@@ -71,13 +90,8 @@ def main() -> int:
                 moved = json.loads(http_get(f"{base}/api/recordings/cam2?start=-5m")[2])["motion"]
                 moment = _epoch(moved[0]["start"]) + 1 if moved else _epoch(spans[0]["start"]) + 12
                 stamp = datetime.fromtimestamp(moment).astimezone().isoformat(timespec="seconds")
-                with sync_playwright() as playwright:
-                    browser = playwright.chromium.launch(
-                        executable_path=chromium_binary(),
-                        args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"],
-                    )
-                    page = browser.new_page(viewport={"width": 1280, "height": 820})
-                    page.goto(f"{base}/cam2/?t={quote(stamp)}")
+
+                def select_a_moment(page: Any) -> None:
                     page.click('button[data-zoom="1m"]')
                     page.wait_for_selector("video[data-time]", timeout=20000)
                     track = page.locator(".tile.chosen .track")
@@ -94,10 +108,8 @@ def main() -> int:
                     page.mouse.move(box["x"] + box["width"] * (until - low) / (high - low), y, steps=4)
                     page.mouse.up()
                     page.wait_for_selector("video[data-time]", timeout=20000)
-                    time.sleep(1.5)  # let it play a little, as a person would look at it
-                    args.out.parent.mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=str(args.out))
-                    browser.close()
+
+                photograph(f"{base}/cam2/?t={quote(stamp)}", args.out, select_a_moment)
         print(args.out)
         return 0
     finally:
