@@ -176,11 +176,23 @@ class FootageCopy:
         return found
 
     def _entries(self, camera_id: str, start: float | None, end: float | None) -> list[Copied]:
+        """The hour files of the days in range only (weeks of them are kept): a segment may start
+        in the hour before the range."""
+        folder = self._folder / camera_id
+        if start is None or end is None or end - start > 31 * 86400:
+            paths = folder.glob("*/*.jsonl")
+        else:
+            days = range(int((start - 3600) // 86400), int(end // 86400) + 1)
+            paths = (
+                p
+                for day in days
+                for p in (folder / time.strftime("%Y-%m-%d", time.gmtime(day * 86400))).glob("*.jsonl")
+            )
         entries: list[Copied] = []
-        for path in sorted((self._folder / camera_id).glob("*/*.jsonl")):
+        for path in sorted(paths):
             hour = _hour_start(path)
             if hour is None or (end is not None and hour > end) or (start is not None and hour + 3600 < start - 3600):
-                continue  # a segment may start in one hour and end in the next
+                continue
             entries += [e for e in self._read(path)
                         if (start is None or e.end > start) and (end is None or e.start < end)]  # fmt: skip
         return sorted({e.file: e for e in entries}.values(), key=lambda e: e.start)
