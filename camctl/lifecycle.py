@@ -27,6 +27,9 @@ log = logging.getLogger("camctl")
 _PR_SET_PDEATHSIG = 1
 
 
+PARENT_PID_VARIABLE = "CAMCTL_PARENT_PID"  # set by run-all for its workers: who they die with
+
+
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
     """Linux: ask the kernel to send `sig` to this process when its parent dies, so that a worker
     or an embedded nats-server never outlives a run-all that was SIGKILLed or crashed. Elsewhere a
@@ -39,6 +42,15 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError):
         return
+
+
+def stop_if_orphaned(sig: int = signal.SIGTERM) -> None:
+    """After die_with_parent in a run-all worker: a parent that died before that was asked (a
+    worker takes a second or two to start) sends nothing, so a worker whose run-all is already
+    gone (PARENT_PID_VARIABLE no longer its parent) sends itself the signal and stops as asked."""
+    expected = os.environ.get(PARENT_PID_VARIABLE, "")
+    if expected.isdigit() and os.getppid() != int(expected):
+        os.kill(os.getpid(), sig)
 
 
 def exit_now(status: int = 0) -> None:

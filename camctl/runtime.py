@@ -21,7 +21,7 @@ from aiohttp import web
 from camctl.bus import Bus, EmbeddedNats
 from camctl.config import NatsConfig
 from camctl.errors import CamctlError, ExitStatus
-from camctl.lifecycle import die_with_parent, exit_if_shutdown_hangs
+from camctl.lifecycle import die_with_parent, exit_if_shutdown_hangs, stop_if_orphaned
 
 Body = Callable[[asyncio.Event, asyncio.Event], Awaitable[None]]
 
@@ -43,6 +43,7 @@ def run_until_signalled(body: Body, hang_after: float = 15.0, reload: bool = Fal
             loop.add_signal_handler(sig, on_stop)
         if child:
             die_with_parent()
+            stop_if_orphaned()
         if reload:
             loop.add_signal_handler(signal.SIGHUP, hup.set)
         await body(stop, hup)

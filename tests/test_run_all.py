@@ -155,6 +155,33 @@ def test_workers_do_not_outlive_a_killed_supervisor(nats_server: NatsServer, tmp
         wait_for("the workers gone", lambda: not any(alive(pid) for pid in workers), timeout=10)
 
 
+def test_a_worker_still_starting_when_its_supervisor_is_killed_stops_too(tmp_path: Path) -> None:
+    """The kernel's parent-death signal covers a worker only once it asked for it: a supervisor
+    killed while its worker still imports (a second or two) must not leave it recording alone
+    (holding the camera's session and recording lock against the next run-all)."""
+    config = tmp_path / "camctl.yaml"
+    config.write_text(f"cameras:\n  cam_1: 'demo:?size=320x240&fps=10'\nhttp: {{listen: '127.0.0.1:{free_port()}'}}\n"
+                      f"storage: {{root: '{tmp_path / 'rec'}', retention: {{min_free: null}}}}\n")  # fmt: skip
+    with CamctlProcess(config, tmp_path / "d", "run-all") as proc:
+
+        def worker() -> int | None:
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit() and alive(int(entry.name)):
+                    try:
+                        stat = (entry / "stat").read_text().rpartition(")")[2].split()
+                        argv = (entry / "cmdline").read_bytes().split(b"\0")
+                    except OSError:
+                        continue
+                    if int(stat[1]) == proc.proc.pid and b"worker" in argv:
+                        return int(entry.name)
+            return None
+
+        pid = wait_for("the worker started", worker, timeout=30, interval=0.01)
+        proc.proc.kill()  # at once: the worker is still importing
+        proc.proc.wait(10)
+        wait_for("the orphaned worker gone", lambda: not alive(pid), timeout=20)
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from camctl.bus import STATUS_REQUEST_SUBJECT, Bus
 from camctl.config import CameraConfig, Config
-from camctl.lifecycle import reread_config
+from camctl.lifecycle import PARENT_PID_VARIABLE, reread_config
 from camctl.recording.retention import RetentionRunner
 from camctl.runall.children import WORKER_ENV, Child, Worker, check_socket_folder, worker_socket
 from camctl.runall.copying import CopyRunner
@@ -63,7 +64,7 @@ class Supervisor:
             *self.argv,
             *worker.args(self._dir),
             stdin=asyncio.subprocess.DEVNULL,
-            env={**WORKER_ENV, "CAMCTL_WORKER_NATS_URL": self.nats_url},
+            env={**WORKER_ENV, "CAMCTL_WORKER_NATS_URL": self.nats_url, PARENT_PID_VARIABLE: str(os.getpid())},
         )
         worker.started_at = time.monotonic()
         log.info("%s: worker started (pid %d)", worker.name, worker.proc.pid)
