@@ -30,6 +30,7 @@ from screenshot_footage import photograph
 from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
 from tests.ingest_helpers import http_get
 from tests.rclone_server import RcloneServer
+from tests.recording_helpers import wait_for
 
 
 def main() -> int:
@@ -68,9 +69,7 @@ def main() -> int:
             for entry in lost:
                 (root / "cam_2" / entry["file"]).unlink()
             with CamctlProcess(config, work / "data2", "run-all", env=s3.env()):
-                deadline = time.monotonic() + 30
-                while http_get(f"{base}/cam2/frame.jpg")[0] != 200 and time.monotonic() < deadline:
-                    time.sleep(0.2)
+                wait_for("cam2 serving", lambda: http_get(f"{base}/cam2/frame.jpg")[0] == 200, timeout=30)
                 moment = lost[2]["start"] + 1
                 stamp = datetime.fromtimestamp(moment).astimezone().isoformat(timespec="seconds")
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.harness import CamctlProcess, FakeCameras, NatsServer, chromium_binary, free_port
 from tests.ingest_helpers import http_get
+from tests.recording_helpers import wait_for
 
 
 def _epoch(text: str) -> float:
@@ -71,9 +72,7 @@ def main() -> int:
             )
             with CamctlProcess(config, work / "data", "run-all"):
                 base = f"http://127.0.0.1:{port}"
-                deadline = time.monotonic() + 30
-                while http_get(f"{base}/cam2/frame.jpg")[0] != 200 and time.monotonic() < deadline:
-                    time.sleep(0.2)
+                wait_for("cam2 serving", lambda: http_get(f"{base}/cam2/frame.jpg")[0] == 200, timeout=30)
                 motion = subprocess.Popen([sys.executable, "-m", "camctl", "--config", str(config), "motion"])
                 time.sleep(10)
                 cams.move("cam1")  # something crosses the driveway for 4 s
