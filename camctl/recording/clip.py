@@ -36,6 +36,7 @@ class ClipResult:
     bytes: int
     segments: int
     gaps: list[Gap]
+    from_copy: bool = False  # some of it was fetched from the copy elsewhere (this disk lost it)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +87,7 @@ def export_clip(
         output.stat().st_size,
         len(window.segments),
         window.gaps,
+        any(s.remote is not None for s in window.segments),
     )
 
 

@@ -36,7 +36,7 @@ from camctl.recording.footage import FootageIndex
 from camctl.recording.index import SegmentRecord
 from camctl.recording.journal import JOURNAL_NAME
 from camctl.storage import Segment, kept_spans, tier_of
-from camctl.units import format_duration, format_size, iso_time
+from camctl.units import format_size, iso_time
 
 log = logging.getLogger("camctl.copy")
 
@@ -84,14 +84,6 @@ class CopyStatus:
             "last_error": self.last_error,
             "errors": self.errors,
         }  # fmt: skip
-
-    def describe(self) -> str:
-        """One line for `camctl status`."""
-        behind = f"{self.backlog_segments} segment(s), {format_size(self.backlog_bytes)} behind"
-        if self.oldest_waiting is not None:
-            behind += f" (oldest {format_duration(self.oldest_waiting)})"
-        line = f"copy to {self.to}: {self.state}, {behind}"
-        return f"{line}; {self.last_error}" if self.last_error else line
 
 
 class Copier:

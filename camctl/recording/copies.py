@@ -39,13 +39,9 @@ def rclone_for(copy: CopyConfig) -> Rclone:
     return Rclone(find_rclone(copy.rclone), copy.config, copy.bandwidth)
 
 
-def state_folder(root: Path, copy: CopyConfig) -> Path:
-    """This box's record of one target (a new target is copied to from the start)."""
-    return root / COPY_FOLDER / hashlib.sha256(copy.to.encode()).hexdigest()[:12]
-
-
 def index_folder(root: Path, copy: CopyConfig) -> Path:
-    return state_folder(root, copy) / "index"
+    """This box's record of what one target holds (a new target is copied to from the start)."""
+    return root / COPY_FOLDER / hashlib.sha256(copy.to.encode()).hexdigest()[:12] / "index"
 
 
 def hour_file(relative: str) -> str:

@@ -185,10 +185,8 @@ class FootageRoutes:
             raise _cannot_cut(exc) from None
         name = f"{camera.id}_{_stamp(clip.start)}.mp4"
         disposition = "attachment" if request.query.get("download") else "inline"
-        window = await loop.run_in_executor(None, index.window, clip.start, clip.end)
-        copied = any(s.remote is not None for s in window.segments)
         headers = {
-            "X-Footage-From": "copy" if copied else "disk",  # copy: this disk lost it, fetched from copy.to
+            "X-Footage-From": "copy" if clip.from_copy else "disk",  # copy: this disk lost it, fetched from copy.to
             "X-Footage-Start": iso_time(clip.start),  # the first frame's capture time: a keyframe at or before start
             "X-Footage-End": iso_time(clip.end),
             "X-Footage-Frames": str(clip.frames),
@@ -266,7 +264,8 @@ class FootageRoutes:
                 _trim_cache(folder)
                 window = index.window(start, end)
                 clip = export_clip(window, start, end, path)
-                meta.write_text(json.dumps({"start": clip.start, "end": clip.end, "frames": clip.frames}))
+                meta.write_text(json.dumps({"start": clip.start, "end": clip.end, "frames": clip.frames,
+                                            "from_copy": clip.from_copy}))  # fmt: skip
                 return clip
 
             try:
@@ -330,7 +329,8 @@ def _cached(path: Path, meta: Path) -> ClipResult | None:
         os.utime(path)  # used again: kept longer
     except (OSError, ValueError):
         return None
-    return ClipResult("", path, float(known["start"]), float(known["end"]), int(known["frames"]), size, 0, [])
+    return ClipResult("", path, float(known["start"]), float(known["end"]), int(known["frames"]), size, 0, [],
+                      bool(known.get("from_copy")))  # fmt: skip
 
 
 def _trim_cache(folder: Path) -> None:
