@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from camctl.config import Config, CopyConfig
@@ -21,12 +22,13 @@ class CopyRunner:
     def __init__(self) -> None:
         self.copier: Copier | None = None
         self.config: CopyConfig | None = None
+        self._root: Path | None = None  # the storage root it copies from
         self.error: str | None = None  # why no copy runs (no rclone)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     def start(self, config: Config) -> None:
-        self.config, self.error = config.offsite, None
+        self.config, self._root, self.error = config.offsite, config.storage.root, None
         if config.offsite is None:
             return
         try:
@@ -52,7 +54,7 @@ class CopyRunner:
         self._thread, self.copier = None, None
 
     def restart_if_changed(self, config: Config) -> None:
-        if config.offsite != self.config or config.storage.root != (self.copier.root if self.copier else None):
+        if (config.offsite, config.storage.root) != (self.config, self._root):
             self.stop()
             self.start(config)
 
