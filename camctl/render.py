@@ -336,7 +336,8 @@ def record_summary_lines(result: RecordResult) -> list[str]:
     for c in result.cameras:
         problem = f"; last error: {c.error}" if c.error else ""
         lost = f" ({c.storage_lost_seconds:g}s lost to storage)" if c.storage_lost_seconds else ""
-        lines.append(f"{c.camera_id}: {c.segments} segment(s), {c.frames} frames, {c.gaps} gap(s){lost}{problem}")
+        mute = "; it announced audio but sent none" if c.audio and not c.audio_packets and c.frames else ""
+        lines.append(f"{c.camera_id}: {c.segments} segment(s), {c.frames} frames, {c.gaps} gap(s){lost}{mute}{problem}")
     return lines
 
 

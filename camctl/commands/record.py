@@ -87,6 +87,7 @@ class CameraRecordSummary:
     gaps: int
     storage_lost_seconds: float
     audio: str | None  # what the audio is recorded as, when the camera sends any
+    audio_packets: int  # audio packets received
     error: str | None
 
     def to_json(self) -> dict[str, Any]:
@@ -122,6 +123,7 @@ def record(
             len(r.status.gaps),
             round(r.status.storage_lost, 1),
             r.status.audio,
+            r.status.audio_packets,
             r.status.error,
         )
         for r in recorders

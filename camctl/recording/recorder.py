@@ -52,6 +52,7 @@ class RecorderStatus:
     frames: int = 0
     dropped_frames: int = 0  # received but not written (storage trouble)
     audio: str | None = None  # what the audio is recorded as (aac, opus), when the camera sends any
+    audio_packets: int = 0  # received: a camera may announce audio and send none (muted)
     failure: str | None = None  # kind of the latest failure: storage, auth, unreachable, timeout
     reconnects: int = 0
     current: Path | None = None
@@ -136,6 +137,7 @@ class CameraRecorder:
             track = self._audio
             if track is None or self._stopped:
                 return
+            self.status.audio_packets += 1
             samples = track.push(packet, arrived)
             self._held_audio += samples
             if samples:
