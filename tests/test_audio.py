@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import pytest
 
 from camctl.units import iso_time
@@ -116,6 +117,26 @@ def test_audio_false_records_video_only_and_probe_reports_the_audio(
     assert probe.returncode == 0, probe.stderr
     (row,) = json.loads(probe.text)
     assert row["audio"] == {"codec": "pcm_alaw", "sample_rate": 8000, "channels": 1}
+
+
+def test_a_camera_that_announces_audio_and_sends_none_is_recorded_and_said(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+) -> None:
+    cams = fake_cameras(size="320x240", fps=15, gop=15, bitrate=300, audio="pcma")
+    # Another client keeps the camera's media playing (a fake camera's media would not start
+    # without audio), then its audio stops: its SDP still has the audio track, no packet comes.
+    with av.open(cams.url(), options={"rtsp_transport": "tcp"}, timeout=(10, 10)) as other:
+        next(other.demux(video=0))
+        cams.mute("cam1")
+        result = camctl("record", "cam_1", "--duration", "3", config=config(tmp_path, cams.url()))
+    assert result.returncode == 0, result.stderr
+    assert "cam_1: " in result.stderr and "it announced audio but sent none" in result.stderr, result.stderr
+    assert segment_files(tmp_path / "rec", "cam_1"), "the video is recorded all the same"
+    cams.unmute("cam1")
+    result = camctl("record", "cam_1", "--duration", "3", "--json", config=config(tmp_path, cams.url()))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.text)["cameras"][0]["audio_packets"] > 0
+    assert "sent none" not in result.stderr
 
 
 def test_run_all_records_an_audio_camera_with_its_audio_and_reports_it(
