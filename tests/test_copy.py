@@ -104,7 +104,10 @@ def test_run_all_copies_to_s3_through_an_outage_once_and_plays_from_the_copy_wha
         return dict(json.loads(body).get("copy") or {}) if code == 200 else {}
 
     with CamctlProcess(config, tmp_path / "d", "run-all", env=s3.env()) as proc:
-        wait_for("three segments copied", lambda: copy_status().get("copied", {}).get("segments", 0) >= 3, 40)
+        try:  # 8 s of footage; the rest is run-all, rclone and the S3 server starting on a busy box
+            wait_for("three segments copied", lambda: copy_status().get("copied", {}).get("segments", 0) >= 3, 90)
+        except AssertionError as exc:  # what the copy said, to tell a slow start from a stuck one
+            raise AssertionError(f"{exc}: copy {copy_status()}\n{proc.stderr[-3000:]}") from None
         # The target goes away for 30 s while recording goes on: said in status and metrics.
         s3.stop()
         away = time.monotonic()
