@@ -124,6 +124,7 @@ class Rclone:
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _folder: Path | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _up: bool = False  # the daemon now running serves (its socket was there)
     _stopped: bool = False
     _atexit: bool = False
 
@@ -176,7 +177,8 @@ class Rclone:
             if self._stopped:
                 raise CopyTargetError("stopped")
             if self._proc is not None and self._proc.poll() is None and self._folder is not None:
-                return self._folder / "rc.sock"
+                socket_path = self._folder / "rc.sock"
+                return socket_path if self._up else self._serving(socket_path)  # a slow start: waited on again
             self._close()
             self._folder = Path(tempfile.mkdtemp(prefix="camctl-rclone-"))  # 0700: only this user connects
             socket_path = self._folder / "rc.sock"
@@ -192,16 +194,26 @@ class Rclone:
             if not self._atexit:
                 atexit.register(self.stop)  # its socket's folder goes with camctl
                 self._atexit = True
-            deadline = time.monotonic() + START_TIMEOUT
-            while not socket_path.exists():  # serving once its socket is there
-                if self._proc.poll() is not None or time.monotonic() > deadline:
-                    err = self._proc.communicate()[1].decode(errors="replace") if self._proc.poll() is not None else ""
-                    self._close()
-                    raise CopyTargetError(explain(err, "rcd") if err else "rclone did not start")
-                time.sleep(0.02)  # a child's socket appearing: no event to wait on
-            assert self._proc.stderr is not None  # noqa: S101 - set above
-            threading.Thread(target=_drain, args=(self._proc.stderr,), daemon=True).start()
-            return socket_path
+            return self._serving(socket_path)
+
+    def _serving(self, socket_path: Path) -> Path:
+        """Under the lock: the daemon's socket once it is there. A daemon slow to start (a busy
+        box at boot) is left starting and waited on again by the next call, not started over."""
+        proc = self._proc
+        assert proc is not None  # noqa: S101 - started by the caller
+        deadline = time.monotonic() + START_TIMEOUT
+        while not socket_path.exists():  # serving once its socket is there
+            if proc.poll() is not None:
+                err = proc.communicate()[1].decode(errors="replace")
+                self._close()
+                raise CopyTargetError(explain(err, "rcd") if err else "rclone ended as it started")
+            if time.monotonic() > deadline:
+                raise CopyTargetError(f"rclone has not started in {START_TIMEOUT:g}s (a busy box?): waiting on")
+            time.sleep(0.02)  # a child's socket appearing: no event to wait on
+        assert proc.stderr is not None  # noqa: S101 - a pipe, set when started
+        threading.Thread(target=_drain, args=(proc.stderr,), daemon=True).start()
+        self._up = True
+        return socket_path
 
     def stop(self) -> None:
         with self._lock:
@@ -209,7 +221,7 @@ class Rclone:
             self._close()
 
     def _close(self) -> None:
-        proc, self._proc = self._proc, None
+        proc, self._proc, self._up = self._proc, None, False
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
