@@ -28,7 +28,7 @@ def test_fake_camera_goes_down_and_comes_back(fake_cameras: Callable[..., FakeCa
     cams.down("cam2")
     # Gone means 404. A client that comes while the dropped session's media is still being torn
     # down (a busy box) may get a broken answer first: the 404 is awaited, not its first try.
-    wait_for("cam2 answering 404", lambda: _not_found(cams.url("cam2")), 15)
+    wait_for("cam2 answering 404", lambda: _not_found(cams.url("cam2")), 40)  # a try may wait its 10 s out
     assert _first_packet(cams.url("cam1")).size > 0  # the others stay up
     cams.up("cam2")
     wait_for("cam2 serving again", lambda: _plays(cams.url("cam2")), 20)  # its media comes back in a moment
@@ -115,6 +115,6 @@ def test_a_fake_camera_with_a_sub_stream_serves_both_and_goes_down_whole(
     assert sizes == {"main": (1280, 720), "sub": (320, 180)}
     cams.down("cam1")
     for stream in ("main", "sub"):  # awaited, as above: a broken answer may come first
-        wait_for(f"cam1 {stream} answering 404", lambda stream=stream: _not_found(cams.url("cam1", stream)), 15)
+        wait_for(f"cam1 {stream} answering 404", lambda stream=stream: _not_found(cams.url("cam1", stream)), 40)
     cams.up("cam1")
     assert _first_packet(cams.url("cam1", "sub")).size > 0

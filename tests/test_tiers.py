@@ -40,7 +40,9 @@ def test_tiers_keep_motion_and_marked_footage_longer_and_space_frees_continuous_
     """Ages compressed to minutes: continuous 10 min, motion 30 min, marked 50 min; a movement 20
     minutes ago and a mark 40 minutes ago (`camctl mark`) keep their segments, the rest goes."""
     root = tmp_path / "rec"
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    # Whole seconds (segment names are); not whole minutes: a test begun at 59 s past would see
+    # the oldest of its last ten minutes age out while its commands run.
+    now = datetime.now(UTC).replace(microsecond=0)
     minute_segments(root, "cam_1", 60, now)
     minute_segments(root, "cam_1.sub", 60, now, size=200)  # the sub's footage goes by cam_1's tiers
     moved = (now - timedelta(minutes=20)).timestamp()
