@@ -27,12 +27,12 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from camctl import __version__, render
-from camctl.config import CameraConfig, Config, load_config
+from camctl.config import CameraConfig, Config, read_config
 from camctl.errors import CamctlError, ExitStatus, UsageError
-from camctl.lifecycle import exit_now, private_files, tune_malloc
+from camctl.lifecycle import adopt_config, exit_now, private_files, tune_malloc
 from camctl.render import console, error_line, waiting
 from camctl.secrets import redact
-from camctl.storage import Limits
+from camctl.storage.retention import Limits
 from camctl.units import format_duration, parse_duration, parse_time
 
 
@@ -77,8 +77,12 @@ class State:
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load_config(self.config_path)
+            self._config = self.load()
         return self._config
+
+    def load(self) -> Config:
+        """The config file read (again, for a reload) and adopted: its secrets masked from now on."""
+        return adopt_config(read_config(self.config_path))
 
 
 app = typer.Typer(
@@ -590,16 +594,16 @@ def mark(
     [dim]Examples: camctl mark cam_1 --from -2m --label delivery;
     camctl mark cam_2 --from 2026-12-04T03:10:00Z --to 2026-12-04T03:14:00Z --label "van at the gate"[/dim]
     """
-    from camctl.storage import Limits
-    from camctl.web.marks import MarkIntake
+    from camctl.events.marks import MarkIntake
+    from camctl.storage.retention import Limits
 
     config = _state(ctx).config
     try:
-        shown = MarkIntake(lambda: config).add(camera, {"start": start, "end": end, "label": label}, "cli")
+        mark = MarkIntake(lambda: config).add(camera, {"start": start, "end": end, "label": label}, "cli")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     kept = Limits.of(config.storage.retention).age_of("marked")
-    shown["kept_seconds"] = kept
+    shown = {**mark, "kept_seconds": kept}
     how_long = f"kept {format_duration(kept)}" if kept is not None else "kept as long as the disk allows"
     render.show(shown, lambda: f"{shown['camera_id']}: marked {shown['start']} – {shown['end']}"
                 f"{' ' + repr(label) if label else ''}, {how_long}: {shown['link']}", json_out=json_out)  # fmt: skip
@@ -658,7 +662,7 @@ def ingest(ctx: typer.Context, cameras: CameraArgs = None) -> None:
     cfg = state.config
     _events_logged("camctl.ingest", "camctl.record", "camctl.bus")
     # SIGHUP re-reads the config: cameras added, removed or changed, the others untouched.
-    reload = None if cameras else (lambda: load_config(state.config_path))
+    reload = None if cameras else state.load
     command(cfg, cfg.select(cameras), reload)
 
 
@@ -823,7 +827,7 @@ def run_all(ctx: typer.Context) -> None:
         logging.getLogger("camctl.ingest").info("%s", banner)  # every line on stderr stays JSON
     else:
         render.note(banner)
-    command.run_all(cfg, state.config_path, state.log_json, state.debug, reload=lambda: load_config(state.config_path))
+    command.run_all(cfg, state.config_path, state.log_json, state.debug, reload=state.load)
 
 
 @app.command("worker", hidden=True)
@@ -902,7 +906,7 @@ def config_schema(
     [dim]Example: camctl config schema -o camctl.schema.json[/dim]
     """
     from camctl.config import config_schema as schema
-    from camctl.storage import write_atomically
+    from camctl.storage.files import write_atomically
 
     text = json.dumps(schema(), indent=2) + "\n"
     if output is None:

@@ -33,7 +33,8 @@ import numpy as np
 from camctl.analysis.publisher import marker_path
 from camctl.analysis.reader import RingReader
 from camctl.analysis.ring import RING_DIR, RingMissing
-from camctl.bus import FRAME_SUBJECT, STATUS_REQUEST_SUBJECT, bus_of, connect_or_fail
+from camctl.bus.client import bus_of, connect_or_fail
+from camctl.bus.subjects import FRAME_SUBJECT, STATUS_REQUEST_SUBJECT
 from camctl.config import NatsConfig, load_config
 
 TOUCH_EVERY = 1.0  # seconds between the reader's marks on its ring (the writer writes while they come)

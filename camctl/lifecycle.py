@@ -18,9 +18,10 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from camctl.errors import CamctlError
+from camctl.secrets import redact
 
 if TYPE_CHECKING:
-    from camctl.config import Config
+    from camctl.config import Config, LoadedConfig
 
 log = logging.getLogger("camctl")
 
@@ -116,6 +117,19 @@ class StoppableThread:
         """True when the thread ended within `timeout` seconds."""
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+
+def adopt_config(loaded: LoadedConfig) -> Config:
+    """What a program does with a config it loaded (an entry point's work, never the loader's):
+    its secrets are masked from then on in every log line and error, and the RCLONE_* variables of
+    the camctl.env beside it reach rclone (the copy's child) as they would under systemd's
+    EnvironmentFile= (the process environment still wins)."""
+    for secret in loaded.secrets:
+        redact.register(secret)
+    for name, value in loaded.variables.items():
+        if name.startswith("RCLONE_"):
+            os.environ.setdefault(name, value)
+    return loaded.config
 
 
 def reread_config(reload: Callable[[], Config] | None) -> Config | None:

@@ -356,7 +356,7 @@ def clip_lines(result: ClipResult) -> tuple[str, list[str]]:
 
 def run_all_banner(config: Config, cameras: Sequence[CameraConfig]) -> str:
     """Where to look, when run-all starts (credentials masked)."""
-    from camctl.bus import EMBEDDED_URL
+    from camctl.bus.embedded import EMBEDDED_URL
 
     base = config.http.public_url
     first = f"{base}/{cameras[0].slug if cameras else 'cam1'}"

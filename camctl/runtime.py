@@ -18,7 +18,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from camctl.bus import Bus, EmbeddedNats
+from camctl.bus.client import Bus
+from camctl.bus.embedded import EmbeddedNats
 from camctl.config import NatsConfig
 from camctl.errors import CamctlError, ExitStatus
 from camctl.lifecycle import die_with_parent, exit_if_shutdown_hangs, stop_if_orphaned

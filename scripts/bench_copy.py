@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runall import tree
 
 from camctl.offsite.rclone import find_rclone
-from camctl.storage import segment_path
+from camctl.storage.layout import segment_path
 from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
 from tests.ingest_helpers import http_get
 from tests.rclone_server import RcloneServer

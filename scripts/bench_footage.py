@@ -45,7 +45,7 @@ from camctl.recording.index import build_index
 from camctl.recording.journal import JOURNAL_NAME
 from camctl.recording.repair import playable_end
 from camctl.recording.segment_writer import SegmentWriter
-from camctl.storage import segment_path
+from camctl.storage.layout import segment_path
 from tests.harness import CamctlProcess, free_port
 
 CAMERAS = 4

@@ -21,7 +21,7 @@ from pathlib import Path
 from camctl.recording.footage import SNAPSHOT_NAME, FootageIndex
 from camctl.recording.journal import Journal
 from camctl.recording.segment_writer import SegmentInfo
-from camctl.storage import segment_path
+from camctl.storage.layout import segment_path
 
 T0 = 1_700_000_000.0
 

@@ -26,7 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from camctl.storage import Limits, prune, scan_segments, segment_path
+from camctl.storage.layout import scan_segments, segment_path
+from camctl.storage.retention import Limits, prune
 
 CAMERAS = ["cam_1", "cam_2", "cam_3", "cam_4"]
 

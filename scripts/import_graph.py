@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("process", ["camctl.lifecycle", "camctl.storage", "camctl.bus", "camctl.metrics", "camctl.signing",
                  "camctl.offsite"]),
     ("media", ["camctl.media", "camctl.analysis", "camctl.onvif"]),
-    ("work", ["camctl.recording", "camctl.encoding"]),
+    ("work", ["camctl.recording", "camctl.encoding", "camctl.events"]),
     ("services", ["camctl.runtime", "camctl.web", "camctl.ingest", "camctl.client"]),
     ("run-all", ["camctl.runall"]),
     ("commands", ["camctl.commands"]),

@@ -63,7 +63,7 @@ def check_gst_rtsp() -> None:
 
 def nats_server_binary() -> str:
     """The binary camctl itself would start for an embedded NATS."""
-    from camctl.bus import nats_server_binary as find
+    from camctl.bus.embedded import nats_server_binary as find
     from camctl.errors import CamctlError
 
     try:

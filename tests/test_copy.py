@@ -19,7 +19,8 @@ import pytest
 from camctl.config import CopyConfig
 from camctl.recording.copier import Copier
 from camctl.recording.copies import Copied, append_index, read_index
-from camctl.storage import Limits, prune, scan_segments
+from camctl.storage.layout import scan_segments
+from camctl.storage.retention import Limits, prune
 from camctl.units import iso_time
 from tests.conftest import Result, require
 from tests.harness import CamctlProcess, FakeCameras, free_port

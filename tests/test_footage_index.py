@@ -10,7 +10,7 @@ from pathlib import Path
 from camctl.recording.footage import SNAPSHOT_NAME, FootageIndex, spans_of
 from camctl.recording.journal import Gap, Journal, journal_path
 from camctl.recording.segment_writer import SegmentInfo
-from camctl.storage import segment_path
+from camctl.storage.layout import segment_path
 
 T0 = 1_800_000_000.0
 

@@ -18,7 +18,7 @@ import nats
 import nats.errors
 import pytest
 
-from camctl.bus import FRAME_SUBJECT, SNAPSHOT_SUBJECT, STATUS_SUBJECT
+from camctl.bus.subjects import FRAME_SUBJECT, SNAPSHOT_SUBJECT, STATUS_SUBJECT
 from tests.conftest import Result
 from tests.harness import FakeCameras, NatsServer, free_port, read_stamp
 from tests.ingest_helpers import Event, EventTap, Ingest, http_get, write_ingest_config

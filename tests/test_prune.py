@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from camctl.storage import Limits, parse_segment_name, prune, scan_segments, segment_path
+from camctl.storage.layout import parse_segment_name, scan_segments, segment_path
+from camctl.storage.retention import Limits, prune
 from tests.conftest import Result
 
 NOW = datetime(2026, 11, 24, 18, 0, 0, tzinfo=UTC)

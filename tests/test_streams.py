@@ -13,7 +13,7 @@ from typing import Any
 
 import av
 
-from camctl.bus import FRAME_SUBJECT
+from camctl.bus.subjects import FRAME_SUBJECT
 from tests.conftest import Result
 from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
 from tests.ingest_helpers import EventTap, Ingest, http_get

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from camctl.storage import Limits, prune, scan_segments, segment_path
-from camctl.web.marks import MARK_SUBJECT
+from camctl.bus.subjects import MARK_SUBJECT
+from camctl.storage.layout import scan_segments, segment_path
+from camctl.storage.retention import Limits, prune
 from tests.conftest import Result
 from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
 from tests.ingest_helpers import http_get

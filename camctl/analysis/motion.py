@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from camctl.bus import subjects
+
 WIDTH = 160  # pixels across the small image differencing runs on
 START_FRAMES = 2  # pictures with motion in a row before motion starts (one bright flash is not motion)
 BACKGROUND_RATE = 0.1  # how fast the background follows a still scene (light changing slowly)
@@ -38,7 +40,8 @@ class MotionEvent:
     boxes: list[list[float]]  # where it moved, in the latest moving picture: [x, y, w, h], 0..1
     frame_number: int
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> subjects.MotionEvent:
+        """The payload on seguranca.camera.motion."""
         return {"camera_id": self.camera_id, "state": self.state, "start": round(self.start, 6),
                 "end": round(self.end, 6) if self.end is not None else None, "score": round(self.score, 4),
                 "boxes": self.boxes, "frame_number": self.frame_number}  # fmt: skip

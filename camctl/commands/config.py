@@ -9,7 +9,7 @@ from camctl.config import Config, effective_config
 from camctl.offsite.rclone import remote_problem
 from camctl.runall.children import memory_warning
 from camctl.secrets import redact
-from camctl.storage import Limits, unreachable_min_free
+from camctl.storage.retention import Limits, unreachable_min_free
 
 
 @dataclass(frozen=True)

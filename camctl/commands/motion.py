@@ -15,17 +15,16 @@ import threading
 from collections.abc import Callable
 
 from camctl.analysis.motion import MotionDetector, MotionEvent, Sensitivity, luma_of
-from camctl.bus import bus_of, connect_or_fail
+from camctl.bus.client import bus_of, connect_or_fail
+from camctl.bus.subjects import MOTION_SUBJECT
 from camctl.client import Frames, NoFrames, UnknownCamera
 from camctl.config import CameraConfig, Config, NatsConfig
 from camctl.errors import BusUnreachable
 from camctl.lifecycle import stop_on_signals
 from camctl.recording.motion_log import append_motion
-from camctl.storage import Limits
+from camctl.storage.retention import Limits
 
 log = logging.getLogger("camctl.motion")
-
-MOTION_SUBJECT = "seguranca.camera.motion"
 
 
 def watch_camera(

@@ -10,7 +10,9 @@ from typing import Any
 from camctl.config import RetentionConfig
 from camctl.errors import UsageError
 from camctl.recording.index import build_index
-from camctl.storage import TIERS, Limits, free_space, prune, scan_segments
+from camctl.storage.files import free_space
+from camctl.storage.layout import scan_segments
+from camctl.storage.retention import TIERS, Limits, prune
 from camctl.units import format_size, parse_duration, parse_size
 
 

@@ -16,7 +16,7 @@ from camctl.errors import ExitStatus, StorageError
 from camctl.lifecycle import stop_on_signals
 from camctl.recording.recorder import CameraRecorder, RecordingCamera
 from camctl.recording.retention import RetentionRunner
-from camctl.storage import Limits
+from camctl.storage.retention import Limits
 
 log = logging.getLogger("camctl.record")
 

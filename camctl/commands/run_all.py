@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from camctl.bus import EMBEDDED_PORT, EMBEDDED_URL
+from camctl.bus.embedded import EMBEDDED_PORT, EMBEDDED_URL
 from camctl.commands.record import check_writable
 from camctl.config import Config, find_config_file
 from camctl.errors import StorageError

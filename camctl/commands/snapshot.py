@@ -12,7 +12,7 @@ from camctl.config import CameraConfig, HttpConfig
 from camctl.errors import UsageError
 from camctl.paths import default_data_dir
 from camctl.signing import local_url
-from camctl.storage import write_atomically
+from camctl.storage.files import write_atomically
 
 DEFAULT_QUALITY = 85  # as camctl.media.jpeg; not imported from there: the warm path must not load PyAV
 

@@ -18,7 +18,9 @@ from typing import Any
 import nats
 import nats.errors
 
-from camctl.bus import EMBEDDED_URL, STATUS_REQUEST_SUBJECT, connect_options
+from camctl.bus.client import connect_options
+from camctl.bus.embedded import EMBEDDED_URL
+from camctl.bus.subjects import STATUS_REQUEST_SUBJECT
 from camctl.config import Config, NatsConfig
 from camctl.errors import CamctlError, ExitStatus
 from camctl.paths import default_data_dir

@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from camctl.config.base import first_error
+from camctl.config.base import first_error, secrets_of
 from camctl.config.camera import (
     ANALYSIS_FORMATS,
     DEFAULT_TIMEOUT,
@@ -47,6 +48,7 @@ __all__ = [
     "GridConfig",
     "HttpConfig",
     "IngestConfig",
+    "LoadedConfig",
     "MotionConfig",
     "NatsConfig",
     "RetentionConfig",
@@ -59,6 +61,8 @@ __all__ = [
     "find_config_file",
     "load_config",
     "parse_config",
+    "read_config",
+    "secrets_of",
 ]
 
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -79,26 +83,41 @@ def find_config_file(explicit: Path | None, environ: Mapping[str, str] | None = 
     return None
 
 
-def load_config(explicit: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+@dataclass(frozen=True)
+class LoadedConfig:
+    """What loading found, and nothing done with it yet: the program's entry point registers the
+    secrets with the redactor and hands the variables on (camctl.lifecycle.adopt_config), so two
+    configs loaded in one process (tests, a reload) never leak into each other."""
+
+    config: Config
+    secrets: frozenset[str] = frozenset()  # every password and token the config holds
+    variables: Mapping[str, str] = field(default_factory=dict)  # read from the camctl.env beside the file
+
+
+def read_config(explicit: Path | None = None, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """The config (found as find_config_file says, else the demo), validated, with what it found.
+    Reads the file and the camctl.env beside it; writes nothing, registers nothing."""
     env = os.environ if environ is None else environ
     path = find_config_file(explicit, env)
     if path is None:
-        return demo_config()
+        return LoadedConfig(demo_config())
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    secrets = EnvFile.beside(path)
-    if secrets is None:
-        return parse_config(text, str(path), env)
-    # rclone (the copy's child) reads its remotes from RCLONE_CONFIG_* variables: those of the file
-    # reach it as they would under systemd's EnvironmentFile= (the process environment still wins).
-    for name, value in secrets.values.items():
-        if name.startswith("RCLONE_"):
-            os.environ.setdefault(name, value)
+    env_file = EnvFile.beside(path)
+    if env_file is None:
+        config = parse_config(text, str(path), env)
+        return LoadedConfig(config, secrets_of(config))
     # The process environment wins over the file, as a variable given on the command line should.
-    unreadable = f"{secrets.path} is not readable: {secrets.problem}" if secrets.problem else None
-    return parse_config(text, str(path), {**secrets.values, **env}, unreadable)
+    unreadable = f"{env_file.path} is not readable: {env_file.problem}" if env_file.problem else None
+    config = parse_config(text, str(path), {**env_file.values, **env}, unreadable)
+    return LoadedConfig(config, secrets_of(config), dict(env_file.values))
+
+
+def load_config(explicit: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """The config alone (read_config without what it found), for a library reading camctl's settings."""
+    return read_config(explicit, environ).config
 
 
 DEMO_MAIN = "demo:?size=1280x720&fps=15"

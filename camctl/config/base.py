@@ -4,11 +4,13 @@ and the turn of pydantic's errors into one line with the key path."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -23,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
-from camctl.secrets import Secret, redact
+from camctl.secrets import Secret
 from camctl.units import parse_bitrate, parse_duration, parse_size
 
 ENV_HINT = "${VAR} and ${VAR:-default} read the environment (or camctl.env beside the config)"
@@ -127,9 +129,31 @@ def _boolean(value: Any) -> bool:
 
 
 def _secret(value: Any) -> Secret | None:
-    secret = value if value is None or isinstance(value, Secret) else Secret(_text(value))
-    redact.register(secret)
-    return secret
+    # Not registered with the redactor here: loading has no side effects (secrets_of, then the
+    # program's entry point registers what the config holds).
+    return value if value is None or isinstance(value, Secret) else Secret(_text(value))
+
+
+def secrets_of(value: Any) -> frozenset[str]:
+    """Every secret a loaded config (or any part of it) holds, and the password inside each one
+    that is a URL (a restream target): what the redactor must mask in logs and errors."""
+    found: set[str] = set()
+    if isinstance(value, Secret):
+        found.add(value.reveal())
+        with contextlib.suppress(ValueError):
+            password = urlsplit(value.reveal()).password
+            if password:
+                found.add(unquote(password))
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            found |= secrets_of(getattr(value, name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            found |= secrets_of(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found |= secrets_of(item)
+    return frozenset(found)
 
 
 def _path(value: Any) -> Path:

@@ -386,7 +386,6 @@ def split_camera_url(url: str) -> tuple[str, str | None, Secret | None]:
     clean = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
     user = parts.username
     password = Secret(unquote(parts.password)) if parts.password is not None else None
-    redact.register(password)
     return clean, unquote(user) if user is not None else None, password
 
 
@@ -400,8 +399,6 @@ def restream_target(template: str, cam_id: str, slug: str) -> Secret:
     parts = urlsplit(url)
     if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
         raise PathError("restream", f"{redact(url)!r} is not an rtsp:// URL (e.g. rtsp://mediamtx:8554/{{camera_id}})")
-    if parts.password:
-        redact.register(unquote(parts.password))
     return Secret(url)
 
 

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from camctl.storage import free_space, scan_segments
+from camctl.storage.files import free_space
+from camctl.storage.layout import scan_segments
 
 log = logging.getLogger("camctl.bitrate")
 

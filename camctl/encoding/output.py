@@ -15,7 +15,7 @@ import av.error
 
 from camctl.errors import StorageError
 from camctl.rules.target import Target
-from camctl.storage import free_space
+from camctl.storage.files import free_space
 
 MIN_FREE_FOR_HLS = 1 << 20  # less than a segment of the grid: the next one cannot be written
 

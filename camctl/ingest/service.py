@@ -21,18 +21,20 @@ from aiohttp import web
 
 from camctl.analysis.motion import MotionDetector, Sensitivity, luma_plane
 from camctl.analysis.publisher import RingPublisher
-from camctl.bus import (
+from camctl.bus.client import Bus
+from camctl.bus.subjects import (
     FRAME_SUBJECT,
+    MARK_SUBJECT,
     SNAPSHOT_SUBJECT,
     STATUS_REQUEST_SUBJECT,
     STATUS_SUBJECT,
-    Bus,
     encode,
     frame_event,
 )
 from camctl.config import CameraConfig, Config
 from camctl.encoding.transcode import Transcoder, recording_input
 from camctl.errors import CamctlError
+from camctl.events.marks import MarkIntake
 from camctl.lifecycle import reread_config
 from camctl.media.feeds import MAIN, CameraFeeds, UnknownStream
 from camctl.media.jpeg import jpeg_settings
@@ -54,14 +56,14 @@ from camctl.recording.recorder import CameraRecorder
 from camctl.recording.retention import RetentionRunner
 from camctl.runtime import Listen, bus_and_http, run_until_signalled
 from camctl.secrets import redact
-from camctl.storage import Limits
+from camctl.storage.retention import Limits
 from camctl.web.auth import gate_for, signer_for
 from camctl.web.camera import JpegCache, camera_routes, local_view
 from camctl.web.fleet import Fleet
 from camctl.web.footage import FootageRoutes
 from camctl.web.limits import ConnectionLimits
 from camctl.web.live import LiveHub, live_routes
-from camctl.web.marks import MARK_SUBJECT, MarkIntake
+from camctl.web.marks import mark_post
 from camctl.web.node import build_app
 
 log = logging.getLogger("camctl.ingest")
@@ -415,7 +417,7 @@ class IngestService:
             limits = ConnectionLimits(http.max_connections, http.max_connections_per_client)
             footage, more = FootageRoutes(lambda: self.config).routes()
             more.append(("/api/fleet", Fleet(lambda: self.bus, lambda: self.config).handler))
-            marks = [("/api/marks/{cam}", self.marks.on_post)]
+            marks = [mark_post(self.marks)]
             return build_app(view, routes | footage, gate_for(http, default_data_dir()), limits, more, marks)
 
         # The configured NATS's credentials; none for run-all's embedded server (loopback only).

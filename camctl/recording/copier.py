@@ -35,7 +35,9 @@ from camctl.recording.copies import (
 from camctl.recording.footage import FootageIndex
 from camctl.recording.index import SegmentRecord
 from camctl.recording.journal import JOURNAL_NAME
-from camctl.storage import Segment, kept_spans, tier_of
+from camctl.storage.layout import Segment
+from camctl.storage.retention import tier_of
+from camctl.storage.spans import kept_spans
 from camctl.units import format_size, iso_time
 
 log = logging.getLogger("camctl.copy")

@@ -26,7 +26,8 @@ from camctl.config import CopyConfig
 from camctl.errors import StorageError, UsageError
 from camctl.offsite.rclone import CopyTargetError, Rclone, find_rclone, hide_environment_secrets, target_path
 from camctl.recording.index import GAP_TOLERANCE, CameraIndex, SegmentRecord, unexplained_gaps
-from camctl.storage import COPY_FOLDER, append_fd, folders_inside, json_lines
+from camctl.storage.copy_index import COPY_FOLDER
+from camctl.storage.files import append_fd, folders_inside, json_lines
 
 log = logging.getLogger("camctl.copy")
 

@@ -28,7 +28,8 @@ from camctl.errors import StorageError
 from camctl.recording.copies import FootageCopy, with_copies
 from camctl.recording.index import GAP_TOLERANCE, CameraIndex, SegmentRecord, measure_segment, unexplained_gaps
 from camctl.recording.journal import Gap, journal_path
-from camctl.storage import Segment, scan_camera_segments, segment_folder, write_atomically
+from camctl.storage.files import write_atomically
+from camctl.storage.layout import Segment, scan_camera_segments, segment_folder
 from camctl.units import iso_time
 
 SETTLED = 15.0  # seconds without a write after which an unjournalled file is taken as left by a crash

@@ -21,7 +21,7 @@ import av.error
 from camctl.recording.journal import Gap, read_journal
 from camctl.recording.repair import whole_data_end
 from camctl.recording.segment_writer import START_TAG
-from camctl.storage import Segment, scan_segments
+from camctl.storage.layout import Segment, scan_segments
 from camctl.units import iso_time
 
 GAP_TOLERANCE = 1.0  # seconds between two segments that still count as continuous

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from camctl.recording.segment_writer import SegmentInfo
-from camctl.storage import append_fd, folders_inside
+from camctl.storage.files import append_fd, folders_inside
 from camctl.units import iso_time
 
 JOURNAL_NAME = "recordings.jsonl"

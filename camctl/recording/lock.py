@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from camctl.errors import AlreadyRecording, StorageError
-from camctl.storage import folders_inside, no_symlink
+from camctl.storage.files import folders_inside, no_symlink
 
 LOCK_NAME = ".recorder.lock"
 

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from camctl.storage import append_fd, read_spans
+from camctl.storage.files import append_fd
+from camctl.storage.spans import read_spans
 
 MARKS_LOG = "marks.jsonl"
 MAX_LABEL = 120

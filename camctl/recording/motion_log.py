@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from camctl.storage import append_fd, read_spans
+from camctl.storage.files import append_fd
+from camctl.storage.spans import read_spans
 
 MOTION_LOG = "motion.jsonl"
 COMPACT_BYTES = 1 << 20  # about 15,000 movements

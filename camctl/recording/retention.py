@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from camctl.errors import StorageError
-from camctl.storage import RESERVE_SEGMENTS, Limits, free_space, prune, unreachable_min_free
+from camctl.storage.files import free_space
+from camctl.storage.retention import RESERVE_SEGMENTS, Limits, prune, unreachable_min_free
 from camctl.units import format_size
 
 log = logging.getLogger("camctl.record")

@@ -22,7 +22,8 @@ from camctl.errors import StorageError
 from camctl.media.access_units import AccessUnit
 from camctl.media.audio import AudioSample, AudioTrack
 from camctl.rules.mp4 import MOVFLAGS
-from camctl.storage import folders_inside, segment_path
+from camctl.storage.files import folders_inside
+from camctl.storage.layout import segment_path
 
 TIME_BASE = Fraction(1, 90000)
 TICKS = 90000  # per second: float arithmetic per frame, Fractions only where PyAV wants one

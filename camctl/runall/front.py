@@ -13,8 +13,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from camctl.bus import Bus, encode
+from camctl.bus.client import Bus
+from camctl.bus.subjects import encode
 from camctl.config import Config
+from camctl.events.marks import MarkIntake
 from camctl.metrics import Family, counter_family, exposition, merge_metrics
 from camctl.paths import default_data_dir
 from camctl.runall.children import Child, Worker
@@ -25,7 +27,7 @@ from camctl.web.auth import gate_for
 from camctl.web.fleet import Fleet
 from camctl.web.footage import FootageRoutes
 from camctl.web.limits import ConnectionLimits
-from camctl.web.marks import MarkIntake
+from camctl.web.marks import mark_post
 from camctl.web.node import HLS_INIT, HLS_SEGMENT, NodeView, build_app, camera_offline, send, unknown_camera
 
 
@@ -206,7 +208,7 @@ class Front:
         footage, more = FootageRoutes(self._config).routes()  # the front reads the recordings itself
         more.append(("/api/fleet", Fleet(self._bus, self._config).handler))
         gate = gate_for(http, default_data_dir())
-        marks = [("/api/marks/{cam}", self.marks.on_post)]
+        marks = [mark_post(self.marks)]
         return build_app(view, relayed | {"live.ws": self.relay_ws} | footage, gate, limits, more, marks)
 
     async def answer_status_for_down_workers(self, msg: Any) -> None:

@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from camctl.bus import STATUS_REQUEST_SUBJECT, Bus
+from camctl.bus.client import Bus
+from camctl.bus.subjects import MARK_SUBJECT, STATUS_REQUEST_SUBJECT
 from camctl.config import CameraConfig, Config
 from camctl.lifecycle import PARENT_PID_VARIABLE, reread_config
 from camctl.recording.retention import RetentionRunner
@@ -29,8 +30,7 @@ from camctl.runall.children import WORKER_ENV, Child, Worker, check_socket_folde
 from camctl.runall.copying import CopyRunner
 from camctl.runall.front import Front
 from camctl.runtime import Listen, bus_and_http, run_until_signalled
-from camctl.storage import Limits
-from camctl.web.marks import MARK_SUBJECT
+from camctl.storage.retention import Limits
 
 log = logging.getLogger("camctl.runall")
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from camctl.bus import STATUS_REQUEST_SUBJECT, Bus
+from camctl.bus.client import Bus
+from camctl.bus.subjects import STATUS_REQUEST_SUBJECT
 from camctl.config import Config
 from camctl.units import iso_time
 

@@ -1,84 +1,32 @@
-"""Marks from outside: an analysis service publishes `seguranca.camera.mark` on NATS
-({"camera_id", "start", "end", "label"}; a reply, when asked, says whether it was kept), or POSTs
-the same JSON to `/api/marks/<cam>` (behind the password like every route). Each mark goes to
-the camera's marks.jsonl beside its footage (camctl.recording.marks), which retention keeps for
-`storage.retention.marked` and the timeline shows."""
+"""`POST /api/marks/<cam>`: a mark from outside over HTTP (behind the password like every route),
+the same JSON as on NATS, kept by camctl.events.marks."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import time
-from collections.abc import Callable
-from typing import Any
-from urllib.parse import quote
-
 from aiohttp import web
 
-from camctl.config import Config
 from camctl.errors import CamctlError
-from camctl.recording.marks import append_mark
-from camctl.units import iso_time, parse_time
+from camctl.events.marks import MarkIntake
+from camctl.web.node import Handler
 
-log = logging.getLogger("camctl.marks")
-
-MARK_SUBJECT = "seguranca.camera.mark"
+MARKS_PATH = "/api/marks/{cam}"
 
 
-class MarkIntake:
-    def __init__(self, config: Callable[[], Config]) -> None:
-        self._config = config
+def mark_post(intake: MarkIntake) -> tuple[str, Handler]:
+    """The route for build_app's posts: 201 with the mark, 400 with why it was refused, 404 for
+    an unknown camera."""
 
-    def add(self, camera_name: str, body: Any, source: str) -> dict[str, Any]:
-        """Keeps one mark; ValueError (one line) for a bad one, CamctlError for an unknown camera."""
-        if not isinstance(body, dict):
-            raise ValueError("a mark is a JSON object: {camera_id, start, end, label}")
-        config = self._config()
-        camera = config.camera(camera_name)
-        now = time.time()
-        start = _moment(body.get("start"), now, "start")
-        end = _moment(body.get("end", "now"), now, "end")
-        label = str(body.get("label") or "")
-        entry = append_mark(config.storage.root, camera.id, start, end, label, source)
-        link = f"{config.http.public_url}/{camera.slug}/?t={quote(iso_time(entry['start']))}"
-        log.info("%s: marked %s - %s %r (%s)", camera.id, iso_time(start), iso_time(end), label, source)
-        return {"camera_id": camera.id, "start": iso_time(entry["start"]), "end": iso_time(entry["end"]),
-                "label": label, "source": source, "link": link}  # fmt: skip
-
-    async def on_message(self, msg: Any) -> None:
-        """A mark on NATS; answered (when the sender asked) with the mark or why it was refused."""
-        try:
-            body = json.loads(msg.data)
-            name = str(body.get("camera_id") or "") if isinstance(body, dict) else ""
-            shown = await asyncio.get_running_loop().run_in_executor(None, self.add, name, body, "nats")
-            answer: dict[str, Any] = {"ok": True, "mark": shown}
-        except (ValueError, CamctlError, OSError) as exc:
-            log.warning("a mark on %s refused: %s", MARK_SUBJECT, exc)
-            answer = {"ok": False, "error": str(exc)}
-        if msg.reply:
-            await msg.respond(json.dumps(answer).encode())
-
-    async def on_post(self, request: web.Request) -> web.Response:
+    async def post(request: web.Request) -> web.Response:
         try:
             body = await request.json()
         except ValueError:
             return web.json_response({"error": "the body is not JSON"}, status=400)
         try:
-            shown = await asyncio.get_running_loop().run_in_executor(
-                None, self.add, request.match_info["cam"], body, "http"
-            )
+            shown = await intake.add_soon(request.match_info["cam"], body, "http")
         except CamctlError as exc:
             return web.json_response({"error": str(exc)}, status=404)
         except (ValueError, OSError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(shown, status=201)
 
-
-def _moment(value: Any, now: float, name: str) -> float:
-    """Epoch seconds, or text as the CLI takes it (RFC 3339, -2m, now)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str) and value:
-        return parse_time(value, now)
-    raise ValueError(f"{name}: give a time (RFC 3339, epoch seconds, -2m or now)")
+    return MARKS_PATH, post

@@ -1,152 +1,23 @@
-"""Where segments live on disk, and the retention that makes the disk a circular buffer.
-
-The disk is the truth: a segment is a file `<root>/<cam>/<YYYY-MM-DD>/<HH>/<cam>_<YYYYMMDDTHHMMSSZ>.mp4`
-whose name carries its camera and UTC start. Scanning the tree rebuilds every index.
-"""
+"""The retention that makes the disk a circular buffer: limits by age (per tier: continuous,
+motion, marked), by size and by free space, a plan of whole segments to delete, and pruning."""
 
 from __future__ import annotations
 
-import calendar
 import contextlib
-import json
-import logging
-import os
-import re
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from camctl.errors import StorageError
+from camctl.storage.copy_index import copied_segments
+from camctl.storage.files import filesystem_size, free_space
+from camctl.storage.layout import Segment, scan_segments
+from camctl.storage.spans import Spans, kept_spans
 from camctl.units import format_size
-
-log = logging.getLogger("camctl.record")
 
 if TYPE_CHECKING:
     from camctl.config import RetentionConfig
-
-# A camera's id, with .sub (or another stream's name) for a recorded stream other than main.
-_NAME = re.compile(
-    r"(?P<cam>[A-Za-z0-9][A-Za-z0-9_-]{0,63}(?:\.[a-z][a-z0-9_]{0,15})?)"
-    r"_(?P<ts>(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z)\.mp4"
-)
-_STAMP = "%Y%m%dT%H%M%SZ"
-
-
-@dataclass(frozen=True, order=True)
-class Segment:
-    start: float  # UTC epoch seconds, from the file name
-    camera_id: str
-    path: Path
-    size: int
-    mtime: float = 0.0  # when it was last written: its end, once finished
-
-
-def segment_path(root: Path, camera_id: str, start: datetime) -> Path:
-    utc = start.astimezone(UTC)
-    return root / camera_id / f"{utc:%Y-%m-%d}" / f"{utc:%H}" / f"{camera_id}_{utc:{_STAMP}}.mp4"
-
-
-def parse_segment_name(name: str) -> tuple[str, float] | None:
-    """(camera id, UTC start) from a segment file name, or None for any other file."""
-    m = _NAME.fullmatch(name)
-    if not m:
-        return None
-    year, month, day, hour, minute, second = (int(v) for v in m.groups()[2:])
-    # Validated by hand: strptime costs more than the rest of a scan of thousands of names.
-    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour < 24 and minute < 60):
-        return None
-    if second > 59:
-        return None
-    return m["cam"], float(calendar.timegm((year, month, day, hour, minute, second)))
-
-
-def scan_segments(root: Path) -> list[Segment]:
-    """Every segment under root, oldest first. Other files are ignored, never touched."""
-    found: list[Segment] = []
-    if not root.is_dir():
-        return found
-    for cam_dir in _dirs(root):
-        found += _camera_segments(cam_dir)
-    found.sort(key=lambda s: (s.start, s.camera_id, s.path.name))
-    return found
-
-
-def scan_camera_segments(root: Path, camera_id: str, since: tuple[str, str] | None = None) -> list[Segment]:
-    """One camera's segments, oldest first; since (day, hour) folder names: only those folders
-    and later ones (what may have changed after an index of the older ones was kept)."""
-    cam_dir = root / camera_id
-    if not cam_dir.is_dir() or cam_dir.is_symlink():
-        return []
-    return sorted(_camera_segments(cam_dir, since), key=lambda s: (s.start, s.path.name))
-
-
-def segment_folder(path: Path) -> tuple[str, str]:
-    """The (day, hour) folder names a segment file lies in."""
-    return path.parent.parent.name, path.parent.name
-
-
-def _camera_segments(cam_dir: Path, since: tuple[str, str] | None = None) -> list[Segment]:
-    found: list[Segment] = []
-    for day in _dirs(cam_dir):
-        if since is not None and day.name < since[0]:
-            continue
-        for hour in _dirs(day):
-            if since is not None and (day.name, hour.name) < since:
-                continue
-            with os.scandir(hour) as entries:
-                for entry in entries:
-                    parsed = parse_segment_name(entry.name)
-                    if parsed is None or parsed[0] != cam_dir.name or not entry.is_file(follow_symlinks=False):
-                        continue
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:  # pruned meanwhile by someone else
-                        continue
-                    found.append(Segment(parsed[1], parsed[0], Path(entry.path), st.st_size, st.st_mtime))
-    return found
-
-
-def folders_inside(root: Path, folder: Path) -> None:
-    """Makes folder (under root) and every folder between, none of them a symlink: one put inside
-    the storage root (by mistake or by someone else) is replaced by a real folder and said, so that
-    recordings never land outside the root, where retention never looks. The root itself may be a
-    symlink (a mount elsewhere): it is the operator's choice."""
-    root.mkdir(parents=True, exist_ok=True)
-    current = root
-    for part in folder.relative_to(root).parts:
-        current = current / part
-        no_symlink(current)
-        with contextlib.suppress(FileExistsError):
-            current.mkdir()
-
-
-def append_fd(path: Path) -> int:
-    """A file descriptor appending to path (a journal), never through a symlink put in its place.
-    A last line torn by a crash is ended first: the next line must not be glued to it (and lost)."""
-    no_symlink(path)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
-    size = os.fstat(fd).st_size
-    if size and os.pread(fd, 1, size - 1) != b"\n":
-        os.write(fd, b"\n")
-    return fd
-
-
-def no_symlink(path: Path) -> None:
-    """A symlink at path (inside the storage root) is removed, and said; its target is left alone."""
-    if path.is_symlink():
-        target = path.readlink()
-        path.unlink()
-        log.warning("%s was a symlink (to %s) inside the storage root: replaced, nothing written through it",
-                    path, target)  # fmt: skip
-
-
-def _dirs(path: Path) -> list[Path]:
-    """Sub-folders, never through a symlink; dot-folders are camctl's own (the clip cache)."""
-    with os.scandir(path) as entries:
-        return sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
 
 
 @dataclass(frozen=True)
@@ -180,7 +51,6 @@ class Limits:
 
 
 TIERS = ("continuous", "motion", "marked")  # freed in this order when space runs out
-Spans = dict[str, list[tuple[float, float]]]  # camera id -> (start, end), sorted
 
 
 @dataclass
@@ -287,19 +157,6 @@ def _segment_ends(segments: Iterable[Segment]) -> dict[Path, float]:
     return ends
 
 
-def _usage(path: Path) -> Any:
-    """shutil.disk_usage of the filesystem holding path (or its nearest existing parent)."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe)
-
-
-def free_space(path: Path) -> int:
-    """Bytes free for this user on the filesystem holding path."""
-    return int(_usage(path).free)
-
-
 def apply_plan(plan: RetentionPlan, root: Path) -> int:
     """Deletes the planned segments (already-gone files are fine: prune is idempotent) and the
     day/hour folders left empty. Returns the bytes freed."""
@@ -320,10 +177,6 @@ def apply_plan(plan: RetentionPlan, root: Path) -> int:
             with contextlib.suppress(OSError):  # not empty (or gone): leave it
                 folder.rmdir()
     return freed
-
-
-def filesystem_size(path: Path) -> int:
-    return int(_usage(path).total)
 
 
 def unreachable_min_free(root: Path, limits: Limits) -> str | None:
@@ -364,67 +217,3 @@ def prune(
     if not dry_run:
         apply_plan(plan, root)
     return plan
-
-
-COPY_FOLDER = ".copy"  # under the root: the copy elsewhere's index (camctl.recording.copies)
-
-
-def copied_segments(root: Path, segments: list[Segment]) -> set[Path]:
-    """Those of the segments that a copy elsewhere holds, checked (its index, hour by hour)."""
-    hours = {p.relative_to(root).parent for p in (s.path for s in segments) if p.is_relative_to(root)}
-    files: set[str] = set()
-    for hour in hours:
-        for index in (root / COPY_FOLDER).glob(f"*/index/{hour.as_posix()}.jsonl"):
-            files |= {str(e.get("file")) for e in json_lines(index)}
-    return {s.path for s in segments if s.path.is_relative_to(root) and s.path.relative_to(root).as_posix() in files}
-
-
-def json_lines(path: Path) -> list[dict[str, Any]]:
-    """The objects of a JSON-lines file beside the footage; lines torn by a crash are skipped, a
-    missing file is none."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    found = []
-    for line in lines:
-        with contextlib.suppress(ValueError):
-            entry = json.loads(line)
-            if isinstance(entry, dict):
-                found.append(entry)
-    return found
-
-
-def kept_spans(root: Path, cameras: Iterable[str]) -> tuple[Spans, Spans]:
-    """Each camera's motion (motion.jsonl) and marks (marks.jsonl), as (start, end) spans."""
-    motion: Spans = {}
-    marks: Spans = {}
-    for camera in cameras:
-        for name, found in (("motion.jsonl", motion), ("marks.jsonl", marks)):
-            found[camera] = sorted(_spans_in(root / camera / name))
-    return motion, marks
-
-
-def _spans_in(path: Path) -> list[tuple[float, float]]:
-    return [(entry["start"], entry["end"]) for entry in read_spans(path)]
-
-
-def read_spans(path: Path) -> list[dict[str, Any]]:
-    """The lines of a span log beside the footage (motion.jsonl, marks.jsonl), each with float
-    start and end, oldest first; lines torn by a crash are skipped, a missing file is none."""
-    spans = []
-    for entry in json_lines(path):
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            spans.append({**entry, "start": float(entry["start"]), "end": float(entry["end"])})
-    return sorted(spans, key=lambda e: e["start"])
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Written beside the target and renamed: a reader never sees half a file (StorageError, exit 5)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None

