@@ -28,31 +28,54 @@ def config(tmp_path: Path, url: str, extra: str = "") -> Path:
     return path
 
 
+KINDS = [("aac", False), ("pcma", False), ("pcmu", False), ("pcma", True), ("opus", False)]  # (audio, h265)
+
+
+def _kind_id(audio: str, h265: bool) -> str:
+    return f"{audio}_h265" if h265 else audio
+
+
 @pytest.mark.serial  # sync measured to 0.1 s on cameras encoding live: a starved box moves their clocks
-@pytest.mark.parametrize(
-    ("audio", "h265"), [("aac", False), ("pcma", False), ("pcmu", False), ("pcma", True), ("opus", False)]
-)
-def test_a_camera_with_audio_records_video_and_audio_in_sync(
-    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path, audio: str, h265: bool
+def test_cameras_with_audio_record_video_and_audio_in_sync(
+    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
 ) -> None:
+    """One camera per kind of audio (AAC, G.711 A-law and mu-law, A-law beside H.265, Opus), all
+    recorded by one `camctl record` run: each camera's footage is checked as its own."""
+    cams = {_kind_id(audio, h265): fake_cameras(count=1, size="320x240", fps=15, gop=15, bitrate=300, audio=audio,
+                                                h265=h265, stamp=True) for audio, h265 in KINDS}  # fmt: skip
+    pending = dict(cams)
+    summaries: dict[str, dict[str, object]] = {}
     for attempt in range(2):
-        cams = fake_cameras(size="320x240", fps=15, gop=15, bitrate=300, audio=audio, h265=h265, stamp=True)
-        result = camctl("record", "cam_1", "--duration", "7", "--json", config=config(tmp_path, cams.url()))
+        cameras = "".join(f"  {kind}: {{url: '{cam.url()}'}}\n" for kind, cam in pending.items())
+        cfg = tmp_path / "camctl.yaml"
+        cfg.write_text(f"cameras:\n{cameras}storage:\n  root: {tmp_path / 'rec'}\n  segment_seconds: 2\n")
+        result = camctl("record", *pending, "--duration", "7", "--json", config=cfg)
         assert result.returncode == 0, result.stderr
-        summary = json.loads(result.text)
-        # On a starved box the fake camera once sent its video and, after one packet, none of its
+        summaries |= {s["camera_id"]: s for s in json.loads(result.text)["cameras"]}
+        # On a starved box a fake camera once sent its video and, after one packet, none of its
         # audio (its microphone fed a paused media: fixed in scripts/fake-cameras). Should a camera
         # send no audio again, that is said and it gets one more camera; a recorder that lost the
         # audio it received fails both runs.
-        if summary["cameras"][0]["audio_packets"] or attempt:
+        silent = [kind for kind in pending if not summaries[kind]["audio_packets"]]
+        if not silent or attempt:
             break
-        warnings.warn("the fake camera sent no audio: recording again with another", stacklevel=1)
-        cams.stop()
-        shutil.rmtree(tmp_path / "rec")
-    assert summary["cameras"][0]["segments"] >= 3, summary
-    assert summary["cameras"][0]["audio_packets"] > 0, summary
-    files = segment_files(tmp_path / "rec", "cam_1")
-    assert len(files) >= 3
+        warnings.warn(f"fake camera(s) {silent} sent no audio: recording them again with others", stacklevel=1)
+        pending = {}
+        for kind in silent:
+            cams[kind].stop()
+            shutil.rmtree(tmp_path / "rec" / kind)
+            audio, h265 = next((a, h) for a, h in KINDS if _kind_id(a, h) == kind)
+            pending[kind] = cams[kind] = fake_cameras(count=1, size="320x240", fps=15, gop=15, bitrate=300,
+                                                      audio=audio, h265=h265, stamp=True)  # fmt: skip
+    for audio, h265 in KINDS:
+        _check_recorded_audio(tmp_path / "rec", _kind_id(audio, h265), audio, h265, summaries[_kind_id(audio, h265)])
+
+
+def _check_recorded_audio(root: Path, kind: str, audio: str, h265: bool, summary: dict[str, object]) -> None:
+    assert summary["segments"] >= 3, summary  # type: ignore[operator]
+    assert summary["audio_packets"] > 0, summary  # type: ignore[operator]
+    files = segment_files(root, kind)
+    assert len(files) >= 3, kind
     recorded_as = "opus" if audio == "opus" else "aac"
     for n, path in enumerate(files):
         assert streams_of(path) == {"video": "hevc" if h265 else "h264", "audio": recorded_as}, path.name
@@ -78,8 +101,8 @@ def test_a_camera_with_audio_records_video_and_audio_in_sync(
     for path in files[1:-1]:  # whole segments (the first and last may hold no tick)
         error = av_sync_error(path)
         assert abs(error) < 0.1, f"{path.name}: audio {error * 1000:+.0f} ms off the video"
-    journal = [json.loads(line) for line in (tmp_path / "rec" / "cam_1" / "recordings.jsonl").read_text().splitlines()]
-    assert all(e.get("audio") == recorded_as for e in journal if e["type"] == "segment")
+    journal = [json.loads(line) for line in (root / kind / "recordings.jsonl").read_text().splitlines()]
+    assert all(e.get("audio") == recorded_as for e in journal if e["type"] == "segment"), kind
 
 
 @pytest.mark.serial  # sync measured to 0.1 s, as above

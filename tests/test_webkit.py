@@ -6,6 +6,7 @@ plays in WebKit's own HLS player."""
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,11 @@ document.body.replaceChildren(...arguments[0].map(src => {
 """
 VIDEOS_JS = "return [...document.querySelectorAll('video')].map(v => ({width: v.videoWidth, time: v.currentTime}));"
 PLAY_PAUSED_JS = "document.querySelectorAll('video').forEach(v => v.paused && v.play().catch(() => {}));"
+RELOAD_STUCK_JS = """
+[...document.querySelectorAll('video')].forEach((v, i) => {
+  if (v.currentTime <= arguments[0][i] + 0.5) { const src = v.src; v.removeAttribute('src'); v.load(); v.src = src; }
+});
+"""
 VIDEOS_JS_STATE = """return [...document.querySelectorAll('video')].map(v => ({src: v.src, time: v.currentTime,
   paused: v.paused, readyState: v.readyState, networkState: v.networkState, error: v.error && v.error.code,
   buffered: [...Array(v.buffered.length).keys()].map(i => [v.buffered.start(i), v.buffered.end(i)])}));"""
@@ -150,9 +156,20 @@ def test_recorded_footage_and_hls_play_in_webkit(
             return all(n["time"] > then["time"] + 0.5 for n, then in zip(now, shown, strict=True))
 
         try:
-            wait_for("both HLS videos playing", advanced, timeout=40)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}: from {shown} to {driver.execute_script(VIDEOS_JS_STATE)}") from None
+            wait_for("both HLS videos playing", advanced, timeout=25)
+        except AssertionError:
+            # Seen once in a fresh clone's run: WebKit's HLS player (GStreamer's hlsdemux) showed the
+            # sub's first picture, then sat at HAVE_CURRENT_DATA with nothing buffered while the
+            # playlist went on. A viewer reloads a stuck player: so does this test, once, and says so.
+            stuck = driver.execute_script(VIDEOS_JS_STATE)
+            warnings.warn(f"an HLS video did not advance in 25 s; reloading it once: {stuck}", stacklevel=1)
+            driver.execute_script(RELOAD_STUCK_JS, [v["time"] for v in shown])
+            shown = wait_for("both HLS videos at their stream's size again", lambda: (v := driver.execute_script(
+                VIDEOS_JS)) and [x["width"] for x in v] == [SUB[0], MAIN[0]] and v, timeout=30)  # fmt: skip
+            try:
+                wait_for("both HLS videos playing", advanced, timeout=30)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: from {shown} to {driver.execute_script(VIDEOS_JS_STATE)}") from None
 
         def recorded() -> bool:
             spans = json.loads(http_get(f"{base}/api/recordings/cam_1?start=-5m")[2]).get("spans", [])
