@@ -203,7 +203,8 @@ def _demo_ports_free() -> None:
                 raise ComponentMissing(f"port {port} is taken on this machine; the built-in demo needs it")
 
 
-@pytest.mark.serial
+# Not serial: the demo's fixed ports (8080, 4222) are no other test's (theirs are reserved below the
+# kernel's ephemeral range, tests/harness.py free_port), and it waits on pip, not on real-time rates.
 def test_readme_install_lines_run_in_a_fresh_venv_whose_camctl_starts_the_demo(tmp_path: Path) -> None:
     """The README's install block, line by line, in a fresh copy of the checkout (a new venv, this
     suite's own out of PATH); then that venv's `camctl run-all` with no config at all: the four demo
