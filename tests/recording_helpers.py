@@ -18,7 +18,7 @@ from typing import Any, Self
 
 import av
 
-from camctl.config import parse_config
+from camctl.config import parse_config, stream_view
 from camctl.media.connect import open_source
 from tests.harness import CamctlProcess
 
@@ -92,7 +92,7 @@ class ReferenceClient:
     """Reads a camera in a thread and keeps the slice hash of every frame it receives."""
 
     def __init__(self, url: str) -> None:
-        self.camera = parse_config(f"cameras:\n  ref: {url}\n").cameras["ref"]
+        self.camera = stream_view(parse_config(f"cameras:\n  ref: {url}\n").cameras["ref"], "main")
         self.slices: list[str] = []
         self.frames = 0  # distinct timestamps seen
         self.arrivals: list[float] = []  # wall-clock arrival of each of those frames

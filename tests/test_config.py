@@ -9,7 +9,15 @@ import jsonschema
 import pytest
 import yaml
 
-from camctl.config import BUILTIN_DEMO, config_schema, effective_config, find_config_file, load_config, parse_config
+from camctl.config import (
+    BUILTIN_DEMO,
+    config_schema,
+    effective_config,
+    find_config_file,
+    load_config,
+    parse_config,
+    stream_view,
+)
 from camctl.errors import ConfigError
 from tests.harness import REPO
 
@@ -177,7 +185,7 @@ def test_credentials_in_url_are_split_out_and_masked() -> None:
     assert cam.username == "bob"
     assert cam.password is not None and cam.password.reveal() == "p@ss:w0rd"
     assert cam.display_url == "rtsp://bob:***@10.1.2.3:8554/live"
-    assert cam.connect_url() == "rtsp://bob:p%40ss%3Aw0rd@10.1.2.3:8554/live"
+    assert stream_view(cam, "main").connect_url() == "rtsp://bob:p%40ss%3Aw0rd@10.1.2.3:8554/live"
     assert "w0rd" not in repr(cam) and "w0rd" not in str(effective_config(cfg))
 
 
@@ -216,7 +224,7 @@ def test_demo_config_has_four_demo_cameras_in_user_data_dir(monkeypatch: pytest.
 
     cfg = demo_config()
     assert list(cfg.cameras) == ["cam_1", "cam_2", "cam_3", "cam_4"]
-    assert all(c.is_demo for c in cfg.cameras.values())
+    assert all(stream_view(c, "main").is_demo for c in cfg.cameras.values())
     assert cfg.storage.root == tmp_path / "data" / "recordings"
 
 

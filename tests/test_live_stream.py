@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import pytest
 
-from camctl.config import CameraConfig
+from camctl.config import CameraConfig, stream_view
 from camctl.media.fmp4 import codec_string, fragment, init_segment, length_prefixed, top_level_boxes
 from camctl.media.live_stream import Fragment, Header, LiveStream, Offline
 from camctl.media.session import CameraSession
@@ -110,7 +110,7 @@ def test_a_slow_viewer_skips_to_the_next_keyframe_and_is_dropped_when_it_keeps_f
 def test_viewers_share_one_subscription_and_the_cap_answers(fake_cameras: Callable[..., FakeCameras]) -> None:
     """A real camera session: a viewer who joins later gets the header and the GOP so far at once."""
     cams = fake_cameras(count=1, size="320x240", fps=15, gop=15, bitrate=300)
-    camera = CameraConfig(id="cam_1", url=cams.url())
+    camera = stream_view(CameraConfig(id="cam_1", url=cams.url()), "main")
     stream = LiveStream(camera)
     session = CameraSession(camera, [stream])
 

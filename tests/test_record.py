@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import pytest
 
-from camctl.config import parse_config
+from camctl.config import parse_config, stream_view
 from camctl.errors import StorageError
 from camctl.recording.index import build_index, measure_segment
 from camctl.recording.recorder import CameraRecorder, RecordingCamera
@@ -258,7 +258,8 @@ def test_h265_camera_records(
 def test_storage_failure_keeps_recording_alive_and_resumes(tmp_path: Path) -> None:
     """The camera's folder turns into a file (as good as a dead disk for the writer): the recorder
     keeps its camera session, reports the error, and writes again once storage is back."""
-    camera = parse_config('cameras:\n  cam_1: "demo:?size=320x240&fps=15&gop=15"\n').cameras["cam_1"]
+    config = parse_config('cameras:\n  cam_1: "demo:?size=320x240&fps=15&gop=15"\n')
+    camera = stream_view(config.cameras["cam_1"], "main")
     root = tmp_path / "rec"
     failures: list[StorageError] = []
     rec = RecordingCamera(CameraRecorder(camera, root, 2.0, on_storage_error=failures.append, storage_retry=0.5))

@@ -13,7 +13,7 @@ from typing import Any
 import av
 from av.video.frame import PictureType
 
-from camctl.config import CameraConfig, TranscodeConfig
+from camctl.config import CameraConfig, TranscodeConfig, stream_view
 from camctl.encoding.bitrate import DiskUsage, StorageBudget
 from camctl.encoding.transcode import Transcoder
 from camctl.media.source import Packet, StreamInfo
@@ -124,7 +124,7 @@ def test_the_transcoder_lowers_its_bitrate_at_a_keyframe_when_the_storage_budget
     info, packets = camera_packets(12)
     disk = Disk()
     budget = StorageBudget(tmp_path, 86400.0, streams=1, probe=disk, every=0)
-    camera = CameraConfig(id="cam_1", url="rtsp://127.0.0.1:1/cam1")
+    camera = stream_view(CameraConfig(id="cam_1", url="rtsp://127.0.0.1:1/cam1"), "main")
     out = Collect()
     clock = PacedClock(1000.0)  # the packets come at once, but at the camera's pace for the ladder: calm
     transcoder = Transcoder(
@@ -185,7 +185,7 @@ def test_run_all_shows_the_transcode_bitrate_in_status_and_metrics(nats_server: 
 
 def test_the_transcoder_steps_its_preset_down_before_its_frame_rate_and_back_up_when_calm(tmp_path: Path) -> None:
     info, packets = camera_packets(12, size=(1280, 720))
-    camera = CameraConfig(id="cam_1", url="rtsp://127.0.0.1:1/cam1")
+    camera = stream_view(CameraConfig(id="cam_1", url="rtsp://127.0.0.1:1/cam1"), "main")
     out = Collect()
     transcoder = Transcoder(camera, TranscodeConfig(bitrate=1_000_000, encoder="libx264", min_bitrate=250_000), out)
     transcoder.on_connected(info)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import av.error
 
-from camctl.config import CameraConfig, Config, GridConfig
+from camctl.config import CameraConfig, Config, GridConfig, stream_view
 from camctl.encoding.bitrate import BitrateController, StorageBudget
 from camctl.encoding.compositor import Compositor
 from camctl.encoding.encoder import KeyframeEncoder
@@ -106,7 +106,7 @@ class OwnSessions(ThreadedFeed):
     """`camctl grid` on its own: an RTSP session and a decoder per camera."""
 
     def __init__(self, config: Config, cameras: list[CameraConfig]) -> None:
-        views = [cam.stream_view(cam.roles.grid) for cam in cameras]  # the sub stream where there is one
+        views = [stream_view(cam, cam.roles.grid) for cam in cameras]  # the sub stream where there is one
         self.sources = [
             LiveCamera(view, hardware_decode=config.ingest.hardware_decode, analysed=False) for view in views
         ]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from camctl.config import CameraConfig
+from camctl.config import CameraConfig, StreamView, stream_view
 from camctl.errors import CameraError, ExitStatus
 from camctl.media.connect import open_source
 from camctl.media.decode import first_frame, open_decoder
@@ -43,18 +43,18 @@ class ProbeResult:
         return asdict(self)
 
 
-def probe_camera(camera: CameraConfig, timeout: float, seconds: float = DEFAULT_MEASURE_SECONDS) -> ProbeResult:
+def probe_camera(camera: StreamView, timeout: float, seconds: float = DEFAULT_MEASURE_SECONDS) -> ProbeResult:
     """With `transport: auto` the result names the transport that worked, so that it can be set:
     TCP is tried first, UDP when the camera refuses TCP."""
     if camera.transport != "auto" or not camera.url.startswith(("rtsp://", "rtsps://")):
         return _probe(camera, timeout, seconds)
-    over_tcp = _probe(camera.model_copy(update={"transport": "tcp"}), timeout, seconds)
+    over_tcp = _probe(replace(camera, transport="tcp"), timeout, seconds)
     if over_tcp.online or not (over_tcp.error or "").startswith(TCP_REFUSED):
         return over_tcp
-    return _probe(camera.model_copy(update={"transport": "udp"}), timeout, seconds)
+    return _probe(replace(camera, transport="udp"), timeout, seconds)
 
 
-def _probe(camera: CameraConfig, timeout: float, seconds: float) -> ProbeResult:
+def _probe(camera: StreamView, timeout: float, seconds: float) -> ProbeResult:
     started = time.monotonic()
     try:
         with open_source(camera, timeout) as source:
@@ -103,7 +103,7 @@ def probe_cameras(
     cameras: list[CameraConfig], timeout: float | None = None, seconds: float = DEFAULT_MEASURE_SECONDS
 ) -> list[ProbeResult]:
     """All cameras at once, every stream of each (cam_1, then cam_1/sub), results in the order given."""
-    views = [cam.stream_view(name) for cam in cameras for name in cam.streams]
+    views = [stream_view(cam, name) for cam in cameras for name in cam.streams]
     if not views:
         return []
     with ThreadPoolExecutor(max_workers=len(views), thread_name_prefix="probe") as pool:

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from camctl.config import CameraConfig, StorageConfig
+from camctl.config import CameraConfig, StorageConfig, stream_view
+from camctl.config.streams import MAIN
 from camctl.encoding.transcode import recording_input
 from camctl.errors import ExitStatus, StorageError
 from camctl.lifecycle import stop_on_signals
@@ -49,14 +50,15 @@ def record_cameras(
     retention.run(force=False)
     recorders = []
     for cam in cameras:
+        view = stream_view(cam, MAIN)
         recorder = CameraRecorder(
-            cam,
+            view,
             storage.root,
             storage.segment_seconds,
             on_segment=lambda _info: retention.run(),
             on_storage_error=lambda _exc: retention.run(force=True),
         )
-        feed = recording_input(cam, recorder, storage, len(cameras))
+        feed = recording_input(view, recorder, storage, len(cameras))
         recorders.append(RecordingCamera(recorder, feed=feed, read_timeout=stall_seconds))
     stop = threading.Event()
     with stop_on_signals(stop):

@@ -8,7 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from camctl.config import CameraConfig, HttpConfig
+from camctl.config import CameraConfig, HttpConfig, StreamView, stream_view
 from camctl.errors import UsageError
 from camctl.paths import default_data_dir
 from camctl.signing import local_url
@@ -28,7 +28,7 @@ class Snapshot:
 
 
 def cold_snapshot(
-    camera: CameraConfig, quality: int = DEFAULT_QUALITY, width: int | None = None, timeout: float | None = None
+    camera: StreamView, quality: int = DEFAULT_QUALITY, width: int | None = None, timeout: float | None = None
 ) -> Snapshot:
     """Connect, decode from the first keyframe, encode, disconnect: waits at most one keyframe interval
     once the stream flows, and never longer than `timeout` in all."""
@@ -50,14 +50,14 @@ def cold_snapshot(
 
 def warm_snapshot(
     http: HttpConfig,
-    camera: CameraConfig,
+    camera: StreamView,
     quality: int = DEFAULT_QUALITY,
     width: int | None = None,
     timeout: float = 1.0,
 ) -> Snapshot | None:
     """The latest frame from a camctl running on this box (ingest or run-all), or None when none
     answers: a camera session is already open there, so no connect and no wait for a keyframe.
-    camera: the view of the stream wanted (CameraConfig.stream_view)."""
+    camera: the view of the stream wanted (stream_of)."""
     options = {"quality": quality, **({"width": width} if width else {}), "stream": camera.stream}
     query = urllib.parse.urlencode(options)
     url = local_url(http, default_data_dir(), f"/{camera.id}/frame.jpg", query)
@@ -78,17 +78,17 @@ def warm_snapshot(
     return Snapshot(camera.id, jpeg, int(w or 0), int(h or 0), captured, "warm")
 
 
-def stream_of(camera: CameraConfig, stream: str | None) -> CameraConfig:
+def stream_of(camera: CameraConfig, stream: str | None) -> StreamView:
     """The camera seen through the stream named, or its snapshot role's (main by default)."""
     name = stream or camera.roles.snapshot
     if name not in camera.streams:
         raise UsageError(f"{camera.id} has no stream {name!r} (streams: {', '.join(camera.streams)})")
-    return camera.stream_view(name)
+    return stream_view(camera, name)
 
 
 def snapshot(
     http: HttpConfig,
-    camera: CameraConfig,
+    camera: StreamView,
     quality: int = DEFAULT_QUALITY,
     width: int | None = None,
     timeout: float | None = None,

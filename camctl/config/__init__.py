@@ -30,6 +30,7 @@ from camctl.config.camera import (
 from camctl.config.http import HttpConfig
 from camctl.config.model import BUILTIN_DEMO, Config
 from camctl.config.sections import CopyConfig, GridConfig, IngestConfig, NatsConfig, RetentionConfig, StorageConfig
+from camctl.config.stream_view import StreamView, stream_view
 from camctl.envfile import EnvFile
 from camctl.errors import ConfigError
 from camctl.secrets import redact
@@ -53,6 +54,7 @@ __all__ = [
     "NatsConfig",
     "RetentionConfig",
     "StorageConfig",
+    "StreamView",
     "TranscodeConfig",
     "Transport",
     "config_schema",
@@ -63,6 +65,7 @@ __all__ = [
     "parse_config",
     "read_config",
     "secrets_of",
+    "stream_view",
 ]
 
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -239,8 +242,8 @@ def effective_config(config: Config) -> dict[str, Any]:
     data = config.model_dump(mode="json", exclude={"defaults"})  # a secret dumps as ***
     for cam in config.cameras.values():
         shown = data["cameras"][cam.id]
-        del shown["id"], shown["url"], shown["restream"], shown["stream"]  # the URLs as people may see them:
-        shown["streams"] = {name: cam.stream_view(name).display_url for name in cam.streams}
+        del shown["id"], shown["url"], shown["restream"]  # the URLs as people may see them:
+        shown["streams"] = {name: stream_view(cam, name).display_url for name in cam.streams}
         data["cameras"][cam.id] = {"url": cam.display_url, **shown, "restream": cam.restream_shown}
     data["http"]["max_clip"] = format_duration(config.http.max_clip)
     data["http"]["users"] = data["http"]["users"] or "none"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -20,7 +20,7 @@ from camctl.config.streams import (
     check_roles,
     prepare_streams,
 )
-from camctl.demo_spec import DemoSpec, parse_demo_url
+from camctl.demo_spec import parse_demo_url
 from camctl.rules.encoders import ENCODERS, X264_PRESETS
 from camctl.secrets import Secret, mask_url, redact
 
@@ -186,7 +186,7 @@ class CameraDefaults(_CameraSettings):
 class CameraConfig(_CameraSettings):
     """One camera. In YAML, `cam_1: rtsp://...` is short for `cam_1: {url: rtsp://...}`."""
 
-    hidden = ("id", "stream")
+    hidden = ("id",)
     given = ("id", "_own_credentials")  # from the key it is listed under, and with_defaults
 
     id: Text = ""  # the key it is listed under
@@ -198,7 +198,6 @@ class CameraConfig(_CameraSettings):
         default_factory=lambda: RolesConfig(record=[MAIN], analysis=MAIN, live=MAIN, grid=MAIN, snapshot=MAIN),
         description="which stream serves what (default: record main, the rest from sub when there is one)",
     )
-    stream: Text = MAIN  # which stream this view of the camera connects to (stream_view)
     name: Text = ""
     enabled: Bool = True
     analysis_fps: Annotated[float | None, Between(0.1, 120)] = Field(None, description="frames per second analysed")
@@ -257,33 +256,6 @@ class CameraConfig(_CameraSettings):
         check_roles(self.roles, list(self.streams))
         return self
 
-    @property
-    def label(self) -> str:
-        """How logs name this view: cam_1 for the main stream, cam_1/sub for another."""
-        return self.id if self.stream == MAIN else f"{self.id}/{self.stream}"
-
-    def stream_view(self, name: str) -> CameraConfig:
-        """The camera as seen through one of its streams: that stream's URL, with the camera's
-        credentials, transport and timeout unless the stream sets its own."""
-        spec = self.streams[name]
-        demo = spec.url.startswith("demo:")
-        return self.model_copy(
-            update={
-                "stream": name,
-                "url": spec.url,
-                "username": None if demo else spec.username if spec.username is not None else self.username,
-                "password": None if demo else spec.password if spec.password is not None else self.password,
-                "transport": spec.transport or self.transport,
-                "timeout": spec.timeout or self.timeout,
-            }
-        )
-
-    @property
-    def footage_id(self) -> str:
-        """The folder this view's recordings go to: the camera's id for main, cam_1.sub for a
-        sub stream (a dot is never in a camera id, so the two cannot meet)."""
-        return self.id if self.stream == MAIN else f"{self.id}.{self.stream}"
-
     def footage_of(self, stream: str | None) -> str:
         """The recordings folder of a stream (None: main); ValueError for a stream it does not have."""
         name = stream or MAIN
@@ -300,29 +272,12 @@ class CameraConfig(_CameraSettings):
         return mask_url(self.restream.reveal()) if self.restream else None
 
     @property
-    def is_demo(self) -> bool:
-        return self.url.startswith("demo:")
-
-    @property
-    def demo(self) -> DemoSpec:
-        return parse_demo_url(self.url)
-
-    @property
     def display_url(self) -> str:
-        """The URL for people and logs: the password is always masked."""
-        if self.is_demo:
+        """The main stream's URL for people (`config show`): the password is always masked. What
+        connects to a stream is its view (camctl.config.stream_view)."""
+        if self.url.startswith("demo:"):
             return self.url
         return mask_url(self.url, self.username, self.password is not None)
-
-    def connect_url(self) -> str:
-        """The URL handed to FFmpeg, credentials included: never print it."""
-        if self.is_demo or self.username is None:
-            return self.url
-        parts = urlsplit(self.url)
-        userinfo = quote(self.username, safe="")
-        if self.password is not None:
-            userinfo += ":" + quote(self.password.reveal(), safe="")
-        return urlunsplit((parts.scheme, f"{userinfo}@{parts.netloc}", parts.path, parts.query, ""))
 
 
 def _onvif_streams(data: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import av
 import av.error
 from av.video.reformatter import VideoReformatter
 
-from camctl.config import CameraConfig, StorageConfig, TranscodeConfig
+from camctl.config import StorageConfig, StreamView, TranscodeConfig
 from camctl.encoding.bitrate import BitrateController, StorageBudget
 from camctl.encoding.encoder import KeyframeEncoder
 from camctl.encoding.ladder import EncoderLadder
@@ -42,7 +42,7 @@ SHOWN_STEPS = 10  # the ladder's latest steps in status
 class Transcoder:
     def __init__(
         self,
-        camera: CameraConfig,
+        camera: StreamView,
         settings: TranscodeConfig,
         inner: Consumer,
         budget: StorageBudget | None = None,
@@ -225,12 +225,13 @@ class Transcoder:
 
 
 def recording_input(
-    camera: CameraConfig, recorder: Consumer, storage: StorageConfig, streams: int, hardware_decode: bool = True
+    camera: StreamView, recorder: Consumer, storage: StorageConfig, streams: int, hardware_decode: bool = True
 ) -> Consumer:
     """What the session feeds for recording: the recorder itself (stream copy), or a Transcoder in
     front of it when the camera has `transcode` settings, budgeted on the recordings' disk."""
-    if camera.transcode is None:
+    settings = camera.camera.transcode
+    if settings is None:
         return recorder
     r = storage.retention
     budget = StorageBudget(storage.root, r.max_age, streams, r.min_free or 0) if r.max_age else None
-    return Transcoder(camera, camera.transcode, recorder, budget, hardware_decode)
+    return Transcoder(camera, settings, recorder, budget, hardware_decode)

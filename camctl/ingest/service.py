@@ -31,7 +31,7 @@ from camctl.bus.subjects import (
     encode,
     frame_event,
 )
-from camctl.config import CameraConfig, Config
+from camctl.config import CameraConfig, Config, StreamView, stream_view
 from camctl.encoding.transcode import Transcoder, recording_input
 from camctl.errors import CamctlError
 from camctl.events.marks import MarkIntake
@@ -133,7 +133,7 @@ class IngestService:
         feeds = CameraFeeds(cam)
         sessions: list[CameraSession] = []
         for name in cam.roles.used():
-            view = cam.stream_view(name)
+            view = stream_view(cam, name)
             analysed = name == cam.roles.analysis
             pictures = LiveCamera(view, self._on_frame if analysed else _no_frame, self._on_change,
                                   hardware_decode=self.config.ingest.hardware_decode, analysed=analysed)  # fmt: skip
@@ -157,15 +157,14 @@ class IngestService:
         for session in sessions:
             session.start()
 
-    def _recording(self, view: CameraConfig, pictures: LiveCamera) -> list[Consumer]:
+    def _recording(self, view: StreamView, pictures: LiveCamera) -> list[Consumer]:
         """The stream's recorder, when it is one the camera records (a copy; the main stream may be
         re-encoded at a bitrate instead, from the pictures its LiveCamera decodes)."""
-        if not self.record or view.stream not in view.roles.record:
+        if not self.record or view.stream not in view.camera.roles.record:
             return []
         storage = self.config.storage
-        recorded = view if view.stream == MAIN else view.model_copy(update={"id": view.footage_id})
-        recorder = CameraRecorder(
-            recorded, storage.root, storage.segment_seconds,
+        recorder = CameraRecorder(  # it records under the view's footage_id: cam_1, cam_1.sub
+            view, storage.root, storage.segment_seconds,
             on_segment=lambda _info: self._prune() if self.worker is None else None,
             on_storage_error=lambda _exc: self._prune(force=True),
         )  # fmt: skip
@@ -202,7 +201,7 @@ class IngestService:
         if restreamer is not None:
             restreamer.stop()  # the session's on_stopped stops it too; its thread ends within a second
         for stream in feeds.camera.roles.record:
-            recorder = self.recorders.pop(feeds.camera.stream_view(stream).footage_id, None)
+            recorder = self.recorders.pop(feeds.camera.footage_of(stream), None)
             if recorder is not None:
                 recorder.finalize()
 
@@ -276,7 +275,7 @@ class IngestService:
         if self.bus is None:
             return
         fps = self._fps.get(cam.camera.id) or cam.claimed_fps or 0.0
-        path = f"/{cam.camera.slug}/frame.jpg"  # the analysis stream's picture
+        path = f"/{cam.camera.camera.slug}/frame.jpg"  # the analysis stream's picture
         url = self.config.http.public_url + (self.signer.sign(path) if self.signer is not None else path)
         payload = frame_event(cam.camera.id, live.timestamp, live.number, live.resolution, fps, url)
         payload["stream"] = cam.stream  # after the seed's six keys: which stream was analysed
@@ -305,7 +304,7 @@ class IngestService:
                 payload["recording"] = recorder.status.state
                 payload["recording_error"] = recorder.status.error if recorder.status.failure == "storage" else None
             for name in cam.camera.roles.record:
-                recorder = self.recorders.get(cam.camera.stream_view(name).footage_id)
+                recorder = self.recorders.get(cam.camera.footage_of(name))
                 if recorder is not None and name in payload["streams"]:
                     payload["streams"][name]["recording"] = recorder.status.state
             restreamer = self.restreamers.get(cam.camera.id)

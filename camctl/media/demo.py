@@ -9,12 +9,12 @@ from fractions import Fraction
 import av
 from av.video.frame import PictureType
 
-from camctl.config import CameraConfig
+from camctl.config import StreamView
 from camctl.media.source import Packet, Source, StreamInfo
 
 
 class DemoSource(Source):
-    def __init__(self, camera: CameraConfig) -> None:
+    def __init__(self, camera: StreamView) -> None:
         self.camera = camera
         self.spec = spec = camera.demo
         self.input = av.open(f"{spec.pattern}=size={spec.width}x{spec.height}:rate={spec.fps}", format="lavfi")

@@ -29,7 +29,7 @@ from typing import Any
 import av
 import av.error
 
-from camctl.config import CameraConfig
+from camctl.config import StreamView
 from camctl.media.access_units import KeyframeJoiner
 from camctl.media.audio import AudioInfo
 from camctl.media.decode import DecoderChoice, open_best_decoder
@@ -60,14 +60,14 @@ class LiveFrame:
 class LiveCamera:
     def __init__(
         self,
-        camera: CameraConfig,
+        camera: StreamView,
         on_frame: Callable[[LiveCamera, LiveFrame], None] = lambda _cam, _frame: None,
         on_change: Callable[[LiveCamera], None] = lambda _cam: None,
         ring: int = 3,
         hardware_decode: bool = True,
         analysed: bool = True,
     ) -> None:
-        """camera: the view of the stream (CameraConfig.stream_view); analysed: this is the camera's
+        """camera: the view of the stream (camctl.config.stream_view); analysed: this is the camera's
         analysis stream (frame events, at the camera's decode mode); any other decodes on demand."""
         self.camera = camera
         self.stream = camera.stream
@@ -170,13 +170,13 @@ class LiveCamera:
             return "full"
         if not self.analysed:
             return "off"
-        mode = self.camera.decode
+        mode = self.camera.camera.decode
         if mode == "auto":
             return "keyframes" if self._keyframes_suffice() else "full"
         return mode
 
     def _keyframes_suffice(self) -> bool:
-        rate, interval = self.camera.analysis_fps, self.keyframe_interval()
+        rate, interval = self.camera.camera.analysis_fps, self.keyframe_interval()
         return rate is not None and interval is not None and rate * interval <= KEYFRAME_SLACK
 
     def keyframe_interval(self) -> float | None:
@@ -273,7 +273,7 @@ class LiveCamera:
         self._wake()
         if not self.analysed:
             return
-        rate = self.camera.analysis_fps
+        rate = self.camera.camera.analysis_fps
         if rate is None:
             self.on_frame(self, live)
         elif arrived >= self._next_event:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from camctl.config import CameraConfig
+from camctl.config import StreamView
 from camctl.media.access_units import Picture, PictureJoiner
 from camctl.media.decode import picture_size
 from camctl.media.fmp4 import TIMESCALE, codec_string, fragment, init_segment, length_prefixed
@@ -62,7 +62,7 @@ Listener = Callable[[Event], None]
 
 
 class LiveStream:
-    def __init__(self, camera: CameraConfig) -> None:
+    def __init__(self, camera: StreamView) -> None:
         self.camera = camera
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import tenacity
 
-from camctl.config import CameraConfig
+from camctl.config import StreamView
 from camctl.errors import AuthFailed, CameraError, CameraTimeout
 from camctl.lifecycle import StoppableThread
 from camctl.media.connect import open_source
@@ -54,11 +54,11 @@ DEFAULT_BACKOFF = Backoff()
 class CameraSession(StoppableThread):
     def __init__(
         self,
-        camera: CameraConfig,
+        camera: StreamView,
         consumers: Sequence[Consumer],
         backoff: Backoff = DEFAULT_BACKOFF,
         read_timeout: float | None = None,
-        open_camera: Callable[[CameraConfig, float | None], Source] = open_source,
+        open_camera: Callable[[StreamView, float | None], Source] = open_source,
     ) -> None:
         super().__init__(f"camera-{camera.id}")
         self.camera = camera
@@ -125,7 +125,7 @@ class CameraSession(StoppableThread):
 
     def _read(self, source: Source) -> None:
         info = source.info
-        audio = self.camera.audio and info.audio is not None
+        audio = self.camera.camera.audio and info.audio is not None
         self.online = True
         log.info("%s: connected (%s)", self.camera.label, info.describe())
         self._notify("on_connected", info)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeAlias
 import av
 import av.error
 
-from camctl.config import CameraConfig
+from camctl.config import StreamView
 from camctl.errors import AuthFailed, CameraError, CameraTimeout, CameraUnreachable
 from camctl.media.audio import AudioInfo, audio_info
 
@@ -51,7 +51,7 @@ class StreamInfo:
 
 
 class Source(ABC):
-    camera: CameraConfig
+    camera: StreamView
     info: StreamInfo
     audio_stream: Any = None  # the demuxed audio stream, when the camera sends audio
 
@@ -76,7 +76,7 @@ class Source(ABC):
 
 
 class RtspSource(Source):
-    def __init__(self, camera: CameraConfig, timeout: float) -> None:
+    def __init__(self, camera: StreamView, timeout: float) -> None:
         self.camera = camera
         self.timeout = timeout
         options = {

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import av.error
 
-from camctl.config import CameraConfig
+from camctl.config import StreamView
 from camctl.errors import StorageError
 from camctl.media.access_units import AccessUnit, AccessUnitAssembler
 from camctl.media.audio import AudioSample, AudioTrack
@@ -67,7 +67,7 @@ class RecorderStatus:
 class CameraRecorder:
     def __init__(
         self,
-        camera: CameraConfig,
+        camera: StreamView,
         root: Path,
         segment_seconds: float,
         on_segment: Callable[[SegmentInfo], None] = lambda _info: None,
@@ -81,8 +81,10 @@ class CameraRecorder:
         self.on_storage_error = on_storage_error
         self.storage_retry = storage_retry
         self.status = RecorderStatus()
-        self.camera_lock = RecorderLock(root, camera.id)  # raises AlreadyRecording: one recorder per camera
-        self.journal = Journal(root, camera.id)
+        # The folder, the journal and the logs name the footage: cam_1 for main, cam_1.sub for a sub stream.
+        self.footage_id = camera.footage_id
+        self.camera_lock = RecorderLock(root, self.footage_id)  # raises AlreadyRecording: one recorder per camera
+        self.journal = Journal(root, self.footage_id)
         self.timeline = Timeline()
         self._lock = threading.Lock()  # the session thread writes; the main thread may finalise
         self._stopped = False
@@ -115,18 +117,18 @@ class CameraRecorder:
             if self._audio is not None:
                 self._audio.close()
             self._audio, self._held_audio = None, []
-            if not (self.camera.audio and info.audio is not None and info.audio_stream is not None):
+            if not (self.camera.camera.audio and info.audio is not None and info.audio_stream is not None):
                 self.status.audio = None
                 return
             try:
                 self._audio = AudioTrack(info.audio_stream, info.audio)
             except (av.error.FFmpegError, ValueError) as exc:  # an audio codec we cannot keep: video goes on
-                log.warning("%s: %s audio not recorded: %s", self.camera.id, info.audio.describe(), exc)
+                log.warning("%s: %s audio not recorded: %s", self.footage_id, info.audio.describe(), exc)
                 self.status.audio = None
                 return
             self.status.audio = info.audio.recorded_as
             how = "transcoded to AAC" if self._audio.transcoded else "copied"
-            log.info("%s: recording %s audio (%s)", self.camera.id, info.audio.describe(), how)
+            log.info("%s: recording %s audio (%s)", self.footage_id, info.audio.describe(), how)
 
     def on_packet(self, packet: Packet, arrived: float) -> None:
         for au in self._assembler.push(packet, arrived):
@@ -259,7 +261,7 @@ class CameraRecorder:
             info = self._info = replace(info, width=size[0], height=size[1])
         try:
             self._writer = SegmentWriter(
-                self.root, self.camera.id, info.codec, info.width, info.height, t, info.extradata, self._audio
+                self.root, self.footage_id, info.codec, info.width, info.height, t, info.extradata, self._audio
             )
         except StorageError as exc:
             self._storage_failed(exc)
@@ -319,7 +321,7 @@ class CameraRecorder:
                 # (and old gaps) now and then, so that the journal stays as small as the buffer.
                 self.journal.compact(keep_after=time.time() - JOURNAL_GAP_DAYS * 86400)
         except OSError as exc:
-            log.warning("%s: cannot write the journal: %s", self.camera.id, exc.strerror)
+            log.warning("%s: cannot write the journal: %s", self.footage_id, exc.strerror)
         self.on_segment(info)
 
     def _repaired(self, writer: SegmentWriter) -> SegmentInfo | None:
@@ -334,12 +336,12 @@ class CameraRecorder:
         if self._gap_from is not None and end < self._gap_from:
             self._gap_from = end  # the footage lost with the torn end is part of the gap
         size = writer.path.stat().st_size if writer.path.exists() else 0
-        return SegmentInfo(self.camera.id, writer.path, start, end, frames, size, writer.codec, writer.audio_codec)
+        return SegmentInfo(self.footage_id, writer.path, start, end, frames, size, writer.codec, writer.audio_codec)
 
     def _record_gap(self, until: float) -> None:
         if self._gap_from is None:
             return
-        gap = Gap(self.camera.id, self._gap_from, until, self._gap_reason)
+        gap = Gap(self.footage_id, self._gap_from, until, self._gap_reason)
         self._gap_from = None
         # Connecting takes a moment (longer on a busy box), and reconnecting too: not footage anyone
         # lost. At start, as much as the index lets pass between two segments.
@@ -349,8 +351,8 @@ class CameraRecorder:
         try:
             self.journal.gap(gap)
         except OSError as exc:
-            log.warning("%s: cannot write the journal: %s", self.camera.id, exc.strerror)
-        log.info("%s: gap of %.1fs (%s)", self.camera.id, gap.end - gap.start, gap.reason)
+            log.warning("%s: cannot write the journal: %s", self.footage_id, exc.strerror)
+        log.info("%s: gap of %.1fs (%s)", self.footage_id, gap.end - gap.start, gap.reason)
 
     def _storage_failed(self, exc: StorageError) -> None:
         """Keeps the camera session; frames are dropped until storage works again."""
@@ -385,7 +387,7 @@ class RecordingCamera:
         self.session = CameraSession(recorder.camera, [self.feed], backoff, read_timeout=read_timeout)
 
     @property
-    def camera(self) -> CameraConfig:
+    def camera(self) -> StreamView:
         return self.recorder.camera
 
     @property
