@@ -1,4 +1,5 @@
-"""Fixtures with real parts: GStreamer RTSP fake cameras, a nats-server, the camctl CLI as a process.
+"""Fixtures with real parts: GStreamer RTSP fake cameras, a nats-server, the camctl CLI (in this
+process, or as a child process where only a process will do).
 
 A missing component skips its tests on a developer box but FAILS them under CI=true, with the
 command that installs it.
@@ -11,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from tests.harness import (
     looping_test_video,
     nats_server_binary,
 )
+from tests.in_process import Result, run_cli
 from tests.webkit import WebKitBrowser, check_webkit
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -108,20 +109,47 @@ def nats_server() -> Iterator[NatsServer]:
         yield server
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: bytes
-    stderr: str
+# Commands that run until a signal or for a --duration, with camera sessions, threads and loops that
+# could outlive a call, or that leave a daemon for the process's life (copy's rclone): a process
+# each, also when a test asks the camctl fixture for one.
+PROCESS_COMMANDS = frozenset({"record", "run-all", "ingest", "motion", "grid", "copy", "worker", "grid-worker"})
+_VALUED_OPTIONS = frozenset({"--config", "-c", "--log-format"})  # camctl's global options that take a value
 
-    @property
-    def text(self) -> str:
-        return self.stdout.decode(errors="replace")
+
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand in camctl's argv: the first word after the global options."""
+    words = iter(argv)
+    for word in words:
+        if word in _VALUED_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 @pytest.fixture
-def camctl(tmp_path: Path) -> Callable[..., Result]:
-    """Runs the real CLI in a child process, with its data directory and cwd inside tmp_path."""
+def camctl(tmp_path: Path, camctl_process: Callable[..., Result]) -> Callable[..., Result]:
+    """Runs the CLI in this process (Typer's CliRunner on camctl.cli.app; tests/in_process.py): the
+    environment a child would get (CAMCTL_CONFIG removed, CAMCTL_DATA_DIR inside tmp_path, the
+    call's extra variables), cwd tmp_path, and what the CLI changes in the process put back after.
+    For config, parse errors, exit codes, rendering and JSON. The PROCESS_COMMANDS go to
+    camctl_process whichever fixture is asked (tests say camctl_process for them); signals,
+    snapshot's stdout bytes and the console script are camctl_process's too."""
+
+    def run(*args: str, timeout: float = 60, config: Path | None = None, **extra_env: str) -> Result:
+        argv = ["--config", str(config)] if config is not None else []
+        if _command_of([*argv, *args]) in PROCESS_COMMANDS:
+            return camctl_process(*args, timeout=timeout, config=config, **extra_env)
+        env: dict[str, str | None] = {"CAMCTL_CONFIG": None, "CAMCTL_DATA_DIR": str(tmp_path / "data"), **extra_env}
+        return run_cli([*argv, *args], tmp_path, env, timeout)
+
+    return run
+
+
+@pytest.fixture
+def camctl_process(tmp_path: Path) -> Callable[..., Result]:
+    """Runs the real CLI in a child process (`python -m camctl`), with its data directory and cwd
+    inside tmp_path: for what only a process shows."""
     env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"}
     env["CAMCTL_DATA_DIR"] = str(tmp_path / "data")
 

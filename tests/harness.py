@@ -7,6 +7,7 @@ by its owner (context managers), by PID, never by name.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import queue
@@ -298,11 +299,17 @@ class NatsServer:
     """A real nats-server on a free loopback port."""
 
     _LISTEN = re.compile(r"Listening for client connections on [^:\s]+:(\d+)")
+    _MONITOR = re.compile(r"Starting http monitor on [^:\s]+:(\d+)")
+    _ROUTES = re.compile(r"Listening for route connections on [^:\s]+:(\d+)")
 
     def __init__(self, auth: str | None = None, extra: list[str] | None = None) -> None:
-        """auth: USER:PASS that clients must give; extra: more nats-server options (TLS, cluster)."""
+        """auth: USER:PASS that clients must give; extra: more nats-server options (TLS, cluster).
+        `-m -1` and `--cluster nats://127.0.0.1:-1` let it pick those ports too: monitor_port and
+        route_port, read back from its log."""
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.monitor_port = 0
+        self.route_port = 0
         self.auth = auth
         self.extra = extra or []
 
@@ -323,13 +330,18 @@ class NatsServer:
         assert self.proc.stderr is not None
         lines = LineReader(self.proc.stderr, "nats-server")  # keeps draining: a full pipe would stall it
         deadline = time.monotonic() + timeout
+        routes = "--cluster" in self.extra  # its route listener is logged after "Server is ready"
+        ready = False
         try:
-            while True:
+            while not ready or (routes and not self.route_port):
                 line = lines.next(deadline, "start")
                 if m := self._LISTEN.search(line):
                     self.port = int(m[1])
-                if "Server is ready" in line:
-                    break
+                if m := self._MONITOR.search(line):
+                    self.monitor_port = int(m[1])
+                if m := self._ROUTES.search(line):
+                    self.route_port = int(m[1])
+                ready = ready or "Server is ready" in line
         except (TimeoutError, RuntimeError):
             self.stop()
             raise
@@ -517,8 +529,84 @@ class VlcCamera(ManagedChild):
             self.proc = None
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+PORT_BLOCK = 1000  # ports of one pytest process (an xdist worker, or the master / a script)
+PORT_BASE = 20000
+PORT_LOCKS = Path("/tmp/camctl-test-ports")  # shared by every test run on the box, whatever its TMPDIR
+
+
+class PortReservations:
+    """Ports for servers that cannot pick their own (camctl's http.listen, VLC, a route known in
+    advance). Binding port 0 and closing it handed out a port the kernel may give next to any
+    outgoing connection, or another worker may be handed too, before the server binds it. Each pytest
+    process instead takes ports from its own block below the kernel's ephemeral range (never given to
+    outgoing connections), one after another, wrapping within its block; each is bindable when
+    handed out, and held against other test runs on this box by an flock on a lock file kept open
+    for the process's lifetime."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[int, int] = {}  # port -> its lock file's descriptor (held until exit)
+        self._next: int | None = None
+        self.low = self.high = 0
+
+    def _block(self) -> tuple[int, int]:
+        """[low, high) for this process: by its xdist worker number (gw0 -> 1), 0 for the master."""
+        try:
+            ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            ephemeral = 32768
+        top = ephemeral if ephemeral - PORT_BASE >= 2 * PORT_BLOCK else 65536  # a range that starts low
+        blocks = max(1, (top - PORT_BASE) // PORT_BLOCK)
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "master")
+        number = int(worker[2:]) + 1 if re.fullmatch(r"gw\d+", worker) else 0
+        low = PORT_BASE + (number % blocks) * PORT_BLOCK
+        return low, low + PORT_BLOCK
+
+    def take(self) -> int:
+        with self._lock:
+            if self._next is None:
+                self.low, self.high = self._block()
+                self._next = self.low
+            for _ in range(self.high - self.low):
+                port = self._next
+                self._next = port + 1 if port + 1 < self.high else self.low
+                if (port in self._held or self._hold(port)) and _bindable(port):
+                    return port
+        raise RuntimeError(f"no free port in {self.low}-{self.high - 1} (another test run holds them all?)")
+
+    def _hold(self, port: int) -> bool:
+        """The port's lock file locked by this process (False: another test run holds it)."""
+        PORT_LOCKS.mkdir(mode=0o777, exist_ok=True)
+        with contextlib.suppress(OSError):
+            PORT_LOCKS.chmod(0o1777)  # every user's runs share it (sticky, as /tmp)
+        try:
+            fd = os.open(PORT_LOCKS / f"{port}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+        except OSError:
+            return False  # a file we may not open: another user's run has it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._held[port] = fd
+        return True
+
+
+def _bindable(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:port (nor on all addresses), and no connection lingers there."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+_reservations = PortReservations()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 reserved for this process (PortReservations), that nothing listens on
+    now. Servers that can bind port 0 and tell theirs (nats-server, the fake cameras, the sink)
+    should do that instead."""
+    return _reservations.take()

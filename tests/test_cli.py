@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +67,55 @@ def test_usage_errors_exit_2_and_version(camctl: Callable[..., Result]) -> None:
     assert camctl("snapshot").returncode == 2
     version = camctl("--version")
     assert version.returncode == 0 and re.fullmatch(r"camctl \d+\.\d+\.\d+\n", version.text)
+
+
+def test_the_installed_console_script_runs(tmp_path: Path) -> None:
+    """`camctl` as pip installed it (the entry point camctl.cli:main), a process of its own."""
+    script = Path(sys.executable).with_name("camctl")
+    assert script.is_file(), f"no console script beside {sys.executable} (pip install -e .)"
+    env = {k: v for k, v in os.environ.items() if k != "CAMCTL_CONFIG"} | {"CAMCTL_DATA_DIR": str(tmp_path)}
+    proc = subprocess.run([str(script), "--version"], capture_output=True, timeout=60, cwd=tmp_path, env=env,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert re.fullmatch(rb"camctl \d+\.\d+\.\d+\n", proc.stdout) and proc.stderr == b""
+    usage = subprocess.run([str(script), "snapshot"], capture_output=True, timeout=60, cwd=tmp_path, env=env,
+                           check=False)  # fmt: skip
+    assert usage.returncode == 2 and b"Usage: camctl snapshot" in usage.stderr and usage.stdout == b""
+
+
+def test_the_camctl_fixture_sends_long_running_commands_to_a_process() -> None:
+    from tests.conftest import PROCESS_COMMANDS, _command_of
+
+    assert _command_of(["--config", "c.yaml", "--debug", "--log-format", "json", "record", "-d", "3"]) == "record"
+    assert _command_of(["-c", "grid.yaml", "config", "check"]) == "config"
+    assert _command_of(["--version"]) is None
+    assert {"record", "run-all", "ingest", "motion", "grid", "copy"} <= PROCESS_COMMANDS
+    assert not {"config", "probe", "snapshot", "status", "recordings", "clip", "prune", "mark"} & PROCESS_COMMANDS
+
+
+def test_a_command_in_the_tests_process_leaves_it_as_it_found_it(camctl: Callable[..., Result], tmp_path: Path) -> None:
+    """The camctl fixture runs the CLI in this process: what the CLI changes here (logging, umask,
+    environment, cwd, signal handlers, secrets to mask) is put back, and stdout and stderr stay apart."""
+    import logging
+    import signal
+
+    from camctl.secrets import redact
+
+    (tmp_path / "camctl.yaml").write_text("cameras:\n  cam_1: rtsp://admin:${CAM_PW}@127.0.0.1:8554/cam1\n")
+    (tmp_path / "camctl.env").write_text("CAM_PW=in-process-pw\nRCLONE_CONFIG_NAS_TYPE=local\n")
+    (tmp_path / "camctl.env").chmod(0o600)
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level, os.umask(0o022), dict(os.environ), Path.cwd(),
+              signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))  # fmt: skip
+    os.umask(before[2])
+    result = camctl("--debug", "config", "check", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["cameras"] == ["cam_1"] and "{" not in result.stderr
+    after = (list(root.handlers), root.level, os.umask(0o022), dict(os.environ), Path.cwd(),
+             signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))  # fmt: skip
+    os.umask(after[2])
+    assert after == before
+    assert "RCLONE_CONFIG_NAS_TYPE" not in os.environ and redact("in-process-pw") == "in-process-pw"
 
 
 def _command_names() -> list[str]:

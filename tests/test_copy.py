@@ -86,10 +86,12 @@ def secrets_in_argv(secret: str, besides: int) -> list[str]:
 def test_run_all_copies_to_s3_through_an_outage_once_and_plays_from_the_copy_what_the_disk_lost(
     fake_cameras: Callable[..., FakeCameras],
     rclone_server: Callable[[str], RcloneServer],
-    camctl: Callable[..., Result],
+    camctl_process: Callable[..., Result],
     browser: Any,
     tmp_path: Path,
 ) -> None:
+    """The footage the disk lost is listed and cut from the copy through camctl's own rclone
+    daemon (kept for the process's life): those commands run as processes."""
     cams = fake_cameras(size="320x240", fps=15, gop=15, bitrate=300)
     s3 = rclone_server("s3")
     root, port = tmp_path / "rec", free_port()
@@ -147,7 +149,7 @@ def test_run_all_copies_to_s3_through_an_outage_once_and_plays_from_the_copy_wha
     lost = segments[2:5]
     for entry in lost:
         (root / "cam_1" / entry["file"]).unlink()
-    listed = camctl("recordings", "cam_1", "--json", config=config, **s3.env())
+    listed = camctl_process("recordings", "cam_1", "--json", config=config, **s3.env())
     assert listed.returncode == 0, listed.stderr
     (cam,) = json.loads(listed.text)["cameras"]
     from_copy = [s for s in cam["segments"] if s.get("copy")]
@@ -156,8 +158,8 @@ def test_run_all_copies_to_s3_through_an_outage_once_and_plays_from_the_copy_wha
                 and g["end"] <= iso_time(lost[-1]["end"])], cam["gaps"]  # fmt: skip
     clip = tmp_path / "lost.mp4"
     start, end = lost[0]["start"], lost[-1]["end"]
-    cut = camctl("clip", "cam_1", "--from", iso_time(start), "--to", iso_time(end), "-o", str(clip), config=config,
-                 **s3.env())  # fmt: skip
+    cut = camctl_process("clip", "cam_1", "--from", iso_time(start), "--to", iso_time(end), "-o", str(clip),
+                         config=config, **s3.env())  # fmt: skip
     assert cut.returncode == 0, cut.stderr
     assert frames_in(clip) >= sum(e["frames"] for e in lost) - 2
 
@@ -188,7 +190,7 @@ def test_run_all_copies_to_s3_through_an_outage_once_and_plays_from_the_copy_wha
     new_root = tmp_path / "new-box"
     new_config = tmp_path / "new.yaml"
     new_config.write_text(config.read_text().replace(str(root), str(new_root)))
-    listed = camctl("recordings", "--json", config=new_config, **s3.env())
+    listed = camctl_process("recordings", "--json", config=new_config, **s3.env())
     assert listed.returncode == 0, listed.stderr
     (cam,) = json.loads(listed.text)["cameras"]
     assert len(cam["segments"]) == len(copy_index(s3)) and all(s.get("copy") for s in cam["segments"])
@@ -198,17 +200,19 @@ def test_copy_to_webdav_checks_by_reading_back_sends_an_unequal_file_again_and_n
     fake_cameras: Callable[..., FakeCameras],
     rclone_server: Callable[[str], RcloneServer],
     camctl: Callable[..., Result],
+    camctl_process: Callable[..., Result],
     tmp_path: Path,
 ) -> None:
     """A NAS over WebDAV keeps no hash: copies are read back. `what: marked` copies only what a
-    mark overlaps; a file already there with the same size but other bytes is found and replaced."""
+    mark overlaps; a file already there with the same size but other bytes is found and replaced.
+    (`camctl copy` leaves its rclone daemon running until the process exits: a process each.)"""
     cams = fake_cameras(size="320x240", fps=15, gop=15, bitrate=300)
     dav = rclone_server("webdav")
     root = tmp_path / "rec"
     config = tmp_path / "camctl.yaml"
     config.write_text(f"cameras:\n  cam_1: '{cams.url()}'\nstorage: {{root: '{root}', segment_seconds: 2}}\n"
                       f"copy: {{to: '{dav.remote}', what: marked}}\n")  # fmt: skip
-    assert camctl("record", "--duration", "9", config=config).returncode == 0
+    assert camctl_process("record", "--duration", "9", config=config).returncode == 0
     segments = journalled(root)
     assert len(segments) >= 4
     marked = segments[2]
@@ -220,14 +224,14 @@ def test_copy_to_webdav_checks_by_reading_back_sends_an_unequal_file_again_and_n
     planted.parent.mkdir(parents=True)
     planted.write_bytes(b"\0" * (root / "cam_1" / marked["file"]).stat().st_size)
 
-    first = camctl("copy", "--json", config=config, **dav.env())
+    first = camctl_process("copy", "--json", config=config, **dav.env())
     assert first.returncode == 0, first.stderr
     assert json.loads(first.text)["copied"] == 1, first.text
     assert md5(planted) == md5(root / "cam_1" / marked["file"])
     assert (dav.stored("cam_1/marks.jsonl")).is_file(), "the marks travel with the footage"
-    again = camctl("copy", "--json", config=config, **dav.env())
+    again = camctl_process("copy", "--json", config=config, **dav.env())
     assert json.loads(again.text)["copied"] == 0, again.text
-    rest = camctl("copy", "--what", "all", "--json", config=config, **dav.env())
+    rest = camctl_process("copy", "--what", "all", "--json", config=config, **dav.env())
     assert json.loads(rest.text)["copied"] == len(segments) - 1, rest.text
     for entry in segments:
         assert md5(dav.stored(f"cam_1/{entry['file']}")) == md5(root / "cam_1" / entry["file"])
@@ -237,7 +241,10 @@ def test_copy_to_webdav_checks_by_reading_back_sends_an_unequal_file_again_and_n
 
 
 def test_a_target_that_refuses_is_one_line_exit_3_without_its_secret(
-    rclone_server: Callable[[str], RcloneServer], camctl: Callable[..., Result], tmp_path: Path
+    rclone_server: Callable[[str], RcloneServer],
+    camctl: Callable[..., Result],
+    camctl_process: Callable[..., Result],
+    tmp_path: Path,
 ) -> None:
     s3 = rclone_server("s3")
     root = tmp_path / "rec"
@@ -245,7 +252,7 @@ def test_a_target_that_refuses_is_one_line_exit_3_without_its_secret(
     config = tmp_path / "camctl.yaml"
     config.write_text(f"cameras:\n  cam_1: 'demo:'\nstorage: {{root: '{root}'}}\ncopy: {{to: '{s3.remote}'}}\n")
     wrong = s3.env() | {"RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY": "not-the-" + SECRET_KEY}
-    refused = camctl("copy", config=config, **wrong)
+    refused = camctl_process("copy", config=config, **wrong)  # its rclone daemon lives as long as camctl
     assert refused.returncode == 3, refused.stderr
     assert refused.stderr.startswith(f"camctl: copy to {s3.remote}: ") and refused.stderr.count("\n") == 1
     assert SECRET_KEY not in refused.stderr and "Traceback" not in refused.stderr
@@ -253,7 +260,7 @@ def test_a_target_that_refuses_is_one_line_exit_3_without_its_secret(
     inline.write_text(f"cameras:\n  cam_1: 'demo:'\ncopy: {{to: ':s3,secret_access_key={SECRET_KEY}:bucket'}}\n")
     bad = camctl("config", "check", config=inline)
     assert bad.returncode == 2 and "copy.to" in bad.stderr and SECRET_KEY not in bad.stderr + bad.text, bad.stderr
-    none = camctl("copy", config=tmp_path / "camctl.yaml", RCLONE_CONFIG=os.devnull)
+    none = camctl_process("copy", config=tmp_path / "camctl.yaml", RCLONE_CONFIG=os.devnull)
     assert none.returncode == 3  # no such remote defined: the target cannot be reached
     check = camctl("config", "check", config=tmp_path / "camctl.yaml", RCLONE_CONFIG=os.devnull)
     assert check.returncode == 0 and "no rclone remote named 'offsite'" in check.stderr, check.stderr

@@ -56,14 +56,14 @@ def fill(folder: Path, leave: int = 0) -> Path:
 
 def test_a_small_disk_filled_by_our_own_footage_loses_nothing(
     fake_cameras: Callable[..., FakeCameras],
-    camctl: Callable[..., Result],
+    camctl_process: Callable[..., Result],
     small_filesystem: Callable[[int], Path],
     tmp_path: Path,
 ) -> None:
     root = small_filesystem(16) / "rec"
     cams = fake_cameras(count=2, size="640x360", fps=15, gop=15, bitrate=2048)
     began = time.time()
-    result = camctl("record", "--duration", "45", "--json", config=config(tmp_path, cams, root), timeout=120)
+    result = camctl_process("record", "--duration", "45", "--json", config=config(tmp_path, cams, root), timeout=120)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.text)
     assert all(c["storage_lost_seconds"] == 0 for c in summary["cameras"]), summary
@@ -111,6 +111,7 @@ def test_a_disk_filled_by_someone_else_leaves_only_playable_files_and_exit_5(
 def test_a_min_free_larger_than_the_filesystem_is_a_warning_not_churn(
     fake_cameras: Callable[..., FakeCameras],
     camctl: Callable[..., Result],
+    camctl_process: Callable[..., Result],
     small_filesystem: Callable[[int], Path],
     tmp_path: Path,
 ) -> None:
@@ -119,7 +120,7 @@ def test_a_min_free_larger_than_the_filesystem_is_a_warning_not_churn(
     cfg = config(tmp_path, cams, root, retention="{}")  # the default min_free: 5 GB
     check = camctl("config", "check", config=cfg)
     assert check.returncode == 0 and "min_free (5.0 GB) cannot be met" in check.stderr, check.stderr
-    result = camctl("record", "--duration", "14", config=cfg)
+    result = camctl_process("record", "--duration", "14", config=cfg)
     assert result.returncode == 0, result.stderr
     assert "min_free (5.0 GB) cannot be met" in result.stderr
     assert "retention: deleted" not in result.stderr

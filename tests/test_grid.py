@@ -58,12 +58,12 @@ def is_no_signal(patch: npt.NDArray[np.uint8]) -> bool:
 
 @pytest.mark.serial
 def test_a_10s_grid_of_4_cameras_is_1080p_with_about_300_frames(
-    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+    fake_cameras: Callable[..., FakeCameras], camctl_process: Callable[..., Result], tmp_path: Path
 ) -> None:
     cams = fake_cameras(count=4, size="640x360", fps=15, audio="pcmu")  # their audio is no concern of the grid
     config = write_config(tmp_path / "camctl.yaml", {f"cam_{i}": cams.url(f"cam{i}") for i in range(1, 5)})
     out = tmp_path / "grid.mp4"
-    result = camctl("--config", str(config), "grid", "-o", str(out), "-d", "10s", "--json", timeout=60)
+    result = camctl_process("--config", str(config), "grid", "-o", str(out), "-d", "10s", "--json", timeout=60)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.text)
     with av.open(str(out)) as container:
@@ -113,7 +113,8 @@ def test_a_camera_killed_mid_grid_gets_no_signal_while_the_grid_keeps_its_rate(
     assert json.loads(stdout)["skipped"] < 40
 
 
-def test_grid_into_an_hls_folder_and_a_matroska_file(camctl: Callable[..., Result], tmp_path: Path) -> None:
+def test_grid_into_an_hls_folder_and_a_matroska_file(camctl_process: Callable[..., Result], tmp_path: Path) -> None:
+    camctl = camctl_process  # grids run their camera sessions for --duration: a process each
     demo = "demo:?size=320x240&fps=10"
     config = write_config(tmp_path / "camctl.yaml", {"cam_1": demo, "cam_2": demo})
     hls = tmp_path / "hls"
@@ -135,7 +136,10 @@ def test_grid_into_an_hls_folder_and_a_matroska_file(camctl: Callable[..., Resul
     assert 50 <= len(decoded(tmp_path / "grid-2.mkv")) <= 61
 
 
-def test_grid_refuses_bad_targets_and_sizes_in_one_line(camctl: Callable[..., Result], tmp_path: Path) -> None:
+def test_grid_refuses_bad_targets_and_sizes_in_one_line(camctl_process: Callable[..., Result], tmp_path: Path) -> None:
+    # a process each: most are refused before anything starts, but an RTSP server that is down is
+    # found at the first packet, with the camera sessions already running
+    camctl = camctl_process
     config = write_config(tmp_path / "camctl.yaml", {"cam_1": "demo:?size=320x240&fps=10"})
     bad_suffix = camctl("--config", str(config), "grid", "-o", str(tmp_path / "grid.avi"), "-d", "1s")
     assert bad_suffix.returncode == 2 and "use a .mp4 or .mkv file" in bad_suffix.stderr

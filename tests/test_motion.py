@@ -16,13 +16,17 @@ import numpy as np
 import pytest
 
 from camctl.analysis.motion import MotionDetector, Sensitivity
+from camctl.analysis.publisher import marker_path
+from camctl.analysis.ring import RING_DIR
+from camctl.bus.subjects import FRAME_SUBJECT
 from camctl.recording.motion_log import append_motion, read_motion
 from tests.conftest import Result
 from tests.harness import CamctlProcess, FakeCameras, NatsServer, free_port
-from tests.ingest_helpers import EventTap, http_get, write_ingest_config
+from tests.ingest_helpers import Event, EventTap, http_get, write_ingest_config
 from tests.recording_helpers import wait_for
 
 RNG = np.random.default_rng(7)
+STILL_FRAMES = 45  # 3 s of the still camera's pictures written to the ring while the watcher reads it
 
 
 def noisy(height: int = 360, width: int = 640) -> np.ndarray:
@@ -66,15 +70,33 @@ def test_camctl_motion_publishes_within_a_second_of_a_camera_moving_and_nothing_
     extra = (f"node: test-{uuid.uuid4().hex[:8]}\nstorage: {{root: '{tmp_path / 'rec'}'}}\n"
              "defaults: {motion: {hold: 1s}}\n")  # fmt: skip
     config = write_ingest_config(tmp_path / "camctl.yaml", {"cam_1": cams.url("cam1")}, nats_server.url, port, extra)
+    log = tmp_path / "motion.log"
     with (
         CamctlProcess(config, tmp_path / "d", "run-all") as runall,
         EventTap(nats_server.url, ["seguranca.camera.motion"]) as tap,
+        EventTap(nats_server.url, [FRAME_SUBJECT]) as frames,
+        log.open("w") as err_file,
     ):
         wait_for("cam_1 online", lambda: online(port), timeout=30)
+        _s, first, _r = frames.wait("a frame event of cam_1", lambda e: e[1]["camera_id"] == "cam_1", timeout=10)
+        assert first.get("ring"), f"no shared-memory ring on this box: the watcher's reading cannot be seen: {first}"
+        marker = marker_path(RING_DIR / first["ring"])  # its readers touch it; the ring is written while they do
+        started = time.time()
         argv = [sys.executable, "-m", "camctl", "--config", str(config), "motion", "--json", "--fps", "10"]
-        watcher = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        watcher = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err_file, text=True)
         try:
-            time.sleep(5)  # still and noisy: attached to the ring, and nothing to say
+            # Attached before silence means anything: its threads run, it got cam_1's frame events
+            # (subscribed) and marks the ring as read, and pictures are written to the ring for it.
+            wait_for("the watcher started", lambda: "watching 1 camera(s)" in log.read_text(), timeout=20)
+            wait_for("the watcher marking cam_1's ring as read", lambda: marker.stat().st_mtime > started - 1, 20)
+
+            def ring_written(e: Event) -> bool:
+                return e[1]["camera_id"] == "cam_1" and e[1].get("ring_write") is not None
+
+            frames.wait("a picture written to the ring for the watcher", ring_written, timeout=10)
+            for _ in range(STILL_FRAMES):  # still and noisy: pictures read, and nothing to say
+                frames.wait("a still picture written to the ring", ring_written, timeout=5)
+            assert watcher.poll() is None and "no frames" not in log.read_text(), log.read_text()
             assert tap.events.empty(), f"motion in a still picture: {tap.events.get_nowait()}"
             moved_at = time.time()
             cams.move("cam1")
@@ -89,8 +111,8 @@ def test_camctl_motion_publishes_within_a_second_of_a_camera_moving_and_nothing_
             assert len(listing["motion"]) == 1 and listing["motion"][0]["score"] == end["score"], listing["motion"]
         finally:
             watcher.terminate()
-            out, err = watcher.communicate(timeout=15)
-        assert watcher.returncode == 0, err
+            out, _ = watcher.communicate(timeout=15)
+        assert watcher.returncode == 0, log.read_text()
         printed = [json.loads(line) for line in out.splitlines()]
         assert [p["state"] for p in printed] == ["start", "end"], printed
         assert runall.terminate()[0] == 0
@@ -116,11 +138,14 @@ def test_the_motion_log_beside_the_footage_lists_overlaps_skips_torn_lines_and_k
     assert [m["start"] for m in read_motion(tmp_path, "cam_1", 0.0, 2000.0)] == [300.0, 400.0, 1000.0]
 
 
-def test_camctl_motion_without_nats_is_one_line_and_exit_3(camctl: Callable[..., Result], tmp_path: Path) -> None:
+def test_camctl_motion_without_nats_is_one_line_and_exit_3(
+    camctl_process: Callable[..., Result], tmp_path: Path
+) -> None:
     port = free_port()
     config = tmp_path / "camctl.yaml"
     config.write_text(f"cameras:\n  cam_1: 'demo:'\nnats: {{url: 'nats://127.0.0.1:{port}'}}\n")
-    result = camctl("--config", str(config), "motion", timeout=30)
+    # a process: were the bus there, it would watch until a signal
+    result = camctl_process("--config", str(config), "motion", timeout=30)
     assert result.returncode == 3, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"camctl: NATS at nats://127.0.0.1:{port}: connection refused (is nats-server running?)"

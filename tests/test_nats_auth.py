@@ -132,25 +132,17 @@ def test_events_flow_through_tls(camctl: Callable[..., Result], tmp_path: Path) 
 
 
 def test_a_cluster_that_loses_camctls_server_delivers_again_within_5_s(tmp_path: Path) -> None:
-    routes = [free_port() for _ in range(3)]
-    monitors = [free_port() for _ in range(3)]
-    route_urls = ",".join(f"nats://127.0.0.1:{p}" for p in routes)
-
-    def member(i: int) -> NatsServer:
-        cluster = [
-            "--cluster_name",
-            "camctl-test",
-            "--cluster",
-            f"nats://127.0.0.1:{routes[i]}",
-            "--routes",
-            route_urls,
-        ]
-        return NatsServer(extra=[*cluster, "-m", str(monitors[i])])
-
-    servers = [member(i) for i in range(3)]
-    for server in servers:
-        server.start()
+    # Every port picked by its server and read back: each member routes to those started before it
+    # (a full mesh of explicit routes: any one of them may go and the other two stay joined).
+    servers: list[NatsServer] = []
     try:
+        for _ in range(3):
+            earlier = ",".join(f"nats://127.0.0.1:{s.route_port}" for s in servers)
+            cluster = ["--cluster_name", "camctl-test", "--cluster", "nats://127.0.0.1:-1"]
+            routes = ["--routes", earlier] if earlier else []
+            servers.append(NatsServer(extra=[*cluster, *routes, "-m", "-1"]).start())
+        monitors = [s.monitor_port for s in servers]
+        assert all(monitors) and all(s.route_port for s in servers)
         urls = ",".join(s.url for s in servers)
         config = _config(tmp_path, f"{{url: '{urls}'}}")
         with CamctlProcess(config, tmp_path / "d", "ingest") as proc:

@@ -210,29 +210,31 @@ def test_prune_while_recording_never_touches_the_open_segment(
     assert len(segment_frames(open_one)) == entry["frames"]
 
 
-def test_record_applies_retention_inline(tmp_path: Path, camctl: Callable[..., Result]) -> None:
+def test_record_applies_retention_inline(tmp_path: Path, camctl_process: Callable[..., Result]) -> None:
     """max_age of 3 s with 2 s segments: after 9 s only the newest few are left, without any timer."""
     config = record_config(
         tmp_path, '"demo:?size=320x240&fps=15&gop=15"', extra="  retention: {max_age: 3s, min_free: null}\n"
     )
-    result = camctl("--config", str(config), "record", "--duration", "9s", "--json", timeout=40)
+    result = camctl_process("--config", str(config), "record", "--duration", "9s", "--json", timeout=40)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.text)["cameras"][0]
     files = segment_files(tmp_path / "rec", "cam_1")
     assert summary["segments"] >= 4 and len(files) <= 3
     assert "retention: deleted" in result.stderr
     # Footage and journals are camctl's user's and group's only, whatever umask it was started with
-    # (the camctl fixture runs it under the test's, usually 022).
+    # (the camctl_process fixture runs it under the test's, usually 022).
     for path in (tmp_path / "rec").rglob("*"):
         assert path.stat().st_mode & 0o007 == 0, f"{path} is readable by others: {oct(path.stat().st_mode)}"
 
 
-def test_storage_not_writable_exits_5(tmp_path: Path, camctl: Callable[..., Result]) -> None:
+def test_storage_not_writable_exits_5(
+    tmp_path: Path, camctl: Callable[..., Result], camctl_process: Callable[..., Result]
+) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     config = tmp_path / "camctl.yaml"
     config.write_text(f'cameras:\n  cam_1: "demo:"\nstorage:\n  root: {blocker / "rec"}\n')
-    result = camctl("--config", str(config), "record", "--duration", "2s")
+    result = camctl_process("--config", str(config), "record", "--duration", "2s")
     assert result.returncode == 5
     assert result.stderr.strip().splitlines()[-1].startswith("camctl: cannot write recordings to")
     clip = camctl("--config", str(config), "clip", "cam_1", "--from", "-1m", "-o", str(blocker / "x.mp4"))
@@ -240,11 +242,11 @@ def test_storage_not_writable_exits_5(tmp_path: Path, camctl: Callable[..., Resu
 
 
 def test_h265_camera_records(
-    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+    fake_cameras: Callable[..., FakeCameras], camctl_process: Callable[..., Result], tmp_path: Path
 ) -> None:
     cams = fake_cameras(count=1, size="640x360", fps=FPS, gop=GOP, bitrate=800, h265=True)
     config = record_config(tmp_path, cams.url("cam1"))
-    result = camctl("--config", str(config), "record", "--duration", "5s", "--json", timeout=40)
+    result = camctl_process("--config", str(config), "record", "--duration", "5s", "--json", timeout=40)
     assert result.returncode == 0, result.stderr
     entries = [e for e in journal(tmp_path / "rec") if e["type"] == "segment"]
     assert len(entries) >= 2 and all(e["codec"] == "hevc" for e in entries)
@@ -285,9 +287,11 @@ def test_storage_failure_keeps_recording_alive_and_resumes(tmp_path: Path) -> No
     assert rec.status.dropped_frames > 0
 
 
-def test_prune_plan_tells_hours_that_fit_from_measured_bitrates(tmp_path: Path, camctl: Callable[..., Result]) -> None:
+def test_prune_plan_tells_hours_that_fit_from_measured_bitrates(
+    tmp_path: Path, camctl: Callable[..., Result], camctl_process: Callable[..., Result]
+) -> None:
     config = record_config(tmp_path, '"demo:?size=320x240&fps=15&gop=15&bitrate=400k"')
-    assert camctl("--config", str(config), "record", "--duration", "5s", timeout=40).returncode == 0
+    assert camctl_process("--config", str(config), "record", "--duration", "5s", timeout=40).returncode == 0
     plan = camctl("--config", str(config), "prune", "--plan", "--json")
     assert plan.returncode == 0, plan.stderr
     report = json.loads(plan.text)
@@ -317,8 +321,9 @@ def test_journal_compaction_drops_deleted_segments_and_old_gaps(tmp_path: Path) 
 
 
 def test_a_second_recorder_of_the_same_camera_and_root_is_refused_and_a_killed_one_leaves_no_lock(
-    camctl: Callable[..., Result], tmp_path: Path
+    camctl_process: Callable[..., Result], tmp_path: Path
 ) -> None:
+    camctl = camctl_process  # recorders, each a process with its own lock on the camera's folder
     config = record_config(tmp_path, "'demo:?size=320x240&fps=10&gop=10'")
     root = tmp_path / "rec"
     with Recorder(config, tmp_path / "data") as first:
@@ -336,7 +341,7 @@ def test_a_second_recorder_of_the_same_camera_and_root_is_refused_and_a_killed_o
 
 
 def test_symlinks_inside_the_storage_root_are_never_written_through(
-    tmp_path: Path, camctl: Callable[..., Result]
+    tmp_path: Path, camctl_process: Callable[..., Result]
 ) -> None:
     """Before: a journal symlink was appended to its target (as root), and an hour-folder symlink
     wrote segments outside the root, where retention never looked."""
@@ -354,7 +359,7 @@ def test_symlinks_inside_the_storage_root_are_never_written_through(
         day_dir.mkdir(exist_ok=True)
         (day_dir / hour.strftime("%H")).symlink_to(outside, target_is_directory=True)
     config = record_config(tmp_path, '"demo:?size=160x120&fps=10&gop=10"', extra="  retention: {min_free: null}\n")
-    result = camctl("--config", str(config), "record", "--duration", "5s", "--json", timeout=40)
+    result = camctl_process("--config", str(config), "record", "--duration", "5s", "--json", timeout=40)
     assert result.returncode == 0, result.stderr
     assert target.read_text() == "root:x:0:0\n", "nothing appended through the journal's symlink"
     assert not list(outside.glob("*.mp4")), "no segment written outside the root"

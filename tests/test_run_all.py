@@ -241,8 +241,9 @@ def test_run_all_keeps_the_configured_grid_fed_by_the_camera_workers(nats_server
 
 
 def test_run_all_with_its_port_taken_says_so_in_one_line_before_any_banner(
-    nats_server: NatsServer, camctl: Callable[..., Result], tmp_path: Path
+    nats_server: NatsServer, camctl_process: Callable[..., Result], tmp_path: Path
 ) -> None:
+    camctl = camctl_process  # run-all: a process even when it ought to stop at once
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -258,7 +259,7 @@ def test_run_all_with_its_port_taken_says_so_in_one_line_before_any_banner(
 
 
 def test_a_64_character_camera_id_under_a_long_tmpdir_gets_its_worker_and_a_too_long_one_is_said(
-    nats_server: NatsServer, camctl: Callable[..., Result], tmp_path: Path
+    nats_server: NatsServer, camctl_process: Callable[..., Result], tmp_path: Path
 ) -> None:
     """Before: the socket was named after the camera id, and a long TMPDIR made the worker
     crash-loop on "AF_UNIX path too long" while /healthz said ok."""
@@ -287,7 +288,7 @@ def test_a_64_character_camera_id_under_a_long_tmpdir_gets_its_worker_and_a_too_
             shutil.rmtree(tmpdir, ignore_errors=True)
     deep = tmp_path / ("d" * 90)
     deep.mkdir()
-    result = camctl("--config", str(config), "run-all", TMPDIR=str(deep), timeout=30)
+    result = camctl_process("--config", str(config), "run-all", TMPDIR=str(deep), timeout=30)  # TMPDIR: a process's
     assert result.returncode == 2 and "TMPDIR is too long for the workers' unix sockets" in result.stderr
     assert "camctl run-all:" not in result.stderr, "said before the banner"
 

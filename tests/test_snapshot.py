@@ -28,13 +28,15 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
 
 
 def test_snapshot_to_stdout_is_a_1080p_jpeg(
-    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+    fake_cameras: Callable[..., FakeCameras], camctl_process: Callable[..., Result], tmp_path: Path
 ) -> None:
+    """A process: the bytes on its real stdout (a pipe) are the JPEG and nothing else."""
     cams = fake_cameras(count=1, size="1920x1080", fps=30, bitrate=2048, gop=30)
     config = write_config(tmp_path, f"  cam_1: {cams.url()}\n")
-    result = camctl("snapshot", "cam_1", config=config)
+    result = camctl_process("snapshot", "cam_1", config=config)
     assert result.returncode == 0, result.stderr
     assert jpeg_size(result.stdout) == (1920, 1080)
+    assert result.stdout.endswith(b"\xff\xd9"), "the JPEG's end marker is the last byte on stdout"
 
 
 def test_snapshot_to_file_scaled_and_quality(

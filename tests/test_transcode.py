@@ -40,7 +40,7 @@ def bitrate_of(files: list[Path]) -> tuple[float, float]:
 
 
 def test_a_transcoded_recording_is_within_15_percent_of_its_target(
-    fake_cameras: Callable[..., FakeCameras], camctl: Callable[..., Result], tmp_path: Path
+    fake_cameras: Callable[..., FakeCameras], camctl_process: Callable[..., Result], tmp_path: Path
 ) -> None:
     cams = fake_cameras(count=2, size="640x360", fps=15, bitrate=1500)
     root = tmp_path / "rec"
@@ -51,7 +51,7 @@ def test_a_transcoded_recording_is_within_15_percent_of_its_target(
         f"  cam_2: '{cams.url('cam2')}'\n"  # the same camera, stream copy: what it really sends
         f"storage: {{root: '{root}', segment_seconds: 4, retention: {{min_free: null}}}}\n"
     )
-    result = camctl("--config", str(config), "record", "--duration", "13s", "--json", timeout=60)
+    result = camctl_process("--config", str(config), "record", "--duration", "13s", "--json", timeout=60)
     assert result.returncode == 0, result.stderr
     assert "transcoding h264 640x360 to libx264 at 300 kbps" in result.stderr
     transcoded, transcoded_fps = bitrate_of(segment_files(root, "cam_1"))

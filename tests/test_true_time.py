@@ -36,7 +36,7 @@ def named_time(path: Path) -> float:
 
 
 def test_a_vlc_camera_recorded_for_a_minute_gives_a_minute_at_its_frame_rate(
-    vlc_camera: VlcCamera, camctl: Callable[..., Result], tmp_path: Path
+    vlc_camera: VlcCamera, camctl_process: Callable[..., Result], tmp_path: Path
 ) -> None:
     """VLC rewinds its clock by ~1 s and bursts ~20 frames at each loop of its file (every ~19 s);
     before the fix 60 s recorded became 116 s of segments named up to a minute in the future."""
@@ -44,7 +44,7 @@ def test_a_vlc_camera_recorded_for_a_minute_gives_a_minute_at_its_frame_rate(
     config.write_text(f"cameras:\n  cam_1: {{url: '{vlc_camera.url}', transport: auto}}\n"
                       f"storage: {{root: '{tmp_path / 'rec'}', segment_seconds: 10}}\n")  # fmt: skip
     began = time.time()
-    result = camctl("record", "cam_1", "--duration", "60", "--json", config=config, timeout=120)
+    result = camctl_process("record", "cam_1", "--duration", "60", "--json", config=config, timeout=120)
     ended = time.time()
     assert result.returncode == 0, result.stderr
     segments = [e for e in journal(tmp_path / "rec") if e["type"] == "segment"]
