@@ -176,7 +176,7 @@ def test_a_worker_still_starting_when_its_supervisor_is_killed_stops_too(tmp_pat
                         return int(entry.name)
             return None
 
-        pid = wait_for("the worker started", worker, timeout=30, interval=0.01)
+        pid = wait_for("the worker started", worker, timeout=60, interval=0.01)  # a starved box: slow to spawn
         proc.proc.kill()  # at once: the worker is still importing
         proc.proc.wait(10)
         wait_for("the orphaned worker gone", lambda: not alive(pid), timeout=20)
