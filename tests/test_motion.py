@@ -40,6 +40,23 @@ def with_box(picture: np.ndarray, x: int) -> np.ndarray:
     return moved
 
 
+def test_a_mask_hides_motion_under_it_and_only_there() -> None:
+    """The box moves across rows 140-220 of 360: a mask over that band silences it, a mask over the
+    top rows (a camera's clock overlay) does not."""
+    band = ((0.0, 0.35), (1.0, 0.35), (1.0, 0.65), (0.0, 0.65))
+    clock = ((0.0, 0.0), (1.0, 0.0), (1.0, 0.08), (0.0, 0.08))
+    for mask, moves in (((band,), False), ((clock,), True), ((), True)):
+        detector = MotionDetector("cam_1", Sensitivity(hold=1.0, mask=mask))
+        for n in range(10):
+            assert detector.push(noisy(), n * 0.2, n) is None
+        events = [detector.push(with_box(noisy(), 40 + 20 * n), 2 + n * 0.2, 10 + n) for n in range(10)]
+        clock_ticks = noisy()
+        clock_ticks[0:20, :] = 255  # the overlay changing under the clock mask
+        events.append(detector.push(clock_ticks, 4.0, 20))
+        started = [e for e in events if e is not None and e.state == "start"]
+        assert bool(started) == moves, f"mask {mask}: {started}"
+
+
 def test_a_still_noisy_picture_is_no_motion_and_a_moving_box_starts_then_ends_it() -> None:
     detector = MotionDetector("cam_1", Sensitivity(hold=1.0))
     t = 1000.0

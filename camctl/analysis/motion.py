@@ -10,12 +10,14 @@ bounding boxes of the moved cells (a coarse grid), normalised to 0..1 (x, y, w, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from camctl.bus import subjects
+from camctl.rules.polygons import Polygon
 
 WIDTH = 160  # pixels across the small image differencing runs on
 START_FRAMES = 2  # pictures with motion in a row before motion starts (one bright flash is not motion)
@@ -28,6 +30,7 @@ class Sensitivity:
     threshold: float = 25.0  # grey levels a pixel must change by (above sensor noise)
     min_area: float = 0.005  # fraction of the picture that must change
     hold: float = 2.0  # seconds without motion before it ends
+    mask: tuple[Polygon, ...] = ()  # where motion is ignored (a clock overlay, a tree): fractions of the picture
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class MotionDetector:
     _last_motion: float = 0.0
     _score: float = 0.0
     _moved: np.ndarray[Any, np.dtype[np.bool_]] | None = field(default=None, repr=False)  # the latest moving picture
+    _unmasked: np.ndarray[Any, np.dtype[np.bool_]] | None = field(default=None, repr=False)  # where motion counts
 
     def push(self, grey: np.ndarray[Any, Any], timestamp: float, number: int) -> MotionEvent | None:
         """A picture's luma (h, w) uint8; returns the event it starts or ends, if any."""
@@ -65,6 +69,10 @@ class MotionDetector:
             self._background = small
             return None
         moved = np.abs(small - self._background) > self.sensitivity.threshold
+        if self.sensitivity.mask:
+            if self._unmasked is None or self._unmasked.shape != small.shape:
+                self._unmasked = ~rasterize(self.sensitivity.mask, small.shape)
+            moved &= self._unmasked
         score = float(moved.mean())
         # The background follows a still scene; where something moves it keeps the old picture.
         still = ~moved
@@ -86,6 +94,23 @@ class MotionDetector:
             self._started, self._score = None, 0.0
             return event
         return None
+
+
+def rasterize(polygons: Sequence[Polygon], shape: tuple[int, ...]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """The pixels (by their centres) of an (h, w) picture inside any of the polygons (even-odd rule)."""
+    h, w = shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w]
+    px, py = (xs + 0.5) / w, (ys + 0.5) / h
+    covered = np.zeros((h, w), dtype=bool)
+    for polygon in polygons:
+        inside = np.zeros((h, w), dtype=bool)
+        for (x1, y1), (x2, y2) in zip(polygon, [*polygon[1:], polygon[0]], strict=True):
+            if y1 == y2:
+                continue  # a horizontal edge crosses no row of centres
+            crosses = (y1 > py) != (y2 > py)
+            inside ^= crosses & (px < x1 + (py - y1) * (x2 - x1) / (y2 - y1))
+        covered |= inside
+    return covered
 
 
 def shrink(grey: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float32]]:

@@ -36,7 +36,7 @@ def watch_camera(
 ) -> None:
     """Runs in a thread per camera until stop; reattaches when frames stop coming."""
     m = camera.motion
-    detector = MotionDetector(camera.id, Sensitivity(m.threshold, m.min_area, m.hold))
+    detector = MotionDetector(camera.id, Sensitivity(m.threshold, m.min_area, m.hold, tuple(m.mask)))
     while not stop.is_set():
         try:
             with Frames(camera.id, fps=fps, nats_url=bus[0], nats=bus[1], timeout=5.0) as frames:

@@ -7,9 +7,10 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from camctl.config.base import Between, Bitrate, Bool, Duration, PathError, SecretText, Section, Text
+from camctl.config.events import EventsConfig, Polygon, zone_names
 from camctl.config.streams import (
     DECODE_MODES,
     MAIN,
@@ -113,11 +114,13 @@ class MotionConfig(Section):
     threshold: Annotated[float, Between(1, 254)] = Field(25.0, description="grey levels a pixel must change by")
     min_area: Annotated[float, Between(0.0001, 1)] = Field(0.005, description="fraction of the picture changed")
     hold: Duration = Field(2.0, description="without motion this long, it ends")
+    mask: list[Polygon] = Field(default_factory=list, description="polygons where motion is ignored (a clock, a tree)")
 
 
 # Keys a camera takes from `defaults:` when it does not set them.
 INHERITED = (
     "username", "password", "transport", "timeout", "transcode", "audio", "restream", "analysis", "motion", "decode",
+    "events",
 )  # fmt: skip
 
 
@@ -132,6 +135,7 @@ class _CameraSettings(Section):
     audio: Bool = Field(True, description="record the camera's audio")
     analysis: AnalysisConfig = AnalysisConfig()
     motion: MotionConfig = MotionConfig()
+    events: EventsConfig = Field(default_factory=EventsConfig, description="what becomes an event, what alerts")
     decode: Decode = Field(
         "auto",
         description="the analysis stream: auto (keyframes only when analysis_fps is at or below the keyframe "
@@ -203,6 +207,9 @@ class CameraConfig(_CameraSettings):
     analysis_fps: Annotated[float | None, Between(0.1, 120)] = Field(None, description="frames per second analysed")
     slug: Text = Field("", description="its name in URLs (default cam1 for cam_1)")
     restream: SecretText | None = Field(None, description="rtsp:// URL the camera's own stream is published to")
+    zones: Annotated[dict[str, Polygon], BeforeValidator(zone_names)] = Field(
+        default_factory=dict, description="name -> polygon: where in the picture an event was (by a box's foot)"
+    )
 
     @classmethod
     def prepare(cls, data: Any) -> Any:
@@ -254,6 +261,14 @@ class CameraConfig(_CameraSettings):
     @model_validator(mode="after")
     def _roles_name_streams(self) -> CameraConfig:
         check_roles(self.roles, list(self.streams))
+        return self
+
+    @model_validator(mode="after")
+    def _rules_name_zones(self) -> CameraConfig:
+        for zone in self.events.alert.zones or ():
+            if zone not in self.zones:
+                known = ", ".join(self.zones) or "none: add zones: {name: [[x, y], ...]} to the camera"
+                raise PathError("events.alert.zones", f"unknown zone {zone!r} (zones: {known})")
         return self
 
     def footage_of(self, stream: str | None) -> str:

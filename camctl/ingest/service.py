@@ -151,7 +151,7 @@ class IngestService:
         self.rings[cam.id] = RingPublisher(cam.id, self.config.node, cam.analysis)
         if self._detects_motion(cam):
             m = cam.motion
-            self.motion[cam.id] = MotionDetector(cam.id, Sensitivity(m.threshold, m.min_area, m.hold))
+            self.motion[cam.id] = MotionDetector(cam.id, Sensitivity(m.threshold, m.min_area, m.hold, tuple(m.mask)))
         self.live[cam.id], self.sessions[cam.id] = feeds, sessions
         self.by_name[cam.id] = self.by_name[cam.slug] = feeds
         for session in sessions:
