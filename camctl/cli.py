@@ -100,6 +100,8 @@ config_app = typer.Typer(
     cls=CamctlGroup, help="Validate and show the configuration.", no_args_is_help=True, add_completion=False
 )
 app.add_typer(config_app, name="config")
+events_app = typer.Typer(cls=CamctlGroup, invoke_without_command=True, add_completion=False)  # help: its callback
+app.add_typer(events_app, name="events")
 
 
 def _version(value: bool) -> None:
@@ -868,6 +870,88 @@ def grid_worker(
         progress=lambda stats: write_state(sockets, stats),  # the front's /status and /metrics read it
         feed=lambda layout: WorkerFeed(cameras, sockets, layout),
     )
+
+
+@events_app.callback()
+def events(
+    ctx: typer.Context,
+    cameras: Annotated[
+        list[str] | None, typer.Option("--camera", metavar="CAM", help="Only this camera (id or slug); again for more.")
+    ] = None,
+    labels: Annotated[list[str] | None, typer.Option("--label", metavar="LABEL", help="Only this label.")] = None,
+    zone: Annotated[str | None, typer.Option("--zone", metavar="ZONE", help="Only events that entered it.")] = None,
+    severity: Annotated[str | None, typer.Option("--severity", metavar="S", help="alert or detection.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="T", help="Going on at or after: -1h, ISO 8601.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="T", help="Begun before: -10m, ISO 8601.")] = None,
+    before: Annotated[str | None, typer.Option("--before", metavar="T", help="The page before this start.")] = None,
+    unreviewed: Annotated[bool, typer.Option("--unreviewed", help="Only events nobody has reviewed.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many.")] = 50,
+    json_out: JsonFlag = False,
+) -> None:
+    """What happened: the events kept beside the footage (each mark is one: camctl mark, NATS,
+    POST /api/marks), newest first: camera, label, severity (alert or detection), zones, start,
+    length, score, source, reviewed. `camctl events show ID` for one, `camctl events review` to mark
+    them looked at.
+
+    [dim]Examples: camctl events --since -1h;  camctl events --camera cam_2 --label person --zone driveway;
+    camctl events --severity alert --unreviewed --json[/dim]
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from camctl.commands.events import list_events
+    from camctl.events.store import SEVERITIES, EventFilter
+
+    cfg = _state(ctx).config
+    if severity is not None and severity not in SEVERITIES:
+        raise UsageError(f"--severity {severity!r}: one of {', '.join(SEVERITIES)}")
+    low, high = _time_window(since, until)
+    page = _time_window(before, None)[0]
+    ids = [cfg.camera(c).id for c in cameras] if cameras else None
+    wanted = EventFilter(cameras=ids, labels=labels or None, zone=zone, severity=severity, since=low, until=high,
+                         reviewed=False if unreviewed else None, before=page, limit=limit)  # fmt: skip
+    result = list_events(cfg.storage.root, wanted)
+    render.show(result.to_json(), lambda: render.events_table(result.events, result.more) if result.events
+                else "no events", json_out=json_out)  # fmt: skip
+
+
+@events_app.command("show")
+def events_show(
+    ctx: typer.Context,
+    event_id: Annotated[str, typer.Argument(metavar="ID", help="The event's id (camctl events lists them).")],
+    json_out: JsonFlag = False,
+) -> None:
+    """One event: what, where, when, how long, how sure, its zones and boxes. Exit 2 for an unknown id.
+
+    [dim]Example: camctl events show 1796000000.123456-a1b2c3 --json[/dim]
+    """
+    from camctl.commands.events import show_event
+
+    event = show_event(_state(ctx).config.storage.root, event_id)
+    render.show(event.to_json(), lambda: render.event_lines(event), json_out=json_out)
+
+
+@events_app.command("review")
+def events_review(
+    ctx: typer.Context,
+    event_ids: Annotated[list[str] | None, typer.Argument(metavar="ID", help="Events to mark reviewed.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every event.")] = False,
+    undo: Annotated[bool, typer.Option("--undo", help="Mark them not reviewed again.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Mark events reviewed (looked at), or with --undo not any more. Exit 2 for an unknown id.
+
+    [dim]Examples: camctl events review 1796000000.123456-a1b2c3;  camctl events review --all[/dim]
+    """
+    from camctl.commands.events import review_events
+
+    if bool(event_ids) == every:
+        raise UsageError("name the events to review, or say --all")
+    changed = review_events(_state(ctx).config.storage.root, None if every else event_ids, reviewed=not undo)
+    word = "not reviewed" if undo else "reviewed"
+    render.show({"changed": changed, "reviewed": not undo}, lambda: f"{changed} event(s) marked {word}",
+                json_out=json_out)  # fmt: skip
 
 
 @config_app.command("check")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from camctl.commands.snapshot import Snapshot
     from camctl.config import CameraConfig, Config
     from camctl.encoding.grid import GridStats
+    from camctl.events.store import Event
     from camctl.media.encoders import CodecCheck
     from camctl.onvif.device import Device
     from camctl.recording.clip import ClipResult
@@ -462,3 +463,35 @@ def motion_line(event: MotionEvent) -> str:
         boxes = f"{len(event.boxes)} box" + ("es" if len(event.boxes) != 1 else "")
         return f"{when} {event.camera_id} motion started (score {event.score:.1%}, {boxes})"
     return f"{when} {event.camera_id} motion ended after {at - event.start:.1f}s (peak score {event.score:.1%})"
+
+
+def events_table(events: Sequence[Event], more: bool) -> Any:
+    """What happened, newest first (times in UTC); `camctl events show ID` for one."""
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    table = Table(title="camctl events (UTC, newest first)", title_justify="left", header_style="bold")
+    for name in ("id", "camera", "label", "severity", "zones", "start", "length", "score", "source", "reviewed"):
+        table.add_column(name, justify="right" if name in ("length", "score") else "left")
+    for event in events:
+        length = "going on" if event.end is None else format_duration(round(max(0.0, event.end - event.start)))
+        table.add_row(event.id, event.camera_id, event.label, event.severity, ", ".join(event.zones) or "-",
+                      datetime.fromtimestamp(event.start, UTC).strftime("%Y-%m-%d %H:%M:%S"), length,
+                      f"{event.score:.2f}" if event.source != "mark" else "-", event.source,
+                      "yes" if event.reviewed else "")  # fmt: skip
+    if more:
+        return [table, f"more: camctl events --before {iso_time(events[-1].start)}"]
+    return table
+
+
+def event_lines(event: Event) -> list[str]:
+    """One event for people: what, where, when, how long, how sure."""
+    took = format_duration(round(event.end - event.start, 1)) if event.end is not None else ""
+    end = "going on" if event.end is None else f"{iso_time(event.end)} ({took})"
+    return [
+        f"{event.id}: {event.label} on {event.camera_id} ({event.stream}), {event.severity}, from {event.source}",
+        f"  from {iso_time(event.start)} to {end}, last seen {iso_time(event.last_seen)}",
+        f"  score {event.score:.2f}, zones {', '.join(event.zones) or 'none'}, "
+        f"{'reviewed' if event.reviewed else 'not reviewed'}{', a thumbnail' if event.has_thumbnail else ''}",
+    ]

@@ -11,16 +11,21 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from camctl.bus.subjects import MARK_SUBJECT, Mark, MarkAnswer
-from camctl.config import Config
-from camctl.errors import CamctlError
+from camctl.config import CameraConfig, Config
+from camctl.errors import CamctlError, StorageError
+from camctl.events.store import EventStore
+from camctl.events.tracker import severity_of
 from camctl.recording.marks import append_mark
 from camctl.units import iso_time, parse_time
 
 log = logging.getLogger("camctl.marks")
+
+MARK_LABEL = "mark"  # the label of an event marked without one
 
 
 class MarkIntake:
@@ -41,6 +46,7 @@ class MarkIntake:
         end = _moment(body.get("end", "now"), now, "end")
         label = str(body.get("label") or "")
         entry = append_mark(config.storage.root, camera.id, start, end, label, source)
+        _as_event(config.storage.root, camera, entry["start"], entry["end"], label)
         link = f"{config.http.public_url}/{camera.slug}/?t={quote(iso_time(entry['start']))}"
         log.info("%s: marked %s - %s %r (%s)", camera.id, iso_time(start), iso_time(end), label, source)
         return {"camera_id": camera.id, "start": iso_time(entry["start"]), "end": iso_time(entry["end"]),
@@ -62,6 +68,20 @@ class MarkIntake:
             answer = {"ok": False, "error": str(exc)}
         if msg.reply:
             await msg.respond(json.dumps(answer).encode())
+
+
+def _as_event(root: Path, camera: CameraConfig, start: float, end: float, label: str) -> None:
+    """A mark is an event too (source `mark`, over as it comes), listed beside detections; the mark
+    itself is kept in marks.jsonl whatever the events database says."""
+    label = label or MARK_LABEL
+    try:
+        store = EventStore.beside_footage(root)
+        try:
+            store.start(camera.id, label, "mark", start, end=end, severity=severity_of(camera.events, label, ()))
+        finally:
+            store.close()
+    except StorageError as exc:
+        log.warning("%s: the mark is kept, but not listed among the events: %s", camera.id, exc)
 
 
 def _moment(value: Any, now: float, name: str) -> float:

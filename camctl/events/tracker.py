@@ -125,10 +125,16 @@ class Tracker:
         return [Change("update", _snapshot(track), better=better, new_zones=entered, raised=raised)]
 
     def _alerts(self, track: Track) -> bool:
-        rule = self.rules.alert
-        if rule.labels is not None and track.label not in rule.labels:
-            return False
-        return rule.zones is None or any(z in rule.zones for z in track.zones)
+        return severity_of(self.rules, track.label, track.zones) == "alert"
+
+
+def severity_of(rules: EventsConfig, label: str, zones: Sequence[str]) -> str:
+    """alert when the camera's rule says so (its label, and a zone it entered where the rule names
+    zones), else detection."""
+    rule = rules.alert
+    if rule.labels is not None and label not in rule.labels:
+        return "detection"
+    return "alert" if rule.zones is None or any(z in rule.zones for z in zones) else "detection"
 
 
 def _snapshot(track: Track) -> Track:
