@@ -2,7 +2,8 @@
 ({"camera_id", "start", "end", "label"}; a reply, when asked, says whether it was kept), POSTs the
 same JSON to `/api/marks/<cam>` (camctl.web.marks), or an operator runs `camctl mark`. Each mark goes
 to the camera's marks.jsonl beside its footage (camctl.recording.marks), which retention keeps for
-`storage.retention.marked` and the timeline shows."""
+`storage.retention.marked` and the timeline shows, and is an event in the events database
+(camctl.events.store), listed by `camctl events` beside what motion and detections find."""
 
 from __future__ import annotations
 
