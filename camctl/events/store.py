@@ -256,30 +256,22 @@ class EventStore:
         """Newest first."""
         clauses: list[str] = []
         args: list[Any] = []
-        if wanted.cameras is not None:
-            clauses.append(f"e.camera_id IN ({', '.join('?' * len(wanted.cameras))})")
-            args += wanted.cameras
-        if wanted.labels is not None:
-            clauses.append(f"e.label IN ({', '.join('?' * len(wanted.labels))})")
-            args += wanted.labels
-        if wanted.zone is not None:
-            clauses.append("e.id IN (SELECT event_id FROM event_zones WHERE zone = ?)")
-            args.append(wanted.zone)
-        if wanted.severity is not None:
-            clauses.append("e.severity = ?")
-            args.append(wanted.severity)
-        if wanted.since is not None:
-            clauses.append('(e."end" IS NULL OR e."end" >= ?)')
-            args.append(wanted.since)
-        if wanted.until is not None:
-            clauses.append("e.start < ?")
-            args.append(wanted.until)
-        if wanted.before is not None:
-            clauses.append("e.start < ?")
-            args.append(wanted.before)
-        if wanted.reviewed is not None:
-            clauses.append("e.reviewed = ?")
-            args.append(int(wanted.reviewed))
+        for values, column in ((wanted.cameras, "e.camera_id"), (wanted.labels, "e.label")):
+            if values is not None:
+                clauses.append(f"{column} IN ({_placeholders(values)})")
+                args += values
+        one_value = (  # (the value, or None for any; its clause)
+            (wanted.zone, "e.id IN (SELECT event_id FROM event_zones WHERE zone = ?)"),
+            (wanted.severity, "e.severity = ?"),
+            (wanted.since, '(e."end" IS NULL OR e."end" >= ?)'),
+            (wanted.until, "e.start < ?"),
+            (wanted.before, "e.start < ?"),
+            (None if wanted.reviewed is None else int(wanted.reviewed), "e.reviewed = ?"),
+        )
+        for value, clause in one_value:
+            if value is not None:
+                clauses.append(clause)
+                args.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._select(where, args, max(1, min(wanted.limit, 10_000)))
 
@@ -289,8 +281,7 @@ class EventStore:
             if event_ids is None:
                 return db.execute("UPDATE events SET reviewed = ? WHERE reviewed != ?", (int(reviewed),
                                   int(reviewed))).rowcount  # fmt: skip
-            marks = ", ".join("?" * len(event_ids))
-            return db.execute(f"UPDATE events SET reviewed = ? WHERE id IN ({marks})",  # noqa: S608 - placeholders
+            return db.execute(f"UPDATE events SET reviewed = ? WHERE id IN ({_placeholders(event_ids)})",  # noqa: S608 - placeholders
                               (int(reviewed), *event_ids)).rowcount  # fmt: skip
 
     def prune(self, camera_id: str, before: float) -> int:
@@ -331,4 +322,8 @@ def _add_zones(db: sqlite3.Connection, event_id: str, start: float, seen: float,
 def _camera_clause(cameras: Sequence[str] | None) -> tuple[str, list[Any]]:
     if cameras is None:
         return "", []
-    return f" AND camera_id IN ({', '.join('?' * len(cameras))})", list(cameras)
+    return f" AND camera_id IN ({_placeholders(cameras)})", list(cameras)
+
+
+def _placeholders(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
