@@ -614,9 +614,14 @@ def mark(
 @app.command()
 def clip(
     ctx: typer.Context,
-    camera: Annotated[str, typer.Argument(metavar="CAM", help="Camera id or slug.")],
-    start: Annotated[str, typer.Option("--from", metavar="T", help="Start: ISO 8601 or relative (-10m).")],
+    camera: Annotated[str | None, typer.Argument(metavar="CAM", help="Camera id or slug.")] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", metavar="T", help="Start: ISO 8601 or relative (-10m).")
+    ] = None,
     end: Annotated[str, typer.Option("--to", metavar="T", help="End: ISO 8601, relative (-5m), or now.")] = "now",
+    event: Annotated[
+        str | None, typer.Option("--event", metavar="ID", help="The footage around an event (camctl events).")
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="The MP4 to write.")] = Path(
         "clip.mp4"
     ),
@@ -624,17 +629,32 @@ def clip(
     json_out: JsonFlag = False,
 ) -> None:
     """Export recorded footage of one camera into one MP4 (stream copy, fast start), from the keyframe
-    at or before --from up to --to. Gaps inside the range are reported. Exit 6 when the range holds
-    no footage.
+    at or before --from up to --to, or around an event (--event ID: from 5 s before it to 5 s after).
+    Gaps inside the range are reported. Exit 6 when the range holds no footage.
 
     [dim]Examples: camctl clip cam_2 --from -10m -o door.mp4;
-    camctl clip cam_1 --from 2026-11-24T18:00:00Z --to 2026-11-24T18:05:00Z -o 1800.mp4[/dim]
+    camctl clip cam_1 --from 2026-11-24T18:00:00Z --to 2026-11-24T18:05:00Z -o 1800.mp4;
+    camctl clip --event 1796000000.123456-a1b2c3 -o event.mp4[/dim]
     """
     from camctl.commands.clip import clip as export
 
     cfg = _state(ctx).config
+    low: float | None
+    high: float | None
+    if event is not None:
+        from camctl.commands.events import event_window
+
+        if start is not None:
+            raise UsageError("give --from/--to or --event, not both")
+        camera_id, low, high = event_window(cfg.storage.root, event)
+        if camera is not None and cfg.camera(camera).id != camera_id:
+            raise UsageError(f"event {event} is of {camera_id}, not {camera}")
+        camera = camera_id
+    else:
+        if camera is None or start is None:
+            raise UsageError("give a camera and --from (camctl clip cam_1 --from -10m), or --event ID")
+        low, high = _time_window(start, end)
     cam = cfg.camera(camera)
-    low, high = _time_window(start, end)
     if low is None or high is None:
         raise UsageError("--from and --to are both needed")
     result = export(cfg.storage.root, _footage_of(cam, stream), low, high, output, cfg.offsite)

@@ -86,3 +86,36 @@ def test_unknown_events_bad_options_and_an_empty_box_are_one_line_and_exit_2(
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith(message) and "Traceback" not in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_clip_around_an_event_is_its_camera_s_footage_from_before_it_to_after_it(
+    camctl: Callable[..., Result], camctl_process: Callable[..., Result], tmp_path: Path
+) -> None:
+    config = tmp_path / "camctl.yaml"
+    storage = f"storage: {{root: '{tmp_path / 'rec'}', segment_seconds: 2, retention: {{min_free: null}}}}\n"
+    config.write_text(f"cameras:\n  cam_1: 'demo:?size=320x240&fps=15&gop=15'\n  cam_2: 'demo:'\n{storage}")
+    recorded = camctl_process("record", "cam_1", "--duration", "12s", config=config, timeout=40)
+    assert recorded.returncode == 0, recorded.stderr
+    # A mark of a second of it, 5 s before the end: the clip is 5 s before it to 5 s after it, as far
+    # as the footage goes (it ended as the mark was made).
+    marked = camctl("mark", "cam_1", "--from", "-5s", "--to", "-4s", "--label", "person", "--json", config=config)
+    assert marked.returncode == 0, marked.stderr
+    (event,) = json.loads(camctl("events", "--json", config=config).text)["events"]
+    out = tmp_path / "event.mp4"
+    clip = camctl("clip", "--event", event["id"], "-o", str(out), "--json", config=config)
+    assert clip.returncode == 0, clip.stderr
+    made = json.loads(clip.text)
+    assert made["camera_id"] == "cam_1" and out.stat().st_size == made["bytes"] > 0
+    from camctl.units import parse_time
+
+    first = parse_time(made["start"], 0)
+    assert event["start"] - 5 - 1.5 <= first <= event["start"] - 5 + 0.1, "from the keyframe at or before 5 s ahead"
+    assert 8 <= made["duration"] <= 12, made
+    for args, message in (
+        (("clip", "--event", event["id"], "--from", "-1m"), "give --from/--to or --event, not both"),
+        (("clip", "cam_2", "--event", event["id"]), f"event {event['id']} is of cam_1, not cam_2"),
+        (("clip", "--event", "nope"), "no event 'nope'"),
+        (("clip", "cam_1"), "give a camera and --from"),
+    ):
+        refused = camctl(*args, config=config)
+        assert refused.returncode == 2 and message in refused.stderr, (args, refused.stderr)

@@ -45,6 +45,17 @@ def show_event(root: Path, event_id: str) -> Event:
     return event
 
 
+EVENT_MARGIN = 5.0  # seconds of footage before and after an event in its clip
+
+
+def event_window(root: Path, event_id: str, margin: float = EVENT_MARGIN) -> tuple[str, float, float]:
+    """(camera id, from, to) of the footage around an event; one still going on ends at its last
+    sighting."""
+    event = show_event(root, event_id)
+    end = event.end if event.end is not None else event.last_seen
+    return event.camera_id, event.start - margin, end + margin
+
+
 def review_events(root: Path, event_ids: list[str] | None, reviewed: bool = True) -> int:
     """Marks these events (None: every one) reviewed, or not any more; how many changed. An id
     that is not there is a UsageError naming it, and nothing changes."""
