@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from camctl.bus import subjects
 from camctl.rules.polygons import Polygon
+
+if TYPE_CHECKING:
+    from camctl.config import MotionConfig
 
 WIDTH = 160  # pixels across the small image differencing runs on
 START_FRAMES = 2  # pictures with motion in a row before motion starts (one bright flash is not motion)
@@ -31,6 +34,11 @@ class Sensitivity:
     min_area: float = 0.005  # fraction of the picture that must change
     hold: float = 2.0  # seconds without motion before it ends
     mask: tuple[Polygon, ...] = ()  # where motion is ignored (a clock overlay, a tree): fractions of the picture
+
+    @classmethod
+    def of(cls, config: MotionConfig) -> Sensitivity:
+        """A camera's `motion:` settings."""
+        return cls(config.threshold, config.min_area, config.hold, tuple(config.mask))
 
 
 @dataclass(frozen=True)

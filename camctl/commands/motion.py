@@ -35,8 +35,7 @@ def watch_camera(
     on_event: Callable[[MotionEvent], None],
 ) -> None:
     """Runs in a thread per camera until stop; reattaches when frames stop coming."""
-    m = camera.motion
-    detector = MotionDetector(camera.id, Sensitivity(m.threshold, m.min_area, m.hold, tuple(m.mask)))
+    detector = MotionDetector(camera.id, Sensitivity.of(camera.motion))
     while not stop.is_set():
         try:
             with Frames(camera.id, fps=fps, nats_url=bus[0], nats=bus[1], timeout=5.0) as frames:

@@ -109,13 +109,11 @@ def read_config(explicit: Path | None = None, environ: Mapping[str, str] | None 
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     env_file = EnvFile.beside(path)
-    if env_file is None:
-        config = parse_config(text, str(path), env)
-        return LoadedConfig(config, secrets_of(config))
+    variables = dict(env_file.values) if env_file is not None else {}
+    unreadable = f"{env_file.path} is not readable: {env_file.problem}" if env_file and env_file.problem else None
     # The process environment wins over the file, as a variable given on the command line should.
-    unreadable = f"{env_file.path} is not readable: {env_file.problem}" if env_file.problem else None
-    config = parse_config(text, str(path), {**env_file.values, **env}, unreadable)
-    return LoadedConfig(config, secrets_of(config), dict(env_file.values))
+    config = parse_config(text, str(path), {**variables, **env}, unreadable)
+    return LoadedConfig(config, secrets_of(config), variables)
 
 
 def load_config(explicit: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:

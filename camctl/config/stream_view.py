@@ -42,8 +42,8 @@ class StreamView:
     @property
     def footage_id(self) -> str:
         """The folder this view's recordings go to: the camera's id for main, cam_1.sub for a
-        sub stream (a dot is never in a camera id, so the two cannot meet)."""
-        return self.id if self.stream == MAIN else f"{self.id}.{self.stream}"
+        sub stream (CameraConfig.footage_of: the one rule for it)."""
+        return self.camera.footage_of(self.stream)
 
     @property
     def is_demo(self) -> bool:

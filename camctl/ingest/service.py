@@ -150,8 +150,7 @@ class IngestService:
                 self.hubs[cam.id, name] = LiveHub(stream, self._loop, self.config.http.max_viewers)
         self.rings[cam.id] = RingPublisher(cam.id, self.config.node, cam.analysis)
         if self._detects_motion(cam):
-            m = cam.motion
-            self.motion[cam.id] = MotionDetector(cam.id, Sensitivity(m.threshold, m.min_area, m.hold, tuple(m.mask)))
+            self.motion[cam.id] = MotionDetector(cam.id, Sensitivity.of(cam.motion))
         self.live[cam.id], self.sessions[cam.id] = feeds, sessions
         self.by_name[cam.id] = self.by_name[cam.slug] = feeds
         for session in sessions:
